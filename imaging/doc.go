@@ -1,0 +1,40 @@
+// Package imaging is the domain library of the delivery edge's image service
+// (SPEC §6). It knows nothing about Caddy; the caddymodule package adapts it.
+//
+// The package holds:
+//
+//   - the URL format: [Parse] and [BuildURL] for
+//     /<prefix>/<uuid>/<imageStamp>/<variantStamp>/<variant>[/<slug>].<format>;
+//   - variant generation: [Generator] decodes an original with a pixel and
+//     byte limit checked before decoding, honours EXIF orientation, crops to
+//     the variant's aspect ratio around the focal point, resizes and encodes
+//     JPEG, PNG, GIF or WebP;
+//   - the image store: the [Store] interface with a folder implementation
+//     ([FolderStore]) and an S3 implementation ([S3Store]);
+//   - the access logic: [Access], a net/http handler that serves a variant
+//     from the store or generates it from the original fetched through [CMS];
+//   - the update logic: [Updater], which applies CMS change events to the
+//     store, and its cleanup job;
+//   - the health check: [CheckHealth].
+//
+// # Store key layout
+//
+// All keys are relative to the store's root (folder or bucket + optional
+// prefix):
+//
+//	img/<uuid>/_state                                   image state record
+//	img/<uuid>/<variant>/<imageMs>-<variantMs>/<width>.<ext>  generated variant
+//	var/<variant>/<uuid>                                 variant index marker
+//	sys/variants                                         last seen variant definitions
+//
+// The image state record holds the image document's modification time and
+// state (published, offline, deleted) as JSON and, duplicated, as object
+// metadata and tags. The access side reads it to find the current version
+// without asking the CMS, and answers 404 (offline) or 410 (deleted) from it.
+// Variant objects carry the versions they were generated from in their key,
+// so a generation racing with an update can never make stale bytes current;
+// superseded versions are removed by [Updater.Cleanup]. A change of an image
+// deletes the prefix img/<uuid>/; a change of a variant definition lists the
+// index var/<variant>/ and deletes img/<uuid>/<variant>/ for each image found,
+// so both are bounded by the amount of data they remove.
+package imaging
