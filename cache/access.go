@@ -1,0 +1,107 @@
+package cache
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/maphash"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+const accessShards = 64
+
+// AccessLog records when cached files were last read. Hits only touch one
+// of many small shards in memory; Flush writes the collected times to the
+// registry in one transaction, never on the hit path.
+type AccessLog struct {
+	seed   maphash.Seed
+	shards [accessShards]accessShard
+}
+
+type accessShard struct {
+	mu sync.Mutex
+	m  map[FileID]int64
+	_  [40]byte // keep shards on separate cache lines
+}
+
+// NewAccessLog returns an empty log.
+func NewAccessLog() *AccessLog {
+	a := &AccessLog{seed: maphash.MakeSeed()}
+	for i := range a.shards {
+		a.shards[i].m = map[FileID]int64{}
+	}
+	return a
+}
+
+func (a *AccessLog) shard(id FileID) *accessShard {
+	h := maphash.String(a.seed, id.File) ^ uint64(id.Root)
+	return &a.shards[h%accessShards]
+}
+
+// Touch records an access at ms (Unix milliseconds).
+func (a *AccessLog) Touch(id FileID, ms int64) {
+	s := a.shard(id)
+	s.mu.Lock()
+	if s.m[id] < ms {
+		s.m[id] = ms
+	}
+	s.mu.Unlock()
+}
+
+// Pending returns the newest access not yet flushed, or 0.
+func (a *AccessLog) Pending(id FileID) int64 {
+	s := a.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[id]
+}
+
+// Flush writes every collected access time into the registry and forgets
+// it. On failure the times are kept for the next attempt.
+func (a *AccessLog) Flush(db *bolt.DB) (int, error) {
+	batch := map[FileID]int64{}
+	for i := range a.shards {
+		s := &a.shards[i]
+		s.mu.Lock()
+		if len(s.m) > 0 {
+			for id, ms := range s.m {
+				batch[id] = ms
+			}
+			s.m = make(map[FileID]int64, len(s.m))
+		}
+		s.mu.Unlock()
+	}
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	err := db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAccess)
+		for id, ms := range batch {
+			k := id.key()
+			if old := b.Get(k); len(old) == 8 && int64(binary.BigEndian.Uint64(old)) >= ms {
+				continue
+			}
+			if err := b.Put(k, binary.BigEndian.AppendUint64(nil, uint64(ms))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for id, ms := range batch {
+			a.Touch(id, ms)
+		}
+		return 0, fmt.Errorf("write access times: %w", err)
+	}
+	return len(batch), nil
+}
+
+// LastAccess is the newest known access of a file (pending or stored).
+func (a *AccessLog) LastAccess(tx *bolt.Tx, id FileID) int64 {
+	ms := a.Pending(id)
+	if v := tx.Bucket(bucketAccess).Get(id.key()); len(v) == 8 {
+		ms = max(ms, int64(binary.BigEndian.Uint64(v)))
+	}
+	return ms
+}

@@ -1,0 +1,75 @@
+package cache
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// outcome is how a render ended, as the requests that waited for it see it.
+type outcome int
+
+const (
+	outcomeStored      outcome = iota // the new file is in place
+	outcomePassthrough                // a valid answer that must not be shared (not cacheable)
+	outcomeGone                       // 404/410: file and .old deleted
+	outcomeFailed                     // 5xx, timeout or an error writing the file
+	outcomeOutdated                   // invalidated while rendering: kept as ".old" only
+)
+
+// flight is one render in progress for one file.
+type flight struct {
+	done chan struct{}
+	// Set by the leader before done is closed.
+	outcome outcome
+	status  int
+	// invalidated is set when the file is invalidated while the render
+	// runs: its result may predate the change and is kept only as ".old".
+	invalidated atomic.Bool
+}
+
+// flights coalesces renders: at most one per file at a time.
+type flights struct {
+	mu sync.Mutex
+	m  map[string]*flight
+}
+
+func newFlights() *flights { return &flights{m: map[string]*flight{}} }
+
+// join returns the flight for file and whether the caller leads it (must
+// render and then call finish).
+func (g *flights) join(file string) (*flight, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f, ok := g.m[file]; ok {
+		return f, false
+	}
+	f := &flight{done: make(chan struct{})}
+	g.m[file] = f
+	return f, true
+}
+
+// finish publishes the leader's result and wakes the waiters.
+func (g *flights) finish(file string, f *flight, o outcome, status int) {
+	f.outcome, f.status = o, status
+	g.mu.Lock()
+	delete(g.m, file)
+	g.mu.Unlock()
+	close(f.done)
+}
+
+// invalidate marks a render in progress for file as outdated.
+func (g *flights) invalidate(file string) {
+	g.mu.Lock()
+	if f, ok := g.m[file]; ok {
+		f.invalidated.Store(true)
+	}
+	g.mu.Unlock()
+}
+
+// active reports whether a render for file is in progress.
+func (g *flights) active(file string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.m[file]
+	return ok
+}

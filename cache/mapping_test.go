@@ -1,0 +1,109 @@
+package cache
+
+import (
+	"errors"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func mustURL(t testing.TB, target string) *url.URL {
+	t.Helper()
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		t.Fatalf("parse %q: %v", target, err)
+	}
+	return u
+}
+
+func TestMapperMap(t *testing.T) {
+	m := &Mapper{QueryParams: []string{"page", "q"}, ReservedSuffixes: []string{".gz", ".br"}}
+	tests := []struct {
+		target, key, file, ext string
+		err                    error
+	}{
+		{"/", "/", "index.html", ".html", nil},
+		{"/index.html", "/", "index.html", ".html", nil},
+		{"/politik/", "/politik/", "politik/index.html", ".html", nil},
+		{"/politik/index.html", "/politik/", "politik/index.html", ".html", nil},
+		{"/politik/story100.html", "/politik/story100.html", "politik/story100.html", ".html", nil},
+		{"/politik/story100", "/politik/story100", "politik/story100", "", nil},
+		{"/a%20b.html", "/a%20b.html", "a%20b.html", ".html", nil},
+		{"/a%25b", "/a%25b", "a%25b", "", nil},
+		{"/a%3Fb", "/a%3Fb", "a%3Fb", "", nil},
+		{"/%C3%BCber.html", "/%C3%BCber.html", "%C3%BCber.html", ".html", nil},
+		{"/list.html?page=2", "/list.html?page=2", "list.html?page=2", ".html", nil},
+		{"/list.html?q=a+b&page=2", "/list.html?page=2&q=a+b", "list.html?page=2&q=a%2Bb", ".html", nil},
+		{"/list.html?page=2&q=a+b", "/list.html?page=2&q=a+b", "list.html?page=2&q=a%2Bb", ".html", nil},
+		{"/list.html?page=a.old", "/list.html?page=a.old", "list.html?page=a%2Eold", ".html", nil},
+		{"/dir/?page=1", "/dir/?page=1", "dir/index.html?page=1", ".html", nil},
+		{"/list.html?", "/list.html", "list.html", ".html", nil},
+		{"/list.html?utm_source=x", "", "", "", ErrNotCacheable},
+		{"/a%2Fb", "", "", "", ErrNotCacheable},
+		{"/a//b", "", "", "", ErrNotCacheable},
+		{"/" + strings.Repeat("x", 256), "", "", "", ErrNotCacheable},
+		{"/" + strings.Repeat("x/", 1100) + "y", "", "", "", ErrNotCacheable},
+		{"/a/../b", "", "", "", ErrBadPath},
+		{"/a/./b", "", "", "", ErrBadPath},
+		{"/..", "", "", "", ErrBadPath},
+		{"/a%00b", "", "", "", ErrBadPath},
+		{"/story.html.old", "", "", "", ErrForbidden},
+		{"/story.html.OLD", "", "", "", ErrForbidden},
+		{"/story.html.%6Fld", "", "", "", ErrForbidden},
+		{"/dir.old/x.html", "", "", "", ErrForbidden},
+		{"/.delivery-tmp/x", "", "", "", ErrForbidden},
+		{"/.Delivery-tmp/x", "", "", "", ErrForbidden},
+		{"/story.html.gz", "", "", "", ErrForbidden},
+		{"/story.html.Br", "", "", "", ErrForbidden},
+		{"/gz/story.html", "/gz/story.html", "gz/story.html", ".html", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			got, err := m.Map(mustURL(t, tt.target))
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			if err != nil {
+				return
+			}
+			if got.Key != tt.key || got.File != tt.file || got.Ext != tt.ext {
+				t.Fatalf("got %+v, want key=%q file=%q ext=%q", got, tt.key, tt.file, tt.ext)
+			}
+			checkMappingInvariants(t, m, got)
+		})
+	}
+}
+
+// checkMappingInvariants asserts what every successful mapping guarantees:
+// the name stays inside the docroot, is not internal, and is a bijection
+// with its canonical key.
+func checkMappingInvariants(t testing.TB, m *Mapper, got Target) {
+	t.Helper()
+	if !filepath.IsLocal(got.File) || strings.ContainsRune(got.File, 0) || strings.Contains(got.File, "\\") {
+		t.Fatalf("file %q is not a local name", got.File)
+	}
+	for _, seg := range strings.Split(got.File, "/") {
+		lower := strings.ToLower(seg)
+		if seg == "" || seg == "." || seg == ".." || strings.HasSuffix(lower, OldSuffix) ||
+			strings.HasPrefix(lower, InternalPrefix) || len(seg) > maxSegmentBytes {
+			t.Fatalf("file %q has a bad segment %q", got.File, seg)
+		}
+	}
+	key, ok := KeyForFile(got.File)
+	if !ok || key != got.Key {
+		t.Fatalf("KeyForFile(%q) = %q, %v; want %q", got.File, key, ok, got.Key)
+	}
+	again, err := m.Map(mustURL(t, got.Key))
+	if err != nil || again.File != got.File || again.Key != got.Key {
+		t.Fatalf("Map(key %q) = %+v, %v; want file %q", got.Key, again, err, got.File)
+	}
+}
+
+func TestKeyForFileRejectsForeignNames(t *testing.T) {
+	for _, name := range []string{"", "a//b", "../x", "a/./b", "a%2fb", "a%41", "a b", "x?%zz", "x?", "a%4"} {
+		if key, ok := KeyForFile(name); ok {
+			t.Errorf("KeyForFile(%q) = %q, want rejection", name, key)
+		}
+	}
+}

@@ -1,0 +1,460 @@
+package cache
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+)
+
+// Bucket names of the registry file.
+var (
+	bucketRoots     = []byte("roots")     // docroot path -> root id
+	bucketEntries   = []byte("entries")   // file id -> Entry (JSON)
+	bucketIndex     = []byte("index")     // kind + name + 0 + file id -> props or hash
+	bucketExpiry    = []byte("expiry")    // big-endian ms + file id -> ""
+	bucketAccess    = []byte("access")    // file id -> big-endian ms of the last access
+	bucketResources = []byte("resources") // resource name -> newest hash seen
+	bucketMeta      = []byte("meta")      // small named values
+)
+
+// RegistryFile is the name of the bbolt file inside the data folder.
+const RegistryFile = "registry.db"
+
+// FileID names a cached file: the docroot it lives in and its slash-
+// separated name relative to that docroot.
+type FileID struct {
+	Root uint16
+	File string
+}
+
+func (id FileID) key() []byte {
+	k := make([]byte, 2+len(id.File))
+	binary.BigEndian.PutUint16(k, id.Root)
+	copy(k[2:], id.File)
+	return k
+}
+
+func fileIDOf(k []byte) FileID {
+	return FileID{Root: binary.BigEndian.Uint16(k), File: string(k[2:])}
+}
+
+// Entry is what the registry knows about one cached file.
+type Entry struct {
+	// Key is the canonical URL of the file (see Mapper).
+	Key string `json:"k"`
+	// Host is the Host header of the request that rendered it; pre-
+	// generation renders with the same host.
+	Host string `json:"h,omitempty"`
+	// Created is when the file was written (Unix ms).
+	Created int64        `json:"c"`
+	Deps    []Dependency `json:"d,omitempty"`
+	Keys    []string     `json:"y,omitempty"`
+	// Expires is the scheduled invalidation time (Unix ms, 0 = none).
+	Expires int64 `json:"e,omitempty"`
+	// Force is set when the render asked to always be pre-generated.
+	Force bool `json:"f,omitempty"`
+}
+
+// Registry is the persistent record of every cached file, its dependencies
+// and the reverse indexes from documents, nodes, resources and keys to files.
+// Writes go through a journal and are applied in batches in the background,
+// so a response never waits for the database; reads see the journal's
+// pending records, so they are correct in the meantime.
+type Registry struct {
+	db      *bolt.DB
+	log     *zap.Logger
+	journal *journal
+
+	mu      sync.Mutex
+	pending map[FileID]pendingRecord // written to the journal, not yet to bbolt
+	wake    chan struct{}
+	applied *sync.Cond // broadcast after every applied batch
+	closing chan struct{}
+	done    chan struct{}
+}
+
+type pendingRecord struct {
+	seq   uint64
+	entry *Entry // nil: the file was removed
+}
+
+// OpenRegistry opens (or creates) the registry in dir, replays the journal
+// of writes that a crash interrupted, and starts the background writer.
+func OpenRegistry(dir string, log *zap.Logger) (*Registry, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data folder: %w", err)
+	}
+	path := filepath.Join(dir, RegistryFile)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open registry %s: it is locked by another process", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open registry %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketRoots, bucketEntries, bucketIndex, bucketExpiry, bucketAccess,
+			bucketResources, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("prepare registry %s: %w", path, err)
+	}
+	r := &Registry{db: db, log: log, pending: map[FileID]pendingRecord{},
+		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
+	r.applied = sync.NewCond(&r.mu)
+	if r.journal, err = openJournal(filepath.Join(dir, "journal.log")); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := r.replay(); err != nil {
+		r.journal.close()
+		db.Close()
+		return nil, err
+	}
+	go r.writer()
+	return r, nil
+}
+
+// DB exposes the bbolt file to the other parts of the package (queues,
+// flush log, source time) so their writes can share a transaction.
+func (r *Registry) DB() *bolt.DB { return r.db }
+
+// Close applies what is pending and closes the file.
+func (r *Registry) Close() error {
+	close(r.closing)
+	<-r.done
+	jerr := r.journal.close()
+	return errors.Join(jerr, r.db.Close())
+}
+
+// Root returns the id of a docroot, assigning one on first use.
+func (r *Registry) Root(docroot string) (uint16, error) {
+	var id uint16
+	err := r.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRoots)
+		if v := b.Get([]byte(docroot)); len(v) == 2 {
+			id = binary.BigEndian.Uint16(v)
+			return nil
+		}
+		n := b.Stats().KeyN
+		if n >= 1<<16-1 {
+			return errors.New("too many docroots")
+		}
+		id = uint16(n + 1)
+		return b.Put([]byte(docroot), binary.BigEndian.AppendUint16(nil, id))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("register docroot %s: %w", docroot, err)
+	}
+	return id, nil
+}
+
+// Put records a freshly written file. It returns once the record is in the
+// journal; the database follows in the background.
+func (r *Registry) Put(id FileID, e Entry) error { return r.submit(id, &e) }
+
+// Remove forgets a file.
+func (r *Registry) Remove(id FileID) error { return r.submit(id, nil) }
+
+func (r *Registry) submit(id FileID, e *Entry) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seq, err := r.journal.append(journalRecord{Root: id.Root, File: id.File, Entry: e})
+	if err != nil {
+		return err
+	}
+	r.pending[id] = pendingRecord{seq: seq, entry: e}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Sync waits until every record submitted so far is in the database.
+func (r *Registry) Sync() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	target := r.journal.lastSeq()
+	for r.journal.appliedSeq() < target {
+		select {
+		case <-r.done:
+			return
+		default:
+		}
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+		r.applied.Wait()
+	}
+}
+
+// Get returns the entry of a file.
+func (r *Registry) Get(id FileID) (Entry, bool, error) {
+	r.mu.Lock()
+	p, ok := r.pending[id]
+	r.mu.Unlock()
+	if ok {
+		if p.entry == nil {
+			return Entry{}, false, nil
+		}
+		return *p.entry, true, nil
+	}
+	var e Entry
+	var found bool
+	err := r.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketEntries).Get(id.key())
+		if v == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(v, &e)
+	})
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("read registry entry %s: %w", id.File, err)
+	}
+	return e, found, nil
+}
+
+// Find calls fn for every file with a dependency of the given kind on name,
+// with that dependency, until fn returns false. It sees pending writes.
+func (r *Registry) Find(kind DepKind, name string, fn func(FileID, Dependency) bool) error {
+	r.mu.Lock()
+	pending := make(map[FileID]*Entry, len(r.pending))
+	for id, p := range r.pending {
+		pending[id] = p.entry
+	}
+	r.mu.Unlock()
+	prefix := indexPrefix(kind, name)
+	err := r.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketIndex).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			id := fileIDOf(k[len(prefix):])
+			if _, overridden := pending[id]; overridden {
+				continue
+			}
+			if !fn(id, dependencyFromIndex(kind, name, v)) {
+				return errStop
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("search registry for %s %q: %w", kind, name, err)
+	}
+	for id, e := range pending {
+		if e == nil {
+			continue
+		}
+		for _, d := range e.indexDeps() {
+			if d.Kind == kind && d.Name == name && !fn(id, d) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+var errStop = errors.New("stop")
+
+// indexDeps is every reverse-index item of an entry, keys included.
+func (e *Entry) indexDeps() []Dependency {
+	deps := e.Deps
+	if len(e.Keys) > 0 {
+		deps = make([]Dependency, 0, len(e.Deps)+len(e.Keys))
+		deps = append(deps, e.Deps...)
+		for _, k := range e.Keys {
+			deps = append(deps, Dependency{Kind: DepKey, Name: k})
+		}
+	}
+	return deps
+}
+
+func indexPrefix(kind DepKind, name string) []byte {
+	p := make([]byte, 0, 2+len(name))
+	p = append(p, byte(kind))
+	p = append(p, name...)
+	return append(p, 0)
+}
+
+func indexValue(d Dependency) []byte {
+	if d.Kind == DepResource {
+		return []byte(d.Hash)
+	}
+	return []byte(strings.Join(d.Props, " "))
+}
+
+func dependencyFromIndex(kind DepKind, name string, v []byte) Dependency {
+	d := Dependency{Kind: kind, Name: name}
+	switch {
+	case kind == DepResource:
+		d.Hash = string(v)
+	case len(v) > 0:
+		d.Props = strings.Fields(string(v))
+	}
+	return d
+}
+
+// applyRecord writes one journal record into the database.
+func applyRecord(tx *bolt.Tx, id FileID, e *Entry) error {
+	key := id.key()
+	entries := tx.Bucket(bucketEntries)
+	if old := entries.Get(key); old != nil {
+		var prev Entry
+		if err := json.Unmarshal(old, &prev); err != nil {
+			return fmt.Errorf("decode entry %s: %w", id.File, err)
+		}
+		if err := unindex(tx, key, &prev); err != nil {
+			return err
+		}
+	}
+	if e == nil {
+		if err := entries.Delete(key); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketAccess).Delete(key)
+	}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode entry %s: %w", id.File, err)
+	}
+	if err := entries.Put(key, v); err != nil {
+		return err
+	}
+	idx := tx.Bucket(bucketIndex)
+	for _, d := range e.indexDeps() {
+		if err := idx.Put(append(indexPrefix(d.Kind, d.Name), key...), indexValue(d)); err != nil {
+			return err
+		}
+		if d.Kind == DepResource {
+			if err := tx.Bucket(bucketResources).Put([]byte(d.Name), []byte(d.Hash)); err != nil {
+				return err
+			}
+		}
+	}
+	if e.Expires > 0 {
+		return tx.Bucket(bucketExpiry).Put(expiryKey(e.Expires, key), nil)
+	}
+	return nil
+}
+
+func unindex(tx *bolt.Tx, key []byte, e *Entry) error {
+	idx := tx.Bucket(bucketIndex)
+	for _, d := range e.indexDeps() {
+		if err := idx.Delete(append(indexPrefix(d.Kind, d.Name), key...)); err != nil {
+			return err
+		}
+	}
+	if e.Expires > 0 {
+		return tx.Bucket(bucketExpiry).Delete(expiryKey(e.Expires, key))
+	}
+	return nil
+}
+
+func expiryKey(ms int64, fileKey []byte) []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(fileKey)), uint64(ms))
+	return append(k, fileKey...)
+}
+
+// replay applies journal records that a crash left unapplied.
+func (r *Registry) replay() error {
+	recs, err := r.journal.unapplied(r.db)
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return r.journal.reset()
+	}
+	if err := r.apply(recs); err != nil {
+		return fmt.Errorf("replay registry journal: %w", err)
+	}
+	r.journal.markApplied(recs[len(recs)-1].Seq)
+	r.log.Info("registry journal replayed", zap.Int("records", len(recs)))
+	return r.journal.reset()
+}
+
+func (r *Registry) apply(recs []journalRecord) error {
+	return r.db.Update(func(tx *bolt.Tx) error {
+		for _, rec := range recs {
+			if err := applyRecord(tx, FileID{rec.Root, rec.File}, rec.Entry); err != nil {
+				return err
+			}
+		}
+		return setAppliedSeq(tx, recs[len(recs)-1].Seq)
+	})
+}
+
+// writer applies pending journal records in batches until Close.
+func (r *Registry) writer() {
+	defer close(r.done)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		closing := false
+		select {
+		case <-r.wake:
+		case <-tick.C:
+		case <-r.closing:
+			closing = true
+		}
+		r.flushPending()
+		if closing {
+			return
+		}
+	}
+}
+
+const maxBatch = 2000
+
+func (r *Registry) flushPending() {
+	for {
+		r.mu.Lock()
+		recs := r.journal.take(maxBatch)
+		r.mu.Unlock()
+		if len(recs) == 0 {
+			return
+		}
+		err := r.apply(recs)
+		r.mu.Lock()
+		if err != nil {
+			r.journal.giveBack(recs)
+			r.mu.Unlock()
+			r.log.Error("applying registry journal failed; will retry", zap.Error(err))
+			return
+		}
+		r.journal.markApplied(recs[len(recs)-1].Seq)
+		for _, rec := range recs {
+			id := FileID{rec.Root, rec.File}
+			if p, ok := r.pending[id]; ok && p.seq == rec.Seq {
+				delete(r.pending, id)
+			}
+		}
+		if len(r.pending) == 0 {
+			if err := r.journal.truncateIfLarge(); err != nil {
+				r.log.Warn("truncating registry journal failed", zap.Error(err))
+			}
+		}
+		r.applied.Broadcast()
+		r.mu.Unlock()
+	}
+}

@@ -1,0 +1,269 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+var errRenderTimeout = errors.New("render timed out")
+
+// DefaultRenderTimeout bounds a render when the site sets no timeout.
+const DefaultRenderTimeout = 30 * time.Second
+
+// lead renders t for everyone waiting on f. The client's request is
+// answered as the render streams when it can be (a plain GET); otherwise
+// (HEAD, ranges, conditions) the file is rendered first and then served.
+// pregen renders for the pre-generation queue: no client is waiting and
+// the current file stays in place until the new one replaces it.
+func (s *Site) lead(w http.ResponseWriter, r *http.Request, t Target, f *flight, render RenderFunc, pregen bool) (err error) {
+	o, status := outcomeFailed, http.StatusBadGateway
+	defer func() { s.Store.flights.finish(t.File, f, o, status) }()
+
+	timeout := s.RenderTimeout
+	if timeout <= 0 {
+		timeout = DefaultRenderTimeout
+	}
+	// The render outlives the client that started it: others wait for it.
+	ctx, cancel := context.WithTimeoutCause(context.WithoutCancel(r.Context()), timeout, errRenderTimeout)
+	defer cancel()
+
+	tw := &teeWriter{site: s, t: t, host: r.Host, header: http.Header{}, now: time.Now()}
+	if !pregen {
+		tw.client = w
+		tw.stream = r.Method == http.MethodGet && !hasConditionsOrRange(r)
+	}
+	defer tw.discardTemp()
+	renderErr, aborted := callRender(render, tw, renderRequest(r, ctx))
+	if aborted {
+		// The backend's answer broke off mid-stream: nothing is kept, and a
+		// client that got part of it must see the connection abort too.
+		s.Store.log.Warn("render aborted mid-response", zap.String("url", t.Key))
+		if tw.wroteClient {
+			panic(http.ErrAbortHandler)
+		}
+		renderErr = errors.New("render aborted mid-response")
+	}
+	if renderErr != nil && !tw.wroteHeader {
+		status = statusOf(renderErr)
+		if !pregen && s.serveOld(w, r, t) {
+			return nil
+		}
+		return renderErr
+	}
+	o, status = tw.finish(renderErr, f)
+	switch {
+	case pregen || tw.wroteClient:
+		return nil
+	case o == outcomeStored:
+		if file, info, ok := s.Store.openRegular(t.File); ok {
+			defer file.Close()
+			serveFile(w, r, file, info, t, false)
+			return nil
+		}
+		return render(w, r) // invalidated at once: answer this one directly
+	case status >= 500 && s.serveOld(w, r, t):
+		return nil
+	}
+	return &StatusError{Code: status, Err: errors.New("render failed")}
+}
+
+// callRender runs the render and turns the abort panic reverse_proxy uses
+// for a broken stream into a result.
+func callRender(render RenderFunc, w http.ResponseWriter, r *http.Request) (err error, aborted bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler { //nolint:errorlint // sentinel panic value
+				panic(v)
+			}
+			aborted = true
+		}
+	}()
+	return render(w, r), false
+}
+
+// renderRequest is the request sent to the render backend: a plain GET for
+// the whole, unencoded representation.
+func renderRequest(r *http.Request, ctx context.Context) *http.Request {
+	rr := r.Clone(ctx)
+	rr.Method = http.MethodGet
+	for _, h := range []string{"Accept-Encoding", "Range", "If-Range", "If-None-Match", "If-Modified-Since",
+		"If-Match", "If-Unmodified-Since"} {
+		rr.Header.Del(h)
+	}
+	return rr
+}
+
+func hasConditionsOrRange(r *http.Request) bool {
+	h := r.Header
+	return h.Get("Range") != "" || h.Get("If-None-Match") != "" || h.Get("If-Modified-Since") != "" ||
+		h.Get("If-Match") != "" || h.Get("If-Unmodified-Since") != ""
+}
+
+// teeWriter receives the render backend's answer, writes a cacheable one
+// to a temp file and, when streaming, to the client at the same time. A
+// client that goes away does not stop the render.
+type teeWriter struct {
+	site   *Site
+	t      Target
+	host   string
+	header http.Header
+	now    time.Time
+	client http.ResponseWriter // nil for pre-generation
+	stream bool                // copy to the client while rendering
+
+	wroteHeader bool
+	wroteClient bool // the client has got (part of) this answer
+	clientDead  bool
+	status      int
+	info        RenderInfo
+	tmp         *os.File
+	tmpName     string
+	tmpErr      error
+	written     int64
+}
+
+func (tw *teeWriter) Header() http.Header { return tw.header }
+
+func (tw *teeWriter) WriteHeader(code int) {
+	if tw.wroteHeader || code < 200 {
+		return // informational answers are not part of the cached page
+	}
+	tw.wroteHeader, tw.status = true, code
+	info, perr := ParseRenderInfo(tw.header, tw.now)
+	tw.info = info
+	store := tw.site.Store
+	cacheable := code == http.StatusOK && perr == nil && !info.Uncacheable && identityEncoded(tw.header)
+	if perr != nil {
+		store.log.Warn("render reported malformed headers; not cached", zap.String("url", tw.t.Key), zap.Error(perr))
+	}
+	if cacheable {
+		tw.tmp, tw.tmpName, tw.tmpErr = store.createTemp()
+		if tw.tmpErr != nil {
+			store.log.Error("cannot cache render", zap.String("url", tw.t.Key), zap.Error(tw.tmpErr))
+		}
+	}
+	StripRenderHeaders(tw.header, tw.tmp != nil)
+	// A failed render with a stale copy at hand, and any answer to a
+	// client that asked for a range or a condition, are answered after
+	// the render instead; everything else streams.
+	passOn := tw.client != nil && (tw.stream || tw.tmp == nil) &&
+		!(code >= 500 && tw.hasOld())
+	if !passOn {
+		return
+	}
+	dst := tw.client.Header()
+	for k, v := range tw.header {
+		dst[k] = v
+	}
+	tw.wroteClient = true
+	tw.client.WriteHeader(code)
+}
+
+func (tw *teeWriter) hasOld() bool {
+	f, _, ok := tw.site.Store.openRegular(tw.t.File + OldSuffix)
+	if ok {
+		f.Close()
+	}
+	return ok
+}
+
+func identityEncoded(h http.Header) bool {
+	ce := h.Get("Content-Encoding")
+	return ce == "" || ce == "identity"
+}
+
+func (tw *teeWriter) Write(p []byte) (int, error) {
+	if !tw.wroteHeader {
+		tw.WriteHeader(http.StatusOK)
+	}
+	if tw.tmp != nil && tw.tmpErr == nil {
+		n, err := tw.tmp.Write(p)
+		tw.written += int64(n)
+		if err != nil {
+			tw.tmpErr = err
+		}
+	}
+	if tw.wroteClient && !tw.clientDead {
+		if _, err := tw.client.Write(p); err != nil {
+			tw.clientDead = true // keep rendering for the file and the others
+		}
+	}
+	return len(p), nil
+}
+
+// Flush passes flushes on to a streaming client.
+func (tw *teeWriter) Flush() {
+	if tw.wroteClient && !tw.clientDead {
+		_ = http.NewResponseController(tw.client).Flush()
+	}
+}
+
+// finish installs a complete cacheable render, or cleans up after any
+// other answer, and says how the render ended.
+func (tw *teeWriter) finish(renderErr error, f *flight) (outcome, int) {
+	store := tw.site.Store
+	switch {
+	case tw.status == http.StatusNotFound || tw.status == http.StatusGone:
+		store.Purge(tw.t.File)
+		if err := store.reg.Remove(store.ID(tw.t.File)); err != nil {
+			store.log.Error("cannot record removal", zap.String("url", tw.t.Key), zap.Error(err))
+		}
+		return outcomeGone, tw.status
+	case tw.status >= 500:
+		return outcomeFailed, tw.status
+	case tw.tmp == nil:
+		return outcomePassthrough, tw.status
+	}
+	if cl := tw.header.Get("Content-Length"); renderErr == nil && cl != "" && cl != itoa(tw.written) {
+		renderErr = errors.New("short body: " + itoa(tw.written) + " of " + cl + " bytes")
+	}
+	err := errors.Join(renderErr, tw.tmpErr, tw.tmp.Close())
+	tw.tmp = nil
+	if err != nil {
+		store.log.Error("render not cached", zap.String("url", tw.t.Key), zap.Error(err))
+		store.removeQuiet(tw.tmpName)
+		return outcomeFailed, http.StatusBadGateway
+	}
+	if f.invalidated.Load() {
+		// A change arrived while rendering; this result may predate it.
+		store.keepAsOld(tw.tmpName, tw.t.File)
+		return outcomeOutdated, tw.status
+	}
+	id := store.ID(tw.t.File)
+	entry := Entry{Key: tw.t.Key, Host: tw.host, Created: tw.now.UnixMilli(), Deps: tw.info.Deps, Keys: tw.info.Keys,
+		Force: tw.info.Pregenerate}
+	if !tw.info.Expires.IsZero() {
+		entry.Expires = tw.info.Expires.UnixMilli()
+	}
+	if err := store.reg.Put(id, entry); err != nil {
+		store.log.Error("cannot record render; not cached", zap.String("url", tw.t.Key), zap.Error(err))
+		store.removeQuiet(tw.tmpName)
+		return outcomePassthrough, tw.status
+	}
+	if err := store.install(tw.tmpName, tw.t.File); err != nil {
+		if !errors.Is(err, errConflict) {
+			store.log.Error("cannot install render", zap.String("url", tw.t.Key), zap.Error(err))
+		}
+		store.removeQuiet(tw.tmpName)
+		_ = store.reg.Remove(id)
+		return outcomePassthrough, tw.status
+	}
+	return outcomeStored, tw.status
+}
+
+// discardTemp removes a temp file that was not installed.
+func (tw *teeWriter) discardTemp() {
+	if tw.tmp != nil {
+		tw.tmp.Close()
+		tw.site.Store.removeQuiet(tw.tmpName)
+		tw.tmp = nil
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

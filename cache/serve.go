@@ -1,0 +1,156 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"mime"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+)
+
+// RenderFunc renders a request through the next handler (in Caddy: the
+// rest of the route, normally reverse_proxy to the render backend). An
+// error that carries an HTTP status implements StatusCoder.
+type RenderFunc func(w http.ResponseWriter, r *http.Request) error
+
+// StatusCoder is implemented by errors that carry an HTTP status.
+type StatusCoder interface{ HTTPStatus() int }
+
+// StatusError is an error with the HTTP status the client should get.
+type StatusError struct {
+	Code int
+	Err  error
+}
+
+func (e *StatusError) Error() string {
+	if e.Err == nil {
+		return http.StatusText(e.Code)
+	}
+	return e.Err.Error()
+}
+func (e *StatusError) Unwrap() error   { return e.Err }
+func (e *StatusError) HTTPStatus() int { return e.Code }
+
+func statusOf(err error) int {
+	var sc StatusCoder
+	if errors.As(err, &sc) {
+		return sc.HTTPStatus()
+	}
+	if errors.Is(err, errRenderTimeout) {
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+// Site serves one docroot for one handler configuration.
+type Site struct {
+	Store  *Store
+	Mapper Mapper
+	// RenderTimeout bounds one render; a render that takes longer counts as
+	// failed (the ".old" copy is served if there is one).
+	RenderTimeout time.Duration
+}
+
+// ServeHTTP answers a request from the docroot, or renders it through
+// render when the file is missing.
+func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, render RenderFunc) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return render(w, r)
+	}
+	t, err := s.Mapper.Map(r.URL)
+	switch {
+	case errors.Is(err, ErrNotCacheable):
+		return render(w, r)
+	case errors.Is(err, ErrForbidden):
+		return &StatusError{Code: http.StatusNotFound, Err: fmt.Errorf("%s: %w", r.URL.Path, err)}
+	case err != nil:
+		return &StatusError{Code: http.StatusBadRequest, Err: fmt.Errorf("%s: %w", r.URL.Path, err)}
+	}
+	if f, info, ok := s.Store.openRegular(t.File); ok {
+		defer f.Close()
+		s.Store.access.Touch(s.Store.ID(t.File), time.Now().UnixMilli())
+		serveFile(w, r, f, info, t, false)
+		return nil
+	}
+	return s.miss(w, r, t, render)
+}
+
+// serveFile answers from an open file with Content-Type, ETag,
+// Last-Modified, conditional requests, ranges and HEAD.
+func serveFile(w http.ResponseWriter, r *http.Request, f *os.File, info fs.FileInfo, t Target, stale bool) {
+	h := w.Header()
+	if ct := mime.TypeByExtension(t.Ext); ct != "" {
+		h.Set("Content-Type", ct)
+	}
+	h.Set("Etag", etagOf(info))
+	if stale {
+		h.Set(HeaderStale, "1")
+	}
+	http.ServeContent(w, r, "", info.ModTime(), f)
+}
+
+// etagOf is a strong validator from modification time and size, the way
+// Caddy's file_server makes it. Every write is a rename of a new file, so
+// the pair changes whenever the content does.
+func etagOf(info fs.FileInfo) string {
+	return `"` + strconv.FormatInt(info.ModTime().UnixNano(), 36) + strconv.FormatInt(info.Size(), 36) + `"`
+}
+
+// serveOld answers from the ".old" copy, if there is one.
+func (s *Site) serveOld(w http.ResponseWriter, r *http.Request, t Target) bool {
+	f, info, ok := s.Store.openRegular(t.File + OldSuffix)
+	if !ok {
+		return false
+	}
+	defer f.Close()
+	serveFile(w, r, f, info, t, true)
+	return true
+}
+
+// miss coalesces the renders of one file: the first request renders, the
+// others get the ".old" copy at once or wait for the render.
+func (s *Site) miss(w http.ResponseWriter, r *http.Request, t Target, render RenderFunc) error {
+	for attempt := 0; ; attempt++ {
+		f, leader := s.Store.flights.join(t.File)
+		if leader {
+			return s.lead(w, r, t, f, render, false)
+		}
+		if s.serveOld(w, r, t) {
+			return nil
+		}
+		select {
+		case <-f.done:
+		case <-r.Context().Done():
+			return r.Context().Err()
+		}
+		switch f.outcome {
+		case outcomeStored:
+			if file, info, ok := s.Store.openRegular(t.File); ok {
+				defer file.Close()
+				serveFile(w, r, file, info, t, false)
+				return nil
+			}
+			if attempt < 2 {
+				continue // invalidated again at once: join the next render
+			}
+			return render(w, r)
+		case outcomeOutdated:
+			if attempt < 2 {
+				continue
+			}
+			return render(w, r)
+		case outcomePassthrough:
+			return render(w, r)
+		case outcomeGone:
+			return &StatusError{Code: f.status, Err: fmt.Errorf("%s: gone at the render backend", t.Key)}
+		default:
+			if s.serveOld(w, r, t) {
+				return nil
+			}
+			return &StatusError{Code: f.status, Err: fmt.Errorf("render of %s failed", t.Key)}
+		}
+	}
+}

@@ -1,0 +1,163 @@
+package cache
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"syscall"
+
+	"go.uber.org/zap"
+)
+
+// Store is one docroot: the files the cache wrote, their ".old" copies and
+// a folder for files being written. Every access goes through an os.Root,
+// so no name and no symbolic link can lead outside the docroot. A Store is
+// shared by every handler (and every config generation) that serves the
+// same docroot, so renders of one file are coalesced across all of them.
+type Store struct {
+	dir     string
+	rootID  uint16
+	root    *os.Root
+	reg     *Registry
+	access  *AccessLog
+	log     *zap.Logger
+	flights *flights
+}
+
+func openStore(dir string, rootID uint16, reg *Registry, access *AccessLog, log *zap.Logger) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create docroot: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open docroot: %w", err)
+	}
+	if err := root.MkdirAll(TempDir, 0o700); err != nil {
+		root.Close()
+		return nil, fmt.Errorf("create %s in docroot: %w", TempDir, err)
+	}
+	s := &Store{dir: dir, rootID: rootID, root: root, reg: reg, access: access,
+		log: log.With(zap.String("docroot", dir)), flights: newFlights()}
+	s.removeStaleTemp()
+	return s, nil
+}
+
+// Dir is the docroot's path.
+func (s *Store) Dir() string { return s.dir }
+
+// ID returns the registry id of a file of this docroot.
+func (s *Store) ID(file string) FileID { return FileID{Root: s.rootID, File: file} }
+
+func (s *Store) close() error { return s.root.Close() }
+
+// removeStaleTemp deletes files a crash left in the temp folder; they are
+// never part of the docroot.
+func (s *Store) removeStaleTemp() {
+	entries, err := fs.ReadDir(s.root.FS(), TempDir)
+	if err != nil {
+		s.log.Warn("cannot list temp folder", zap.Error(err))
+		return
+	}
+	for _, e := range entries {
+		if err := s.root.Remove(path.Join(TempDir, e.Name())); err != nil {
+			s.log.Warn("cannot remove stale temp file", zap.String("file", e.Name()), zap.Error(err))
+		}
+	}
+	if len(entries) > 0 {
+		s.log.Info("removed files of interrupted renders", zap.Int("count", len(entries)))
+	}
+}
+
+// openRegular opens a file for serving; ok is false when there is none
+// (or it is not a regular file, e.g. a folder of deeper pages).
+func (s *Store) openRegular(name string) (*os.File, fs.FileInfo, bool) {
+	f, err := s.root.Open(name)
+	if err != nil {
+		return nil, nil, false
+	}
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, false
+	}
+	return f, info, true
+}
+
+// createTemp opens a new file in the temp folder.
+func (s *Store) createTemp() (*os.File, string, error) {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	name := path.Join(TempDir, hex.EncodeToString(b[:]))
+	f, err := s.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, "", fmt.Errorf("create temp file: %w", err)
+	}
+	return f, name, nil
+}
+
+// errConflict means the name is taken by a folder, or a parent by a file.
+var errConflict = errors.New("file and folder names conflict")
+
+// install renames a finished temp file into place, creating folders as
+// needed, and deletes the ".old" copy.
+func (s *Store) install(tmp, name string) error {
+	if dir := path.Dir(name); dir != "." {
+		if err := s.root.MkdirAll(dir, 0o755); err != nil {
+			if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
+				return errConflict
+			}
+			return fmt.Errorf("create folder for %s: %w", name, err)
+		}
+	}
+	if err := s.root.Rename(tmp, name); err != nil {
+		if errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) ||
+			errors.Is(err, syscall.ENOTEMPTY) {
+			return errConflict
+		}
+		return fmt.Errorf("rename into place %s: %w", name, err)
+	}
+	s.removeQuiet(name + OldSuffix)
+	return nil
+}
+
+// keepAsOld renames a finished temp file to the ".old" copy of name.
+func (s *Store) keepAsOld(tmp, name string) {
+	if err := s.root.Rename(tmp, name+OldSuffix); err != nil {
+		s.removeQuiet(tmp)
+	}
+}
+
+// Invalidate renames a file to its ".old" copy; a render in progress for
+// it is marked outdated. It reports whether there was a file.
+func (s *Store) Invalidate(name string) (bool, error) {
+	s.flights.invalidate(name)
+	err := s.root.Rename(name, name+OldSuffix)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ENOTEMPTY):
+		// ".old" is taken by something else: the page must go anyway.
+		s.removeQuiet(name)
+		return true, nil
+	}
+	return false, fmt.Errorf("invalidate %s: %w", name, err)
+}
+
+// Purge deletes a file and its ".old" copy (the document is gone).
+func (s *Store) Purge(name string) {
+	s.flights.invalidate(name)
+	s.removeQuiet(name)
+	s.removeQuiet(name + OldSuffix)
+}
+
+func (s *Store) removeQuiet(name string) {
+	if err := s.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("cannot remove file", zap.String("file", name), zap.Error(err))
+	}
+}

@@ -1,0 +1,141 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/delivery-edge/edge/cache"
+)
+
+func init() {
+	caddy.RegisterModule(Cache{})
+}
+
+// Cache is the `delivery_cache` handler: it serves rendered pages as plain
+// files from the docroot and sends misses through the rest of the route
+// (normally reverse_proxy to the render backend), storing what comes back.
+type Cache struct {
+	// Root is the docroot. Default: the site root ({http.vars.root}, set by
+	// the `root` directive), else the current directory.
+	Root string `json:"root,omitempty"`
+	// QueryParams is the allow-list of query parameters that are part of
+	// the cache key; a request with any other parameter is passed on
+	// uncached.
+	QueryParams []string `json:"query_params,omitempty"`
+	// RenderTimeout bounds one render; when it passes, the ".old" copy is
+	// served if there is one, else 504. Default: 30s.
+	RenderTimeout caddy.Duration `json:"render_timeout,omitempty"`
+
+	app   *App
+	log   *zap.Logger
+	sites *sync.Map // resolved docroot -> *cache.Site
+}
+
+// CaddyModule returns the Caddy module information.
+func (Cache) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.delivery_cache",
+		New: func() caddy.Module { return new(Cache) },
+	}
+}
+
+// Provision finds the delivery app; nothing on disk is touched until the
+// first request.
+func (h *Cache) Provision(ctx caddy.Context) error {
+	h.log = ctx.Logger()
+	h.sites = new(sync.Map)
+	if h.Root == "" {
+		h.Root = "{http.vars.root}"
+	}
+	app, err := ctx.App("delivery")
+	if err != nil {
+		return fmt.Errorf("loading delivery app: %w", err)
+	}
+	h.app = app.(*App)
+	return nil
+}
+
+// Validate checks the configuration.
+func (h *Cache) Validate() error {
+	if h.RenderTimeout < 0 {
+		return errors.New("render_timeout must not be negative")
+	}
+	return nil
+}
+
+// ServeHTTP serves hits from the docroot and renders misses.
+func (h *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	site, err := h.site(r)
+	if err != nil {
+		return caddyhttp.Error(http.StatusServiceUnavailable, err)
+	}
+	err = site.ServeHTTP(w, r, func(w http.ResponseWriter, r *http.Request) error {
+		if err := next.ServeHTTP(w, r); err != nil {
+			var he caddyhttp.HandlerError
+			if errors.As(err, &he) {
+				return &cache.StatusError{Code: he.StatusCode, Err: err}
+			}
+			return err
+		}
+		return nil
+	})
+	return handlerError(err)
+}
+
+// handlerError turns the cache's errors into Caddy's.
+func handlerError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) {
+		return err
+	}
+	var se *cache.StatusError
+	if errors.As(err, &se) {
+		return caddyhttp.Error(se.Code, se)
+	}
+	return err
+}
+
+// site returns the cache site of the request's docroot.
+func (h *Cache) site(r *http.Request) (*cache.Site, error) {
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	root := h.Root
+	if repl != nil {
+		root = repl.ReplaceAll(root, ".")
+	}
+	if s, ok := h.sites.Load(root); ok {
+		return s.(*cache.Site), nil
+	}
+	eng, err := h.app.Engine()
+	if err != nil {
+		h.log.Error("delivery cache unavailable", zap.Error(err))
+		return nil, err
+	}
+	store, err := eng.Store(root)
+	if err != nil {
+		h.log.Error("docroot unavailable", zap.String("root", root), zap.Error(err))
+		return nil, err
+	}
+	s := &cache.Site{
+		Store:         store,
+		Mapper:        cache.Mapper{QueryParams: h.QueryParams},
+		RenderTimeout: timeDuration(h.RenderTimeout),
+	}
+	actual, _ := h.sites.LoadOrStore(root, s)
+	return actual.(*cache.Site), nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Cache)(nil)
+	_ caddy.Validator             = (*Cache)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Cache)(nil)
+)
