@@ -113,8 +113,8 @@ func (j *journal) giveBack(recs []journalRecord) {
 }
 
 func (j *journal) markApplied(seq uint64) { j.applied = seq }
-func (j *journal) appliedSeq() uint64    { return j.applied }
-func (j *journal) lastSeq() uint64       { return j.seq }
+func (j *journal) appliedSeq() uint64     { return j.applied }
+func (j *journal) lastSeq() uint64        { return j.seq }
 
 func setAppliedSeq(tx *bolt.Tx, seq uint64) error {
 	return tx.Bucket(bucketMeta).Put(metaJournalApplied, binary.BigEndian.AppendUint64(nil, seq))

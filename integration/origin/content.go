@@ -69,8 +69,8 @@ type VariantDef struct {
 // shows what a replica that has applied the log up to that time would see.
 type Content struct {
 	mu       sync.RWMutex
-	changed  *sync.Cond // broadcast on every new event (long poll)
-	last     int64      // newest source time handed out
+	changed  *sync.Cond            // broadcast on every new event (long poll)
+	last     int64                 // newest source time handed out
 	history  map[string][]Document // by ID, oldest first
 	uuids    map[string]string     // UUID -> ID
 	events   []Event

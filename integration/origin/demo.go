@@ -58,13 +58,13 @@ func SeedDemo(c *Content) {
 				related = append(related, StoryID(n-1))
 			}
 			c.Put(Document{ID: id, UUID: DemoUUID(id), NodeType: "story", Properties: map[string]any{
-				"title":     fmt.Sprintf("%s: Meldung %d", s.Name, i+1),
-				"topline":   fmt.Sprintf("Topline %d", n),
+				"title":      fmt.Sprintf("%s: Meldung %d", s.Name, i+1),
+				"topline":    fmt.Sprintf("Topline %d", n),
 				"teasertext": fmt.Sprintf("Kurz gesagt: was in %s heute passiert ist (%d).", s.Name, n),
-				"copytext":  fmt.Sprintf("Der ausführliche Text der Meldung %d. ", n),
-				"section":   s.ID,
-				"image":     imgUUID,
-				"related":   related,
+				"copytext":   fmt.Sprintf("Der ausführliche Text der Meldung %d. ", n),
+				"section":    s.ID,
+				"image":      imgUUID,
+				"related":    related,
 			}}, nil)
 			n++
 		}
