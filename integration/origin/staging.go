@@ -1,0 +1,467 @@
+package origin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DemoToken is the access token the staging API accepts when no tokens are
+// configured (the one in Caddyfile.example).
+const DemoToken = "00000000-0000-0000-0000-000000000000"
+
+// HeaderSourceTime carries the client's newest source time on requests and
+// the answering replica's source time on answers.
+const HeaderSourceTime = "Delivery-Source-Time"
+
+// StagingConfig configures the staging API of the sample origin.
+type StagingConfig struct {
+	// Replicas is the number of staging servers behind the balancer
+	// (default 1).
+	Replicas int
+	// Lag is how far every replica is behind the primary: a replica at
+	// wall time T has applied the events with source time <= T-Lag. Source
+	// times are wall-clock milliseconds, except when more than one event a
+	// millisecond is written, when they run a little ahead of the clock.
+	Lag time.Duration
+	// Lags sets the lag per replica (index i for replica i) and overrides
+	// Lag for the replicas it covers.
+	Lags []time.Duration
+	// Tokens are the accepted access tokens; empty accepts DemoToken only.
+	Tokens []string
+	// NoLongPoll makes the events endpoint ignore wait and answer at once.
+	NoLongPoll bool
+	// MaxWait caps the wait of a long poll (default 60s).
+	MaxWait time.Duration
+	// MaxLimit caps the events per answer (default 100).
+	MaxLimit int
+	// PerConnection balances per TCP connection (like an L4 balancer)
+	// instead of per request. A new connection goes to the next replica.
+	PerConnection bool
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Staging serves the staging API of SPEC §5 from a Content store: N
+// replicas with a configurable lag behind a round-robin balancer, all on
+// one http.Handler. It also mounts the admin API under /admin/.
+type Staging struct {
+	c        *Content
+	cfg      StagingConfig
+	replicas []*stagingReplica
+	next     atomic.Uint64
+	api      *http.ServeMux
+	admin    http.Handler
+
+	connMu sync.Mutex
+	conns  map[string]*stagingConnPin // RemoteAddr -> replica (PerConnection)
+
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+type stagingReplica struct {
+	index        int
+	lag          atomic.Int64 // ns
+	down         atomic.Bool
+	requests     atomic.Int64
+	notUpToDate  atomic.Int64
+	unauthorized atomic.Int64
+	longPolls    atomic.Int64
+	holding      atomic.Int64 // long polls being held now
+}
+
+type stagingConnPin struct {
+	replica  int
+	lastSeen time.Time
+}
+
+type stagingReplicaKey struct{}
+
+// NewStaging makes the staging API over c.
+func NewStaging(c *Content, cfg StagingConfig) *Staging {
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = max(1, len(cfg.Lags))
+	}
+	if len(cfg.Tokens) == 0 {
+		cfg.Tokens = []string{DemoToken}
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = time.Minute
+	}
+	if cfg.MaxLimit <= 0 {
+		cfg.MaxLimit = 100
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Staging{c: c, cfg: cfg, conns: map[string]*stagingConnPin{}, closed: make(chan struct{})}
+	for i := range cfg.Replicas {
+		r := &stagingReplica{index: i}
+		lag := cfg.Lag
+		if i < len(cfg.Lags) {
+			lag = cfg.Lags[i]
+		}
+		r.lag.Store(int64(lag))
+		s.replicas = append(s.replicas, r)
+	}
+	s.api = http.NewServeMux()
+	s.api.HandleFunc("GET /api/v1/events", s.events)
+	s.api.HandleFunc("GET /api/v1/documents/{id}", s.document)
+	s.api.HandleFunc("GET /api/v1/documents/{id}/binary", s.binary)
+	s.api.HandleFunc("GET /api/v1/imagevariants", s.variants)
+	s.api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			stagingError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "the staging API is read-only")
+			return
+		}
+		stagingError(w, http.StatusNotFound, "NotFound", "no such endpoint: "+r.URL.Path)
+	})
+	s.admin = newAdminAPI(c, s)
+	return s
+}
+
+// Close makes held long polls return. The handler keeps answering.
+func (s *Staging) Close() {
+	s.closeOnce.Do(func() { close(s.closed) })
+}
+
+// ServeHTTP picks a replica and lets it answer; /admin/ goes to the admin
+// API.
+func (s *Staging) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/admin" || strings.HasPrefix(r.URL.Path, "/admin/") {
+		s.admin.ServeHTTP(w, r)
+		return
+	}
+	if !strings.HasPrefix(r.URL.Path, "/api/") {
+		stagingError(w, http.StatusNotFound, "NotFound", "no such endpoint: "+r.URL.Path)
+		return
+	}
+	rep := s.pick(r)
+	rep.requests.Add(1)
+	if rep.down.Load() {
+		// What a balancer answers when the server behind it fails.
+		stagingError(w, http.StatusBadGateway, "BadGateway", fmt.Sprintf("replica %d is down", rep.index))
+		return
+	}
+	if !s.authorized(r) {
+		rep.unauthorized.Add(1)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="staging"`)
+		stagingError(w, http.StatusUnauthorized, "Unauthorized", "missing or unknown access token")
+		return
+	}
+	applied := s.appliedOf(rep)
+	if v := r.Header.Get(HeaderSourceTime); v != "" {
+		need, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || need < 0 {
+			stagingError(w, http.StatusBadRequest, "BadRequest", HeaderSourceTime+" must be a source time in ms")
+			return
+		}
+		if need > applied {
+			rep.notUpToDate.Add(1)
+			w.Header().Set(HeaderSourceTime, strconv.FormatInt(applied, 10))
+			stagingJSON(w, http.StatusServiceUnavailable, map[string]any{"error": "NotUpToDate", "sourceTime": applied})
+			return
+		}
+	}
+	w.Header().Set(HeaderSourceTime, strconv.FormatInt(applied, 10))
+	s.api.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stagingReplicaKey{}, rep)))
+}
+
+func (s *Staging) pick(r *http.Request) *stagingReplica {
+	n := uint64(len(s.replicas))
+	if !s.cfg.PerConnection {
+		return s.replicas[(s.next.Add(1)-1)%n]
+	}
+	now := time.Now()
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	pin, ok := s.conns[r.RemoteAddr]
+	if !ok {
+		if len(s.conns) >= 4096 {
+			for k, p := range s.conns {
+				if now.Sub(p.lastSeen) > 2*time.Minute {
+					delete(s.conns, k)
+				}
+			}
+		}
+		pin = &stagingConnPin{replica: int((s.next.Add(1) - 1) % n)}
+		s.conns[r.RemoteAddr] = pin
+	}
+	pin.lastSeen = now
+	return s.replicas[pin.replica]
+}
+
+func (s *Staging) authorized(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	tok = strings.TrimSpace(tok)
+	good := 0
+	for _, t := range s.cfg.Tokens {
+		good |= subtle.ConstantTimeCompare([]byte(tok), []byte(t))
+	}
+	return good == 1
+}
+
+// appliedOf is the source time up to which the replica has applied the log.
+func (s *Staging) appliedOf(rep *stagingReplica) int64 {
+	lag := time.Duration(rep.lag.Load())
+	if lag <= 0 {
+		return s.c.LastSourceTime()
+	}
+	return s.c.SourceTimeAsOf(s.cfg.Now().Add(-lag).UnixMilli())
+}
+
+// SetLag changes the lag of replica i.
+func (s *Staging) SetLag(i int, lag time.Duration) error {
+	if i < 0 || i >= len(s.replicas) {
+		return fmt.Errorf("no replica %d (have %d)", i, len(s.replicas))
+	}
+	s.replicas[i].lag.Store(int64(lag))
+	return nil
+}
+
+// SetDown makes replica i fail (the balancer answers 502 for it) or
+// recover.
+func (s *Staging) SetDown(i int, down bool) error {
+	if i < 0 || i >= len(s.replicas) {
+		return fmt.Errorf("no replica %d (have %d)", i, len(s.replicas))
+	}
+	s.replicas[i].down.Store(down)
+	return nil
+}
+
+// ReplicaStats are the counters of one replica.
+type ReplicaStats struct {
+	Index        int   `json:"index"`
+	LagMillis    int64 `json:"lagMillis"`
+	Down         bool  `json:"down"`
+	SourceTime   int64 `json:"sourceTime"` // applied up to
+	Requests     int64 `json:"requests"`
+	NotUpToDate  int64 `json:"notUpToDate"`
+	Unauthorized int64 `json:"unauthorized"`
+	LongPolls    int64 `json:"longPolls"` // requests that were held
+	Holding      int64 `json:"holding"`   // long polls being held now
+}
+
+// StagingStats are the counters of the staging API, per replica and
+// summed up.
+type StagingStats struct {
+	Replicas     []ReplicaStats `json:"replicas"`
+	Requests     int64          `json:"requests"`
+	NotUpToDate  int64          `json:"notUpToDate"`
+	Unauthorized int64          `json:"unauthorized"`
+	LongPolls    int64          `json:"longPolls"`
+	Holding      int64          `json:"holding"`
+}
+
+// Stats returns the counters.
+func (s *Staging) Stats() StagingStats {
+	var st StagingStats
+	for _, r := range s.replicas {
+		rs := ReplicaStats{
+			Index:        r.index,
+			LagMillis:    time.Duration(r.lag.Load()).Milliseconds(),
+			Down:         r.down.Load(),
+			SourceTime:   s.appliedOf(r),
+			Requests:     r.requests.Load(),
+			NotUpToDate:  r.notUpToDate.Load(),
+			Unauthorized: r.unauthorized.Load(),
+			LongPolls:    r.longPolls.Load(),
+			Holding:      r.holding.Load(),
+		}
+		st.Replicas = append(st.Replicas, rs)
+		st.Requests += rs.Requests
+		st.NotUpToDate += rs.NotUpToDate
+		st.Unauthorized += rs.Unauthorized
+		st.LongPolls += rs.LongPolls
+		st.Holding += rs.Holding
+	}
+	return st
+}
+
+// wireEvent is an event as the API sends it: changedProperties is left out
+// when unknown (nil) and sent as [] when empty.
+type stagingWireEvent struct {
+	SourceTime        int64    `json:"sourceTime"`
+	Kind              string   `json:"kind"`
+	ID                string   `json:"id"`
+	UUID              string   `json:"uuid,omitempty"`
+	NodeType          string   `json:"nodeType,omitempty"`
+	State             string   `json:"state"`
+	ChangedProperties []string `json:"changedProperties,omitzero"`
+}
+
+func stagingWire(evs []Event) []stagingWireEvent {
+	out := make([]stagingWireEvent, len(evs))
+	for i, e := range evs {
+		out[i] = stagingWireEvent(e)
+	}
+	return out
+}
+
+func (s *Staging) events(w http.ResponseWriter, r *http.Request) {
+	rep := r.Context().Value(stagingReplicaKey{}).(*stagingReplica)
+	q := r.URL.Query()
+	since, err := stagingIntParam(q.Get("since"), 0)
+	if err != nil || since < 0 {
+		stagingError(w, http.StatusBadRequest, "BadRequest", "since must be a source time in ms")
+		return
+	}
+	limit, err := stagingIntParam(q.Get("limit"), int64(s.cfg.MaxLimit))
+	if err != nil || limit < 1 {
+		stagingError(w, http.StatusBadRequest, "BadRequest", "limit must be a positive number")
+		return
+	}
+	limit = min(limit, int64(s.cfg.MaxLimit))
+	var wait time.Duration
+	if v := q.Get("wait"); v != "" {
+		secs, err := strconv.ParseFloat(v, 64)
+		if err != nil || secs < 0 || math.IsNaN(secs) || math.IsInf(secs, 0) {
+			stagingError(w, http.StatusBadRequest, "BadRequest", "wait must be a number of seconds")
+			return
+		}
+		wait = min(time.Duration(secs*float64(time.Second)), s.cfg.MaxWait)
+	}
+	if s.cfg.NoLongPoll {
+		wait = 0
+	}
+	applied := s.appliedOf(rep)
+	if wait > 0 && applied <= since {
+		rep.longPolls.Add(1)
+		rep.holding.Add(1)
+		deadline := s.cfg.Now().Add(wait)
+		for applied <= since && s.waitStep(r.Context(), rep, since, deadline) {
+			applied = s.appliedOf(rep)
+		}
+		rep.holding.Add(-1)
+		applied = s.appliedOf(rep)
+	}
+	evs := s.c.EventsAfter(since, applied, int(limit))
+	w.Header().Set(HeaderSourceTime, strconv.FormatInt(applied, 10))
+	stagingJSON(w, http.StatusOK, map[string]any{"events": stagingWire(evs), "sourceTime": applied})
+}
+
+// waitStep waits a little (at most 100ms) for the replica to get an event
+// newer than since. It returns false once the deadline has passed, the
+// request is gone or the staging API is closed.
+func (s *Staging) waitStep(ctx context.Context, rep *stagingReplica, since int64, deadline time.Time) bool {
+	now := s.cfg.Now()
+	if !now.Before(deadline) || ctx.Err() != nil {
+		return false
+	}
+	select {
+	case <-s.closed:
+		return false
+	default:
+	}
+	until := stagingEarliest(deadline, now.Add(100*time.Millisecond))
+	lag := time.Duration(rep.lag.Load())
+	if next := s.c.EventsAfter(since, -1, 1); len(next) > 0 {
+		// The primary has it; the replica sees it once its lag has passed.
+		until = stagingEarliest(until, time.UnixMilli(next[0].SourceTime).Add(lag))
+		t := time.NewTimer(max(until.Sub(now), 0))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return false
+		case <-s.closed:
+			return false
+		}
+		return true
+	}
+	s.c.WaitForEvent(since, until) // wakes on the next event; bounded by until
+	return ctx.Err() == nil
+}
+
+func (s *Staging) document(w http.ResponseWriter, r *http.Request) {
+	doc, ok := s.published(r)
+	if !ok {
+		stagingError(w, http.StatusNotFound, "NotFound", "no published document "+strconv.Quote(r.PathValue("id")))
+		return
+	}
+	if doc.Properties == nil {
+		doc.Properties = map[string]any{}
+	}
+	stagingJSON(w, http.StatusOK, doc)
+}
+
+func (s *Staging) binary(w http.ResponseWriter, r *http.Request) {
+	doc, ok := s.published(r)
+	var data []byte
+	if ok && doc.UUID != "" {
+		data, ok = s.c.Binary(doc.UUID)
+	}
+	if !ok || doc.UUID == "" {
+		stagingError(w, http.StatusNotFound, "NotFound", "no binary for "+strconv.Quote(r.PathValue("id")))
+		return
+	}
+	w.Header().Set("Content-Type", http.DetectContentType(data))
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.Header().Set("Last-Modified", time.UnixMilli(doc.Modified).UTC().Format(http.TimeFormat))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(data)
+	}
+}
+
+// published returns the document of the request path as the replica sees
+// it, if it is published there.
+func (s *Staging) published(r *http.Request) (Document, bool) {
+	rep := r.Context().Value(stagingReplicaKey{}).(*stagingReplica)
+	doc, ok := s.c.AsOf(r.PathValue("id"), s.appliedOf(rep))
+	if !ok || doc.State != StatePublished {
+		return Document{}, false
+	}
+	return doc, true
+}
+
+func (s *Staging) variants(w http.ResponseWriter, r *http.Request) {
+	defs := s.c.Variants()
+	if defs == nil {
+		defs = []VariantDef{}
+	}
+	stagingJSON(w, http.StatusOK, defs)
+}
+
+func stagingEarliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func stagingIntParam(v string, def int64) (int64, error) {
+	if v == "" {
+		return def, nil
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+func stagingJSON(w http.ResponseWriter, code int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		code, data = http.StatusInternalServerError, []byte(`{"error":"InternalError"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(data, '\n'))
+}
+
+func stagingError(w http.ResponseWriter, code int, kind, msg string) {
+	stagingJSON(w, code, map[string]string{"error": kind, "message": msg})
+}

@@ -1,0 +1,609 @@
+package stagingclient
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// HeaderSourceTime is the request header that carries the newest source time
+// the client has seen. The sample origin also sets it on its answers (its
+// own source time); the client takes it into account when present.
+const HeaderSourceTime = "Delivery-Source-Time"
+
+// Defaults of Config.
+const (
+	DefaultTimeout     = 10 * time.Second
+	DefaultMaxAttempts = 8
+	DefaultBackoffBase = 50 * time.Millisecond
+	DefaultBackoffMax  = 2 * time.Second
+)
+
+// Errors. Every error the client returns for these cases wraps the
+// matching value, so callers test with errors.Is.
+var (
+	// ErrUnauthorized: a staging server answered 401. The request is not
+	// retried: a rejected token does not get better by asking again.
+	ErrUnauthorized = errors.New("stagingclient: the staging server rejected the access token (401 Unauthorized); check the configured token")
+	// ErrNotUpToDate: every attempt hit a server whose replicated state is
+	// older than the newest source time the client has seen.
+	ErrNotUpToDate = errors.New("stagingclient: staging servers are not up to date")
+	// ErrNotFound: the document is unknown, deleted or offline (404).
+	ErrNotFound = errors.New("stagingclient: not found")
+	// ErrBadResponse: an answer could not be understood.
+	ErrBadResponse = errors.New("stagingclient: malformed answer from the staging server")
+)
+
+// StatusError is an answer with an unexpected HTTP status.
+type StatusError struct {
+	URL        string
+	StatusCode int
+	Body       string // the start of the body, for the log
+}
+
+func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("stagingclient: GET %s: unexpected status %d %s", e.URL, e.StatusCode, http.StatusText(e.StatusCode))
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
+}
+
+// Config configures a Client.
+type Config struct {
+	// BaseURLs are the staging servers: one load balancer, or several
+	// servers. The client sticks to one and moves to the next on a
+	// connection error, a 5xx answer or a NotUpToDate answer. Required.
+	BaseURLs []string
+	// Token is the access token (a UUID), sent as a bearer token. Required.
+	Token string
+	// Timeout bounds each HTTP request (a long poll gets its wait on top).
+	// Default DefaultTimeout.
+	Timeout time.Duration
+	// MaxAttempts bounds the attempts of one call when servers answer
+	// NotUpToDate (the first request included). Default DefaultMaxAttempts.
+	MaxAttempts int
+	// BackoffBase and BackoffMax shape the exponential backoff (with
+	// jitter) between attempts. Defaults DefaultBackoffBase and
+	// DefaultBackoffMax.
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+	// HTTPClient, when set, is used for the requests. Its Timeout must not
+	// be shorter than a long poll. Retries go out on new connections: when
+	// its Transport is an *http.Transport, through a clone of it without
+	// keep-alive. Default: a client of its own.
+	HTTPClient *http.Client
+	// TLSConfig is used by the default HTTP client (ignored with
+	// HTTPClient).
+	TLSConfig *tls.Config
+	// UserAgent is sent with every request. Default "delivery-edge-stagingclient".
+	UserAgent string
+	// Logger gets retries at debug level. Default: no logging.
+	Logger *zap.Logger
+}
+
+// ValidateToken checks that an access token has the form of a UUID
+// (8-4-4-4-12 hexadecimal digits), as the staging servers require.
+func ValidateToken(token string) error {
+	if token == "" {
+		return errors.New("staging access token is missing (want a UUID like 00000000-0000-0000-0000-000000000000)")
+	}
+	bad := len(token) != 36
+	for i := 0; !bad && i < len(token); i++ {
+		ch := token[i]
+		switch i {
+		case 8, 13, 18, 23:
+			bad = ch != '-'
+		default:
+			bad = !(ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'f' || ch >= 'A' && ch <= 'F')
+		}
+	}
+	if bad {
+		return errors.New("staging access token is not a UUID (want 8-4-4-4-12 hex digits like 00000000-0000-0000-0000-000000000000)")
+	}
+	return nil
+}
+
+// Client talks to the staging servers (SPEC §5). It holds no session: every
+// request carries the token and the newest source time seen. A Client is
+// safe for concurrent use; call Close when done with it.
+type Client struct {
+	bases     []string
+	token     string
+	timeout   time.Duration
+	attempts  int
+	boBase    time.Duration
+	boMax     time.Duration
+	userAgent string
+	log       *zap.Logger
+
+	hc    *http.Client // keep-alive
+	fresh *http.Client // one connection per request (retries)
+
+	cur        atomic.Uint32 // index of the preferred base URL
+	sourceTime atomic.Int64
+
+	requests     atomic.Int64
+	retries      atomic.Int64
+	failovers    atomic.Int64
+	unauthorized atomic.Int64
+	givenUp      atomic.Int64
+}
+
+// Stats are counters of a Client since it was made.
+type Stats struct {
+	Requests           int64 // HTTP requests sent, retries included
+	NotUpToDateRetries int64 // requests repeated because a server was behind
+	Failovers          int64 // requests repeated after a connection error or 5xx
+	Unauthorized       int64 // 401 answers
+	GivenUp            int64 // calls that failed after using up their attempts
+	SourceTime         int64 // newest source time seen
+}
+
+// New makes a client. It checks the configuration.
+func New(cfg Config) (*Client, error) {
+	if len(cfg.BaseURLs) == 0 {
+		return nil, errors.New("stagingclient: no staging server URL configured")
+	}
+	if err := ValidateToken(cfg.Token); err != nil {
+		return nil, fmt.Errorf("stagingclient: %w", err)
+	}
+	c := &Client{
+		token:     cfg.Token,
+		timeout:   cfg.Timeout,
+		attempts:  cfg.MaxAttempts,
+		boBase:    cfg.BackoffBase,
+		boMax:     cfg.BackoffMax,
+		userAgent: cfg.UserAgent,
+		log:       cfg.Logger,
+	}
+	for _, raw := range cfg.BaseURLs {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("stagingclient: staging URL %q: want http(s)://host[:port][/path]", raw)
+		}
+		c.bases = append(c.bases, strings.TrimSuffix(u.String(), "/"))
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.attempts <= 0 {
+		c.attempts = DefaultMaxAttempts
+	}
+	if c.boBase <= 0 {
+		c.boBase = DefaultBackoffBase
+	}
+	if c.boMax <= 0 {
+		c.boMax = DefaultBackoffMax
+	}
+	if c.boMax < c.boBase {
+		c.boMax = c.boBase
+	}
+	if c.userAgent == "" {
+		c.userAgent = "delivery-edge-stagingclient"
+	}
+	if c.log == nil {
+		c.log = zap.NewNop()
+	}
+	if cfg.HTTPClient != nil {
+		c.hc = cfg.HTTPClient
+		c.fresh = cfg.HTTPClient
+		var base *http.Transport
+		switch t := cfg.HTTPClient.Transport.(type) {
+		case *http.Transport:
+			base = t
+		case nil:
+			base = http.DefaultTransport.(*http.Transport)
+		}
+		if base != nil {
+			t := base.Clone()
+			t.DisableKeepAlives = true
+			fresh := *cfg.HTTPClient
+			fresh.Transport = t
+			c.fresh = &fresh
+		}
+	} else {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.Proxy = nil // staging servers are internal; no proxy from the environment
+		if cfg.TLSConfig != nil {
+			t.TLSClientConfig = cfg.TLSConfig.Clone()
+		}
+		t.MaxIdleConnsPerHost = 16
+		c.hc = &http.Client{Transport: t}
+		ft := t.Clone()
+		ft.DisableKeepAlives = true
+		c.fresh = &http.Client{Transport: ft}
+	}
+	return c, nil
+}
+
+// Close releases idle connections. The client may still be used after it.
+func (c *Client) Close() {
+	c.hc.CloseIdleConnections()
+	c.fresh.CloseIdleConnections()
+}
+
+// SourceTime is the newest source time the client has seen.
+func (c *Client) SourceTime() int64 { return c.sourceTime.Load() }
+
+// ObserveSourceTime raises the newest source time seen to t (if t is
+// newer). Call it with the persisted source time after a restart so that no
+// server older than what was already applied answers.
+func (c *Client) ObserveSourceTime(t int64) {
+	for {
+		cur := c.sourceTime.Load()
+		if t <= cur || c.sourceTime.CompareAndSwap(cur, t) {
+			return
+		}
+	}
+}
+
+// Retries is the number of requests repeated because a server answered
+// NotUpToDate.
+func (c *Client) Retries() int64 { return c.retries.Load() }
+
+// Stats returns the client's counters.
+func (c *Client) Stats() Stats {
+	return Stats{
+		Requests:           c.requests.Load(),
+		NotUpToDateRetries: c.retries.Load(),
+		Failovers:          c.failovers.Load(),
+		Unauthorized:       c.unauthorized.Load(),
+		GivenUp:            c.givenUp.Load(),
+		SourceTime:         c.sourceTime.Load(),
+	}
+}
+
+// BaseURL is the staging URL the client currently prefers.
+func (c *Client) BaseURL() string { return c.bases[int(c.cur.Load())%len(c.bases)] }
+
+// Events asks for up to limit events after since (limit <= 0: the server's
+// default). With wait > 0 the server may hold the request until an event
+// exists or the wait ends (rounded up to whole seconds). One request,
+// besides retries.
+func (c *Client) Events(ctx context.Context, since int64, limit int, wait time.Duration) (Page, error) {
+	q := url.Values{}
+	q.Set("since", strconv.FormatInt(since, 10))
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if wait > 0 {
+		q.Set("wait", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
+	} else {
+		wait = 0
+	}
+	data, err := c.getBody(ctx, "/api/v1/events?"+q.Encode(), wait, maxPageBytes)
+	if err != nil {
+		return Page{}, err
+	}
+	p, err := DecodePage(data, since)
+	if err != nil {
+		return Page{}, err
+	}
+	c.ObserveSourceTime(p.SourceTime)
+	return p, nil
+}
+
+// EventsSince pages through every event after since until it reaches the
+// source time of the server that answered, calling fn with each page's
+// events in order and the source time up to which they are complete (fn may
+// get no events but a newer upTo). It returns the source time reached; on
+// an error, the last upTo that fn accepted.
+func (c *Client) EventsSince(ctx context.Context, since int64, limit int, fn func(events []Event, upTo int64) error) (int64, error) {
+	for {
+		p, err := c.Events(ctx, since, limit, 0)
+		if err != nil {
+			return since, err
+		}
+		upTo, more := p.UpTo()
+		if upTo <= since && len(p.Events) == 0 {
+			return since, nil
+		}
+		upTo = max(upTo, since)
+		if err := fn(p.Events, upTo); err != nil {
+			return since, err
+		}
+		since = upTo
+		if !more {
+			return since, nil
+		}
+	}
+}
+
+// Document fetches a published document by ID or UUID. A document that is
+// unknown, deleted or offline gives an error wrapping ErrNotFound.
+func (c *Client) Document(ctx context.Context, idOrUUID string) (*Document, error) {
+	if idOrUUID == "" {
+		return nil, errors.New("stagingclient: empty document ID")
+	}
+	data, err := c.getBody(ctx, "/api/v1/documents/"+url.PathEscape(idOrUUID), 0, maxDocumentBytes)
+	if err != nil {
+		return nil, err
+	}
+	d, err := DecodeDocument(data)
+	if err != nil {
+		return nil, err
+	}
+	c.ObserveSourceTime(d.SourceTime)
+	return d, nil
+}
+
+// Binary fetches the original bytes of an image document. The caller must
+// close the body; the client's timeout also bounds reading it.
+func (c *Client) Binary(ctx context.Context, uuid string) (*Binary, error) {
+	if uuid == "" {
+		return nil, errors.New("stagingclient: empty document UUID")
+	}
+	resp, cancel, err := c.get(ctx, "/api/v1/documents/"+url.PathEscape(uuid)+"/binary", 0, "*/*")
+	if err != nil {
+		return nil, err
+	}
+	return &Binary{
+		Body:        &cancelBody{ReadCloser: resp.Body, cancel: cancel},
+		Size:        resp.ContentLength,
+		ContentType: resp.Header.Get("Content-Type"),
+	}, nil
+}
+
+// ImageVariants fetches the image variant definitions.
+func (c *Client) ImageVariants(ctx context.Context) ([]VariantDef, error) {
+	data, err := c.getBody(ctx, "/api/v1/imagevariants", 0, maxVariantsBytes)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeVariants(data)
+}
+
+// Ping checks that a staging server answers and accepts the token (one
+// small events request). An error wrapping ErrNotUpToDate means the servers
+// answer but are behind.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.Events(ctx, c.SourceTime(), 1, 0)
+	return err
+}
+
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// getBody does a GET and reads the whole body, at most limit bytes.
+func (c *Client) getBody(ctx context.Context, pathQuery string, extra time.Duration, limit int64) ([]byte, error) {
+	resp, cancel, err := c.get(ctx, pathQuery, extra, "application/json")
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	defer resp.Body.Close()
+	data, err := readLimited(resp.Body, limit)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("stagingclient: GET %s: %w", pathQuery, context.Cause(ctx))
+		}
+		return nil, fmt.Errorf("stagingclient: GET %s: reading the answer: %w", pathQuery, err)
+	}
+	return data, nil
+}
+
+// notUpToDate is the body of a 503 from a server that is behind.
+type notUpToDate struct {
+	Error      string `json:"error"`
+	SourceTime int64  `json:"sourceTime"`
+}
+
+// get sends a GET to the preferred staging server and handles everything
+// that is not the caller's business: retries on NotUpToDate (new
+// connection, backoff with jitter, next server), failover on connection
+// errors and 5xx, 401 and 404. On success the caller must close the body
+// and call cancel.
+func (c *Client) get(ctx context.Context, pathQuery string, extra time.Duration, accept string) (*http.Response, context.CancelFunc, error) {
+	var (
+		lastErr  error
+		fresh    bool // send on a new connection
+		failures int  // connection errors and 5xx other than NotUpToDate
+	)
+	maxFailures := max(1, len(c.bases)-1) // retry each other server once; a lone balancer once
+	for attempt := 1; ; attempt++ {
+		idx := c.cur.Load()
+		u := c.bases[int(idx)%len(c.bases)] + pathQuery
+		rctx, cancel := context.WithTimeout(ctx, c.timeout+extra)
+		var conn net.Conn
+		hc := c.hc
+		if fresh {
+			hc = c.fresh
+		} else {
+			rctx = httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{
+				GotConn: func(info httptrace.GotConnInfo) { conn = info.Conn },
+			})
+		}
+		req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+		if err != nil {
+			cancel()
+			return nil, nil, fmt.Errorf("stagingclient: %w", err)
+		}
+		req.Close = fresh
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		req.Header.Set(HeaderSourceTime, strconv.FormatInt(c.sourceTime.Load(), 10))
+		req.Header.Set("Accept", accept)
+		req.Header.Set("User-Agent", c.userAgent)
+		c.requests.Add(1)
+		resp, err := hc.Do(req)
+
+		var retryErr error // a failure worth another server
+		var behind *notUpToDate
+		if err != nil {
+			cancel()
+			if ctx.Err() != nil {
+				return nil, nil, c.canceled(ctx, u, lastErr)
+			}
+			retryErr = fmt.Errorf("stagingclient: GET %s: %w", u, unwrapURLError(err))
+		} else {
+			c.observeHeader(resp.Header)
+			code := resp.StatusCode
+			if code >= 200 && code <= 299 {
+				return resp, cancel, nil
+			}
+			body, _ := readLimited(resp.Body, 4096)
+			resp.Body.Close()
+			cancel()
+			switch {
+			case code == http.StatusUnauthorized:
+				c.unauthorized.Add(1)
+				return nil, nil, fmt.Errorf("%w (GET %s)", ErrUnauthorized, u)
+			case code == http.StatusNotFound:
+				return nil, nil, fmt.Errorf("%w: GET %s", ErrNotFound, u)
+			case code == http.StatusServiceUnavailable && parseNotUpToDate(body, &behind):
+			case code >= 500:
+				retryErr = &StatusError{URL: u, StatusCode: code, Body: snippet(body)}
+			default:
+				return nil, nil, &StatusError{URL: u, StatusCode: code, Body: snippet(body)}
+			}
+		}
+
+		var delay time.Duration
+		if behind != nil {
+			seen := c.sourceTime.Load()
+			lastErr = fmt.Errorf("%w: GET %s: the server is at source time %d, the client has seen %d", ErrNotUpToDate, u, behind.SourceTime, seen)
+			if conn != nil {
+				// Do not send more requests over a connection to a server
+				// that is behind: an L4 balancer would keep them there.
+				conn.Close()
+			}
+			if attempt >= c.attempts {
+				c.givenUp.Add(1)
+				return nil, nil, fmt.Errorf("%w (gave up after %d attempts)", lastErr, attempt)
+			}
+			c.retries.Add(1)
+			c.rotate(idx)
+			delay = c.backoff(attempt)
+			c.log.Debug("staging server not up to date, retrying on a new connection",
+				zap.String("url", u), zap.Int64("server_source_time", behind.SourceTime),
+				zap.Int64("seen_source_time", seen), zap.Int("attempt", attempt), zap.Duration("backoff", delay))
+		} else {
+			failures++
+			lastErr = retryErr
+			if failures > maxFailures || attempt >= c.attempts {
+				c.givenUp.Add(1)
+				return nil, nil, lastErr
+			}
+			c.failovers.Add(1)
+			if !c.rotate(idx) {
+				delay = c.backoff(failures)
+			}
+			c.log.Debug("staging request failed, retrying",
+				zap.String("url", u), zap.Error(retryErr), zap.Int("attempt", attempt),
+				zap.String("next", c.BaseURL()), zap.Duration("backoff", delay))
+		}
+		fresh = true
+		if err := sleep(ctx, delay); err != nil {
+			return nil, nil, c.canceled(ctx, u, lastErr)
+		}
+	}
+}
+
+// rotate moves the preferred server on from idx; false when there is only
+// one.
+func (c *Client) rotate(idx uint32) bool {
+	if len(c.bases) < 2 {
+		return false
+	}
+	c.cur.CompareAndSwap(idx, (idx+1)%uint32(len(c.bases)))
+	return true
+}
+
+// backoff is the delay before retry n (n >= 1): exponential, capped, with
+// "equal jitter" (half fixed, half random) so that retries of many clients
+// spread out but never collapse to zero.
+func (c *Client) backoff(n int) time.Duration {
+	return jitteredBackoff(c.boBase, c.boMax, n)
+}
+
+func jitteredBackoff(base, limit time.Duration, n int) time.Duration {
+	d := limit
+	if n < 1 {
+		n = 1
+	}
+	if n <= 32 {
+		if b := base << (n - 1); b > 0 && b < limit {
+			d = b
+		}
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+func (c *Client) canceled(ctx context.Context, u string, lastErr error) error {
+	if lastErr != nil {
+		return fmt.Errorf("stagingclient: GET %s: %w (after: %v)", u, context.Cause(ctx), lastErr)
+	}
+	return fmt.Errorf("stagingclient: GET %s: %w", u, context.Cause(ctx))
+}
+
+func (c *Client) observeHeader(h http.Header) {
+	if v := h.Get(HeaderSourceTime); v != "" {
+		if t, err := strconv.ParseInt(v, 10, 64); err == nil && t > 0 {
+			c.ObserveSourceTime(t)
+		}
+	}
+}
+
+func parseNotUpToDate(body []byte, out **notUpToDate) bool {
+	var n notUpToDate
+	if json.Unmarshal(body, &n) != nil || n.Error != "NotUpToDate" {
+		return false
+	}
+	*out = &n
+	return true
+}
+
+func snippet(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// unwrapURLError drops the *url.Error wrapper, whose text repeats the URL.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
