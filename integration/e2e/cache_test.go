@@ -1,0 +1,270 @@
+// Package e2e holds the end-to-end tests: the real Caddy binary with this
+// project's modules (DELIVERY_CADDY, or built from ./cmd/caddy), the sample
+// origin, real HTTP, real bbolt files and kill -9.
+package e2e
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/delivery-edge/edge/cache"
+	"github.com/delivery-edge/edge/integration/harness"
+	"github.com/delivery-edge/edge/integration/origin"
+	"go.uber.org/zap"
+)
+
+const storyPath = "/politik/story100.html"
+
+func TestMissThenHit(t *testing.T) {
+	o := harness.StartOrigin(t, origin.RenderConfig{})
+	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr})
+
+	status, h, body := harness.Get(t, nil, e.URL()+storyPath)
+	if status != 200 || !strings.Contains(body, "Politik: Meldung 1") {
+		t.Fatalf("miss: %d %q", status, body[:min(len(body), 200)])
+	}
+	for _, name := range []string{cache.HeaderDependencies, cache.HeaderCacheKeys, cache.HeaderPregenerate} {
+		if h.Get(name) != "" {
+			t.Errorf("miss leaked %s to the client", name)
+		}
+	}
+	status, h, body2 := harness.Get(t, nil, e.URL()+storyPath)
+	if status != 200 || body2 != body {
+		t.Fatalf("hit: %d, body equal %v", status, body2 == body)
+	}
+	if h.Get("Etag") == "" || h.Get("Last-Modified") == "" || !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
+		t.Errorf("hit headers incomplete: %v", h)
+	}
+	if n := o.Renders(storyPath); n != 1 {
+		t.Fatalf("renders = %d, want 1", n)
+	}
+	if !e.Exists("politik/story100.html") {
+		t.Fatal("file not in the docroot")
+	}
+
+	// Conditional GET, Range and HEAD on the hit.
+	status, _, _ = harness.Get(t, nil, e.URL()+storyPath, "If-None-Match", h.Get("Etag"))
+	if status != http.StatusNotModified {
+		t.Errorf("If-None-Match: %d, want 304", status)
+	}
+	status, rh, part := harness.Get(t, nil, e.URL()+storyPath, "Range", "bytes=0-14")
+	if status != http.StatusPartialContent || part != body[:15] || rh.Get("Content-Range") == "" {
+		t.Errorf("Range: %d %q", status, part)
+	}
+	resp, err := http.Head(e.URL() + storyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ContentLength != int64(len(body)) {
+		t.Errorf("HEAD: %d length %d", resp.StatusCode, resp.ContentLength)
+	}
+	if n := o.Renders(storyPath); n != 1 {
+		t.Fatalf("renders after conditional/range/HEAD = %d, want 1", n)
+	}
+}
+
+func TestInternalFilesAreNeverServed(t *testing.T) {
+	o := harness.StartOrigin(t, origin.RenderConfig{})
+	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr})
+	harness.Get(t, nil, e.URL()+storyPath)
+	if err := os.WriteFile(e.File("politik/story100.html.old"), []byte("secret old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{
+		"/politik/story100.html.old", "/politik/story100.html.OLD", "/politik/story100.html.%6fld",
+		"/politik/story100.html%2Eold", "/.delivery-tmp/", "/.DELIVERY-tmp/x", "/politik/../politik/story100.html.old",
+	} {
+		status, _, body := harness.Get(t, nil, e.URL()+p)
+		if status == 200 || strings.Contains(body, "secret old") {
+			t.Errorf("%s: status %d body %q", p, status, body)
+		}
+	}
+}
+
+func TestConcurrentColdRequestsRenderOnce(t *testing.T) {
+	o := harness.StartOrigin(t, origin.RenderConfig{Latency: 300 * time.Millisecond})
+	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr})
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: 200}}
+	const n = 200
+	var wg sync.WaitGroup
+	bodies := make([]string, n)
+	statuses := make([]int, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i], _, bodies[i] = harness.Get(t, client, e.URL()+storyPath)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if statuses[i] != 200 || bodies[i] != bodies[0] {
+			t.Fatalf("request %d: status %d, same body %v", i, statuses[i], bodies[i] == bodies[0])
+		}
+	}
+	if got := o.Renders(storyPath); got != 1 {
+		t.Fatalf("%d concurrent cold requests caused %d renders, want 1", n, got)
+	}
+}
+
+// invalidate renames a cached file to its .old copy, as the removal queue
+// does.
+func invalidate(t *testing.T, e *harness.Edge, name string) {
+	t.Helper()
+	if err := os.Rename(e.File(name), e.File(name)+cache.OldSuffix); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOldServedDuringRegeneration(t *testing.T) {
+	o := harness.StartOrigin(t, origin.RenderConfig{})
+	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr})
+	_, _, before := harness.Get(t, nil, e.URL()+storyPath)
+	invalidate(t, e, "politik/story100.html")
+	o.Content.Update("story100", map[string]any{"title": "Neuer Titel"})
+	o.Faults(origin.Fault{Prefix: storyPath, Delay: time.Second, Count: 1})
+
+	leader := make(chan string)
+	go func() {
+		_, _, body := harness.Get(t, nil, e.URL()+storyPath)
+		leader <- body
+	}()
+	time.Sleep(200 * time.Millisecond) // the leader's render is under way
+	start := time.Now()
+	status, h, body := harness.Get(t, nil, e.URL()+storyPath)
+	if status != 200 || h.Get(cache.HeaderStale) != "1" || body != before {
+		t.Fatalf("during regeneration: %d stale=%q old body %v", status, h.Get(cache.HeaderStale), body == before)
+	}
+	if d := time.Since(start); d > 700*time.Millisecond {
+		t.Errorf("stale answer took %v, it must not wait for the render", d)
+	}
+	if status, _, _ := harness.Get(t, nil, e.URL()+storyPath+".old"); status != 404 {
+		t.Errorf(".old asked for directly: %d, want 404", status)
+	}
+	if fresh := <-leader; !strings.Contains(fresh, "Neuer Titel") {
+		t.Fatal("the render did not bring the new title")
+	}
+	if e.Exists("politik/story100.html.old") {
+		t.Error(".old still there after the new file landed")
+	}
+	_, h, body = harness.Get(t, nil, e.URL()+storyPath)
+	if h.Get(cache.HeaderStale) != "" || !strings.Contains(body, "Neuer Titel") {
+		t.Error("the new file is not served")
+	}
+}
+
+func TestRenderFailureServesStaleCopy(t *testing.T) {
+	o := harness.StartOrigin(t, origin.RenderConfig{})
+	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr, Cache: "render_timeout 1s"})
+	_, _, before := harness.Get(t, nil, e.URL()+storyPath)
+
+	invalidate(t, e, "politik/story100.html")
+	o.Faults(origin.Fault{Prefix: storyPath, Status: 503, Count: 1})
+	status, h, body := harness.Get(t, nil, e.URL()+storyPath)
+	if status != 200 || body != before || h.Get(cache.HeaderStale) != "1" {
+		t.Fatalf("5xx: %d stale=%q same body %v", status, h.Get(cache.HeaderStale), body == before)
+	}
+
+	o.Faults(origin.Fault{Prefix: storyPath, Delay: 3 * time.Second, Count: 1})
+	status, h, body = harness.Get(t, nil, e.URL()+storyPath)
+	if status != 200 || body != before || h.Get(cache.HeaderStale) != "1" {
+		t.Fatalf("timeout: %d stale=%q same body %v", status, h.Get(cache.HeaderStale), body == before)
+	}
+
+	// Without a stale copy the error is passed on.
+	o.Faults(origin.Fault{Prefix: "/sport/", Status: 503, Count: 1})
+	if status, _, _ := harness.Get(t, nil, e.URL()+"/sport/story105.html"); status != 503 {
+		t.Fatalf("5xx without .old: %d, want 503", status)
+	}
+	if e.Exists("sport/story105.html") {
+		t.Fatal("an error was cached")
+	}
+}
+
+func TestGoneAtOriginDeletesFileAndOld(t *testing.T) {
+	o := harness.StartOrigin(t, origin.RenderConfig{})
+	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr})
+	harness.Get(t, nil, e.URL()+storyPath)
+	invalidate(t, e, "politik/story100.html")
+	o.Content.SetState("story100", origin.StateDeleted)
+	if status, _, _ := harness.Get(t, nil, e.URL()+storyPath); status != 404 {
+		t.Fatalf("deleted document: %d, want 404", status)
+	}
+	if e.Exists("politik/story100.html") || e.Exists("politik/story100.html.old") {
+		t.Fatal("file or .old left after 404")
+	}
+}
+
+func TestKillDuringSlowRenderLeavesNoPartialFile(t *testing.T) {
+	o := harness.StartOrigin(t, origin.RenderConfig{})
+	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr})
+	o.Faults(origin.Fault{Prefix: storyPath, Delay: 2 * time.Second, Count: 1})
+	go func() {
+		resp, err := http.Get(e.URL() + storyPath)
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	e.Kill()
+	if e.Exists("politik/story100.html") {
+		t.Fatal("a file appeared although the render never finished")
+	}
+	e.Start()
+	entries, _ := os.ReadDir(filepath.Join(e.Docroot, cache.TempDir))
+	if len(entries) != 0 {
+		t.Fatalf("temp files left after restart: %d", len(entries))
+	}
+	status, _, body := harness.Get(t, nil, e.URL()+storyPath)
+	if status != 200 || !strings.HasSuffix(body, "</html>\n") {
+		t.Fatalf("after restart: %d, complete page %v", status, strings.HasSuffix(body, "</html>\n"))
+	}
+	if n := o.Renders(storyPath); n != 2 {
+		t.Fatalf("renders = %d, want 2 (the killed one and the new one)", n)
+	}
+}
+
+func TestRestartKeepsRegistry(t *testing.T) {
+	o := harness.StartOrigin(t, origin.RenderConfig{})
+	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr})
+	harness.Get(t, nil, e.URL()+storyPath)
+	harness.Get(t, nil, e.URL()+"/politik/")
+	e.Kill() // no clean shutdown: the journal must carry what bbolt did not get
+	e.Start()
+	harness.Get(t, nil, e.URL()+storyPath)
+	if n := o.Renders(storyPath); n != 1 {
+		t.Fatalf("renders after restart = %d, want 1 (served from the docroot)", n)
+	}
+	e.Stop()
+
+	reg, err := cache.OpenRegistry(e.DataDir, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	found := map[string]bool{}
+	for _, dep := range []struct {
+		kind cache.DepKind
+		name string
+	}{{cache.DepDocument, "story100"}, {cache.DepKey, "story100"}, {cache.DepNode, "/politik"}} {
+		err := reg.Find(dep.kind, dep.name, func(id cache.FileID, d cache.Dependency) bool {
+			found[dep.name+" -> "+id.File] = true
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"story100 -> politik/story100.html", "/politik -> politik/index.html",
+		"/politik -> politik/story100.html"} {
+		if !found[want] {
+			t.Errorf("registry lacks %s; has %v", want, found)
+		}
+	}
+}
