@@ -282,7 +282,9 @@ func (c *Client) Events(ctx context.Context, since int64, limit int, wait time.D
 		q.Set("limit", strconv.Itoa(limit))
 	}
 	if wait > 0 {
-		q.Set("wait", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
+		secs := int64((wait + time.Second - 1) / time.Second)
+		q.Set("wait", strconv.FormatInt(secs, 10))
+		wait = time.Duration(secs) * time.Second // the request timeout gets the whole wait on top
 	} else {
 		wait = 0
 	}

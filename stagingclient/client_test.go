@@ -478,6 +478,17 @@ func TestTimeoutsAndCancellation(t *testing.T) {
 			t.Errorf("err = %v after %v", err, time.Since(start))
 		}
 	})
+	t.Run("a long poll outlives the request timeout", func(t *testing.T) {
+		c := origin.NewContent()
+		publish(c, "x", 1)
+		e := newEnv(t, c, origin.StagingConfig{}, stagingclient.Config{Timeout: 200 * time.Millisecond})
+		start := time.Now()
+		p, err := e.client.Events(context.Background(), c.LastSourceTime(), 10, 700*time.Millisecond)
+		took := time.Since(start)
+		if err != nil || len(p.Events) != 0 || took < 900*time.Millisecond {
+			t.Errorf("after %v: %+v, %v (want an empty page after the 1s wait)", took, p, err)
+		}
+	})
 	t.Run("cancel during the backoff", func(t *testing.T) {
 		c := origin.NewContent()
 		publish(c, "x", 1)

@@ -99,8 +99,8 @@ func TestPollerLongPollLatency(t *testing.T) {
 	slices.Sort(lat)
 	t.Logf("long-poll latency publish→apply over %d samples: min %v, median %v, max %v",
 		samples, lat[0], lat[samples/2], lat[samples-1])
-	if lat[samples/2] > 500*time.Millisecond {
-		t.Errorf("median latency %v, want well under 500ms (plain polling interval is 2s)", lat[samples/2])
+	if lat[samples/2] > 500*time.Millisecond || lat[samples-1] > 2*time.Second {
+		t.Errorf("latency median %v, max %v; want well under 500ms (the plain polling interval is 2s)", lat[samples/2], lat[samples-1])
 	}
 	if st := p.Stats(); !st.LongPolling || !st.Connected || st.Lag != 0 {
 		t.Errorf("stats %+v", st)
