@@ -521,3 +521,32 @@ func TestSourceTimeNeverGoesBack(t *testing.T) {
 		t.Errorf("source time %d", got)
 	}
 }
+
+// BenchmarkDocument measures a document fetch through the balancer, with
+// every replica current and with one of three an hour behind (each request
+// that lands there is retried on a new connection).
+func BenchmarkDocument(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		lags []time.Duration
+	}{
+		{"all replicas current", []time.Duration{0, 0, 0}},
+		{"one of three replicas behind", []time.Duration{0, 0, time.Hour}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			c := origin.NewContent()
+			publish(c, "doc", 10)
+			e := newEnv(b, c, origin.StagingConfig{Lags: bc.lags}, stagingclient.Config{})
+			e.client.ObserveSourceTime(c.LastSourceTime())
+			ctx := context.Background()
+			n := 0
+			for b.Loop() {
+				if _, err := e.client.Document(ctx, "doc3"); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			b.ReportMetric(float64(e.client.Retries())/float64(n), "retries/op")
+		})
+	}
+}

@@ -198,6 +198,9 @@ func (p *Poller) Run(ctx context.Context, from int64, apply ApplyFunc) error {
 				case errors.Is(err, ErrUnauthorized):
 					p.log.Error("staging servers reject the access token; no events can be read until it is fixed",
 						zap.Error(err), zap.String("url", p.c.BaseURL()))
+				case errors.Is(err, ErrNotUpToDate):
+					p.log.Warn("staging servers are behind the source time already applied; waiting for them to catch up",
+						zap.Error(err), zap.Int64("applied_source_time", applied))
 				case state == stateConnected:
 					p.log.Warn("staging connection lost", zap.Error(err), zap.Int64("applied_source_time", applied))
 				default:

@@ -392,3 +392,26 @@ func TestPollerRunsOnce(t *testing.T) {
 		t.Errorf("second Run: %v", err)
 	}
 }
+
+// TestPollerWaitsForServersThatAreBehind: after a restart with a persisted
+// source time newer than any server has (say, a replica was restored from
+// an old backup), the poller says so once and carries on when they catch up.
+func TestPollerWaitsForServersThatAreBehind(t *testing.T) {
+	c := origin.NewContent()
+	evs := publish(c, "doc", 3)
+	e := newEnv(t, c, origin.StagingConfig{Lag: time.Hour}, stagingclient.Config{MaxAttempts: 2})
+	log, logs := observed()
+	p := stagingclient.NewPoller(e.client, stagingclient.PollerConfig{Interval: 10 * time.Millisecond,
+		RetryBase: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond, Logger: log})
+	col := newCollector()
+	runPoller(t, p, evs[0].SourceTime, col.apply)
+	eventually(t, 2*time.Second, "several failed polls", func() bool { return p.Stats().FetchErrors >= 3 })
+	_ = e.staging.SetLag(0, 0)
+	eventually(t, 2*time.Second, "the 2 newer events", func() bool { return col.count() == 2 })
+	if n := logs.FilterMessage("staging servers are behind the source time already applied; waiting for them to catch up").Len(); n != 1 {
+		t.Errorf("logged %d times, want once", n)
+	}
+	if n := logs.FilterMessage("staging connection restored").Len(); n != 1 {
+		t.Errorf("restored logged %d times", n)
+	}
+}
