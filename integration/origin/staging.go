@@ -1,3 +1,51 @@
+// # Staging API
+//
+// [NewStaging] serves the staging API of SPEC §5 on one handler, played by
+// N replicas behind a round-robin balancer (per request, or per connection
+// with StagingConfig.PerConnection). Every request needs
+// "Authorization: Bearer <token>" (StagingConfig.Tokens, default
+// [DemoToken]; otherwise 401). A replica whose applied source time is older
+// than the request's Delivery-Source-Time header answers 503
+// {"error":"NotUpToDate","sourceTime":<its own>}. Every answer carries the
+// replica's source time in Delivery-Source-Time.
+//
+//	GET /api/v1/events?since=<ms>&limit=<n>[&wait=<seconds>]
+//	    {"events":[…],"sourceTime":<replica's>}; limit capped at 100; with
+//	    wait the request is held until the replica has an event after since
+//	    (unless StagingConfig.NoLongPoll)
+//	GET /api/v1/documents/<id or uuid>          the published document, else 404
+//	GET /api/v1/documents/<id or uuid>/binary   the original bytes of an image
+//	GET /api/v1/imagevariants                   the variant definitions
+//
+// # Admin API
+//
+// [AdminHandler] (mounted by Staging under /admin/ of the same port) changes
+// the content. It has no authentication: it is for tests and demos on
+// loopback. Bodies and answers are JSON; changes answer with the event they
+// caused. Document IDs with a slash ("/politik") are sent path-escaped
+// ("%2Fpolitik").
+//
+//	POST   /admin/documents                  create or replace and publish a document:
+//	       {"id":"story1","uuid":"…","nodeType":"story","state":"published",
+//	        "properties":{…},"changedProperties":["title"]}
+//	       uuid defaults to the existing one or DemoUUID(id), nodeType to the
+//	       existing one or "story", state to "published"; without
+//	       changedProperties the event says "everything changed"
+//	GET    /admin/documents                  every document's newest version (summary)
+//	GET    /admin/documents/<id>             the newest version, whatever its state
+//	PATCH  /admin/documents/<id>             set properties {"topline":"…"} and publish;
+//	                                         the event's changedProperties are the keys sent
+//	POST   /admin/documents/<id>/publish     publish again (every property changed)
+//	POST   /admin/documents/<id>/offline     take offline
+//	DELETE /admin/documents/<id>             delete
+//	POST   /admin/documents/<id>/yellow      record a change of the yellow data
+//	PUT    /admin/documents/<id>/binary      set an image's original bytes (raw body) and
+//	                                         publish a new version (?event=false: bytes only)
+//	GET    /admin/imagevariants              the variant definitions
+//	PUT    /admin/imagevariants              replace them: [{"name":"16x9-768","aspect":"16x9","width":768}]
+//	GET    /admin/events?since=<ms>&limit=<n>  the primary's event log (limit default 1000)
+//	GET    /admin/stats                      {"lastSourceTime","events","documents","staging":{…}}
+//	PUT    /admin/staging/replicas/<i>       {"lag":"2s","down":true} (either field optional)
 package origin
 
 import (
