@@ -27,6 +27,8 @@ var (
 	// ErrSourceTooLarge means that an original exceeds the configured pixel
 	// or byte limit; it is refused before it is decoded.
 	ErrSourceTooLarge = errors.New("imaging: source image too large")
+	// ErrBusy means that no generation slot became free in time (HTTP 503).
+	ErrBusy = errors.New("imaging: too many concurrent generations")
 	// ErrUnsupported means that an original cannot be decoded or that the
 	// requested format cannot be made from it (for example svg from a JPEG).
 	ErrUnsupported = errors.New("imaging: unsupported image")
@@ -51,7 +53,8 @@ func (e *URLError) Is(target error) bool { return target == ErrBadURL }
 
 // HTTPStatus maps an error returned by this package to the HTTP status the
 // image service answers with: 400 bad URL, 404 not found, 410 gone, 503 store
-// or CMS unavailable, 500 for everything else. A nil error maps to 200.
+// or CMS unavailable or too busy, 500 for everything else (such as an
+// original that cannot be decoded or exceeds the limits). A nil error maps to 200.
 func HTTPStatus(err error) int {
 	switch {
 	case err == nil:
@@ -62,7 +65,7 @@ func HTTPStatus(err error) int {
 		return http.StatusGone
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, ErrStoreUnavailable), errors.Is(err, ErrCMSUnavailable):
+	case errors.Is(err, ErrStoreUnavailable), errors.Is(err, ErrCMSUnavailable), errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError

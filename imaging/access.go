@@ -1,0 +1,292 @@
+package imaging
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+)
+
+// AccessConfig configures the access side of the image service.
+type AccessConfig struct {
+	// Prefix is the URL path prefix the service is mounted under
+	// ("/image"); requests outside it answer 404. Empty = none.
+	Prefix string `json:"prefix,omitempty"`
+	// Widths lists the ?width= values allowed for aspect-only variants.
+	Widths []int `json:"widths,omitempty"`
+	// LongMaxAge is the Cache-Control max-age when the server's documents
+	// are at least as new as the URL's stamps (0 = 30 days).
+	LongMaxAge time.Duration `json:"long_max_age,omitempty"`
+	// ShortMaxAge is the max-age when they are older: the replica may be
+	// behind, so clients should come back soon (0 = 1 minute). Error
+	// answers (404, 410) use it too.
+	ShortMaxAge time.Duration `json:"short_max_age,omitempty"`
+	// MaxGenerations bounds concurrent variant generations
+	// (0 = GOMAXPROCS).
+	MaxGenerations int `json:"max_generations,omitempty"`
+	// GenerateTimeout bounds one generation, fetching the original
+	// included (0 = 60s).
+	GenerateTimeout time.Duration `json:"generate_timeout,omitempty"`
+	// VariantsTTL is how long variant definitions are cached (0 = 1 min).
+	VariantsTTL time.Duration `json:"variants_ttl,omitempty"`
+	// RecheckInterval is the least time between two CMS look-ups of one
+	// image caused by URLs whose stamp is newer than the stored version,
+	// or of an image the CMS did not know (0 = 10s).
+	RecheckInterval time.Duration `json:"recheck_interval,omitempty"`
+	// Generator configures variant generation.
+	Generator GeneratorConfig `json:"generator,omitempty"`
+}
+
+func (c AccessConfig) withDefaults() AccessConfig {
+	c.Prefix = strings.TrimRight(c.Prefix, "/")
+	if c.Prefix != "" && !strings.HasPrefix(c.Prefix, "/") {
+		c.Prefix = "/" + c.Prefix
+	}
+	if c.LongMaxAge <= 0 {
+		c.LongMaxAge = 30 * 24 * time.Hour
+	}
+	if c.ShortMaxAge <= 0 {
+		c.ShortMaxAge = time.Minute
+	}
+	if c.MaxGenerations <= 0 {
+		c.MaxGenerations = runtime.GOMAXPROCS(0)
+	}
+	if c.GenerateTimeout <= 0 {
+		c.GenerateTimeout = time.Minute
+	}
+	if c.VariantsTTL <= 0 {
+		c.VariantsTTL = time.Minute
+	}
+	if c.RecheckInterval <= 0 {
+		c.RecheckInterval = 10 * time.Second
+	}
+	return c
+}
+
+// Access serves image variants (SPEC §6): from the store when present,
+// else generated from the original fetched from the CMS, stored and
+// served. It is an http.Handler and safe for concurrent use.
+type Access struct {
+	cfg      AccessConfig
+	store    Store
+	cms      CMS
+	gen      *Generator
+	log      *zap.Logger
+	flights  singleflight.Group
+	sem      chan struct{}
+	variants *variantCache
+	rechecks *recheckLimiter
+}
+
+// NewAccess returns the access service. log may be nil.
+func NewAccess(cfg AccessConfig, store Store, cms CMS, log *zap.Logger) *Access {
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Access{
+		cfg: cfg, store: store, cms: cms, gen: NewGenerator(cfg.Generator), log: log,
+		sem:      make(chan struct{}, cfg.MaxGenerations),
+		variants: &variantCache{cms: cms, store: store, ttl: cfg.VariantsTTL, log: log},
+		rechecks: &recheckLimiter{interval: cfg.RecheckInterval, max: 100_000, last: map[string]time.Time{}},
+	}
+}
+
+// Config returns the effective configuration (defaults applied).
+func (a *Access) Config() AccessConfig { return a.cfg }
+
+// Served is a variant ready to be sent.
+type Served struct {
+	// Data is the image.
+	Data []byte
+	// ContentType is its media type.
+	ContentType string
+	// ETag identifies Data (unquoted).
+	ETag string
+	// ModTime is when the variant was stored.
+	ModTime time.Time
+	// Fresh is true when the documents the server saw are at least as new
+	// as the URL's stamps.
+	Fresh bool
+	// MaxAge is the Cache-Control max-age to send.
+	MaxAge time.Duration
+}
+
+// ServeHTTP answers GET and HEAD requests for image URLs.
+func (a *Access) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	path := r.URL.Path
+	if a.cfg.Prefix != "" {
+		if !strings.HasPrefix(path, a.cfg.Prefix+"/") {
+			a.writeError(w, r, fmt.Errorf("path outside %s: %w", a.cfg.Prefix, ErrNotFound))
+			return
+		}
+		path = path[len(a.cfg.Prefix):]
+	}
+	parts, err := Parse(path, r.URL.Query(), a.cfg.Widths)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	v, err := a.Lookup(r.Context(), parts)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", v.ContentType)
+	h.Set("ETag", `"`+v.ETag+`"`)
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(v.MaxAge/time.Second)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	if parts.Format == "svg" {
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; sandbox")
+	}
+	// ServeContent handles If-None-Match (304), If-Modified-Since, Range,
+	// HEAD and Content-Length.
+	http.ServeContent(w, r, "", v.ModTime, bytes.NewReader(v.Data))
+}
+
+// writeError answers err with its status (HTTPStatus); server-side causes
+// are logged, client-side ones only at debug level.
+func (a *Access) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status := HTTPStatus(err)
+	h := w.Header()
+	switch {
+	case status >= 500:
+		a.log.Error("image request failed", zap.String("path", r.URL.Path), zap.Int("status", status), zap.Error(err))
+		h.Set("Cache-Control", "no-store")
+	default:
+		a.log.Debug("image request refused", zap.String("path", r.URL.Path), zap.Int("status", status), zap.Error(err))
+		h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(a.cfg.ShortMaxAge/time.Second)))
+	}
+	msg := http.StatusText(status)
+	var ue *URLError
+	if errors.As(err, &ue) {
+		msg += ": " + ue.Reason
+	}
+	http.Error(w, msg, status)
+}
+
+// Lookup finds or makes the variant p names. Errors map to HTTP answers
+// with HTTPStatus.
+func (a *Access) Lookup(ctx context.Context, p URLParts) (*Served, error) {
+	st, err := loadState(ctx, a.store, p.UUID)
+	if err != nil {
+		return nil, err
+	}
+	if err := stateError(st); err != nil {
+		return nil, err
+	}
+	def, err := a.variants.get(ctx, p.Variant, p.VariantModified)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil || (p.ImageModified > st.Modified && a.rechecks.allow(p.UUID)) {
+		if st, err = a.refreshImage(ctx, p.UUID, st); err != nil {
+			return nil, err
+		}
+	}
+	fresh := st.Modified >= p.ImageModified && def.Modified >= p.VariantModified
+	key := VariantKey(p.UUID, p.Variant, st.Modified, def.Modified, p.Width, p.Ext())
+	obj, err := a.store.Get(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		obj, err = a.generate(ctx, p, key, st, def)
+	} else if err != nil {
+		err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	v := &Served{Data: obj.Data, ContentType: obj.ContentType, ETag: obj.Meta["etag"], ModTime: obj.ModTime, Fresh: fresh}
+	if v.ETag == "" {
+		v.ETag = obj.ETag
+	}
+	if v.ContentType == "" {
+		v.ContentType = p.ContentType()
+	}
+	// A variant made from an original older than the stored state (the
+	// CMS replica is behind) is marked by generate as not current.
+	if obj.Meta["current"] == "false" {
+		v.Fresh = false
+	}
+	v.MaxAge = a.cfg.ShortMaxAge
+	if v.Fresh {
+		v.MaxAge = a.cfg.LongMaxAge
+	}
+	return v, nil
+}
+
+// stateError maps an offline/deleted marker to its error.
+func stateError(st *imageState) error {
+	if st == nil {
+		return nil
+	}
+	switch st.State {
+	case StateDeleted:
+		return fmt.Errorf("image %s: %w", st.UUID, ErrGone)
+	case StateOffline:
+		return fmt.Errorf("image %s is offline: %w", st.UUID, ErrNotFound)
+	}
+	return nil
+}
+
+// refreshImage asks the CMS for the image document (once for concurrent
+// callers) and records a newer version in the store. st is what the store
+// knows (nil = nothing): if the CMS fails or knows nothing newer, st stays
+// in use and the answer gets the short max-age.
+func (a *Access) refreshImage(ctx context.Context, uuid string, st *imageState) (*imageState, error) {
+	unknown := "unknown:" + uuid
+	if st == nil && a.rechecks.recent(unknown) {
+		return nil, fmt.Errorf("image %s unknown to the CMS (asked recently): %w", uuid, ErrNotFound)
+	}
+	res, err, _ := a.flights.Do("img:"+uuid, func() (any, error) {
+		// Detached from the first caller: its cancellation must not fail
+		// the others waiting for the same answer.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.GenerateTimeout)
+		defer cancel()
+		doc, err := a.cms.Image(fctx, uuid)
+		if err != nil {
+			return nil, err
+		}
+		return doc, nil
+	})
+	if err != nil {
+		if st != nil {
+			a.log.Info("image: CMS look-up failed, serving the stored version",
+				zap.String("uuid", uuid), zap.Error(err))
+			return st, nil
+		}
+		if errors.Is(err, ErrNotFound) {
+			a.rechecks.note(unknown)
+			return nil, fmt.Errorf("image %s: %w", uuid, err)
+		}
+		return nil, fmt.Errorf("%w: image %s: %w", ErrCMSUnavailable, uuid, err)
+	}
+	doc := res.(*ImageDoc)
+	switch doc.State {
+	case StateDeleted:
+		return nil, fmt.Errorf("image %s: %w", uuid, ErrGone)
+	case StateOffline:
+		return nil, fmt.Errorf("image %s is offline: %w", uuid, ErrNotFound)
+	}
+	if st != nil && doc.Modified <= st.Modified {
+		return st, nil
+	}
+	ns := imageState{UUID: uuid, State: StatePublished, Modified: doc.Modified}
+	if err := saveState(ctx, a.store, ns); err != nil {
+		return nil, err
+	}
+	return &ns, nil
+}
