@@ -153,3 +153,17 @@ func (s *flakyStore) Ping(ctx context.Context) error {
 	}
 	return s.Store.Ping(ctx)
 }
+
+func (s *flakyStore) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
+	if s.down.Load() {
+		return fmt.Errorf("list %s: %w", prefix, errStoreDown)
+	}
+	return s.Store.List(ctx, prefix, fn)
+}
+
+func (s *flakyStore) DeletePrefix(ctx context.Context, prefix string) (int, error) {
+	if s.down.Load() {
+		return 0, fmt.Errorf("delete prefix %s: %w", prefix, errStoreDown)
+	}
+	return s.Store.DeletePrefix(ctx, prefix)
+}

@@ -25,6 +25,9 @@ type Store interface {
 	Put(ctx context.Context, key string, data []byte, contentType string, meta map[string]string) error
 	// Delete removes the object; deleting a missing object is no error.
 	Delete(ctx context.Context, key string) error
+	// DeleteKeys removes the given objects (missing ones are no error),
+	// sending at most 1000 keys per request.
+	DeleteKeys(ctx context.Context, keys []string) error
 	// DeletePrefix removes every object whose key starts with prefix, in
 	// batches of bounded size, and returns how many it removed. prefix
 	// must not be empty.

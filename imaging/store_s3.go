@@ -271,10 +271,27 @@ func (s *S3Store) DeletePrefix(ctx context.Context, prefix string) (int, error) 
 	if !validPrefix(prefix) {
 		return 0, errInvalidKey("delete prefix", prefix)
 	}
-	return deletePrefixByList(ctx, s, prefix, s.deleteKeys)
+	return deletePrefixByList(ctx, s, prefix, s.DeleteKeys)
 }
 
-func (s *S3Store) deleteKeys(ctx context.Context, keys []string) error {
+// DeleteKeys implements Store with DeleteObjects of up to 1000 keys.
+func (s *S3Store) DeleteKeys(ctx context.Context, keys []string) error {
+	for _, k := range keys {
+		if !ValidKey(k) {
+			return errInvalidKey("delete", k)
+		}
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), 1000)
+		if err := s.deleteObjects(ctx, keys[:n]); err != nil {
+			return err
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+func (s *S3Store) deleteObjects(ctx context.Context, keys []string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	ids := make([]types.ObjectIdentifier, len(keys))

@@ -335,6 +335,13 @@ func suiteDeletePrefix(t *testing.T, s Store) {
 	if left := listKeys(t, s, "img/"); !slices.Equal(sorted(left), []string{"img/" + testUUID + "x/keep", "img/other/keep"}) {
 		t.Fatalf("left after DeletePrefix: %v", left)
 	}
+	// DeleteKeys removes exactly the listed keys; missing ones are fine.
+	if err := s.DeleteKeys(testCtx(t), []string{"img/other/keep", "img/other/missing"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteKeys(testCtx(t), []string{"../bad"}); err == nil {
+		t.Fatal("DeleteKeys accepted an invalid key")
+	}
 	// Without a trailing slash the prefix matches the neighbour too.
 	if got, err := s.DeletePrefix(testCtx(t), "img/"+testUUID); err != nil || got != 1 {
 		t.Fatalf("DeletePrefix without slash = %d, %v; want 1", got, err)
