@@ -96,4 +96,3 @@ func (s *FolderStore) List(ctx context.Context, prefix string, fn func(ObjectInf
 	}
 	return nil
 }
-
