@@ -3,7 +3,12 @@ package cache
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// failedRenderBackoff is how long a file whose render failed is not
+// rendered again in the background (its ".old" copy is served meanwhile).
+const failedRenderBackoff = 2 * time.Second
 
 // outcome is how a render ended, as the requests that waited for it see it.
 type outcome int
@@ -29,11 +34,12 @@ type flight struct {
 
 // flights coalesces renders: at most one per file at a time.
 type flights struct {
-	mu sync.Mutex
-	m  map[string]*flight
+	mu      sync.Mutex
+	m       map[string]*flight
+	retryAt map[string]time.Time // failed renders: no background render before
 }
 
-func newFlights() *flights { return &flights{m: map[string]*flight{}} }
+func newFlights() *flights { return &flights{m: map[string]*flight{}, retryAt: map[string]time.Time{}} }
 
 // join returns the flight for file and whether the caller leads it (must
 // render and then call finish).
@@ -53,8 +59,37 @@ func (g *flights) finish(file string, f *flight, o outcome, status int) {
 	f.outcome, f.status = o, status
 	g.mu.Lock()
 	delete(g.m, file)
+	if o == outcomeFailed {
+		now := time.Now()
+		if len(g.retryAt) > 10000 {
+			for k, t := range g.retryAt {
+				if t.Before(now) {
+					delete(g.retryAt, k)
+				}
+			}
+		}
+		g.retryAt[file] = now.Add(failedRenderBackoff)
+	} else {
+		delete(g.retryAt, file)
+	}
 	g.mu.Unlock()
 	close(f.done)
+}
+
+// joinBackground starts a flight for a render in the background unless
+// one is running or the last one failed a moment ago.
+func (g *flights) joinBackground(file string) (*flight, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.m[file]; ok {
+		return nil, false
+	}
+	if t, ok := g.retryAt[file]; ok && time.Now().Before(t) {
+		return nil, false
+	}
+	f := &flight{done: make(chan struct{})}
+	g.m[file] = f
+	return f, true
 }
 
 // invalidate marks a render in progress for file as outdated.

@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"strconv"
@@ -19,9 +20,10 @@ const DefaultRenderTimeout = 30 * time.Second
 // lead renders t for everyone waiting on f. The client's request is
 // answered as the render streams when it can be (a plain GET); otherwise
 // (HEAD, ranges, conditions) the file is rendered first and then served.
-// pregen renders for the pre-generation queue: no client is waiting and
-// the current file stays in place until the new one replaces it.
-func (s *Site) lead(w http.ResponseWriter, r *http.Request, t Target, f *flight, render RenderFunc, pregen bool) (err error) {
+// background renders with no client waiting (pre-generation, or a stale
+// copy was served); the current file stays in place until the new one
+// replaces it.
+func (s *Site) lead(w http.ResponseWriter, r *http.Request, t Target, f *flight, render RenderFunc, background bool) (err error) {
 	o, status := outcomeFailed, http.StatusBadGateway
 	defer func() { s.Store.flights.finish(t.File, f, o, status) }()
 
@@ -32,9 +34,11 @@ func (s *Site) lead(w http.ResponseWriter, r *http.Request, t Target, f *flight,
 	// The render outlives the client that started it: others wait for it.
 	ctx, cancel := context.WithTimeoutCause(context.WithoutCancel(r.Context()), timeout, errRenderTimeout)
 	defer cancel()
+	stop := context.AfterFunc(s.Store.ctx, cancel) // the store is closing
+	defer stop()
 
 	tw := &teeWriter{site: s, t: t, host: r.Host, header: http.Header{}, now: time.Now()}
-	if !pregen {
+	if !background {
 		tw.client = w
 		tw.stream = r.Method == http.MethodGet && !hasConditionsOrRange(r)
 	}
@@ -50,15 +54,18 @@ func (s *Site) lead(w http.ResponseWriter, r *http.Request, t Target, f *flight,
 		renderErr = errors.New("render aborted mid-response")
 	}
 	if renderErr != nil && !tw.wroteHeader {
+		if context.Cause(ctx) == errRenderTimeout { //nolint:errorlint // our own sentinel cause
+			renderErr = &StatusError{Code: http.StatusGatewayTimeout, Err: fmt.Errorf("render of %s: %w", t.Key, errRenderTimeout)}
+		}
 		status = statusOf(renderErr)
-		if !pregen && s.serveOld(w, r, t) {
+		if !background && s.serveOld(w, r, t) {
 			return nil
 		}
 		return renderErr
 	}
 	o, status = tw.finish(renderErr, f)
 	switch {
-	case pregen || tw.wroteClient:
+	case background || tw.wroteClient:
 		return nil
 	case o == outcomeStored:
 		if file, info, ok := s.Store.openRegular(t.File); ok {

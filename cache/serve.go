@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -110,16 +111,21 @@ func (s *Site) serveOld(w http.ResponseWriter, r *http.Request, t Target) bool {
 	return true
 }
 
-// miss coalesces the renders of one file: the first request renders, the
-// others get the ".old" copy at once or wait for the render.
+// miss coalesces the renders of one file. When a ".old" copy exists,
+// every request gets it at once and the file is rendered in the
+// background (like Varnish's grace mode); otherwise the first request
+// renders and the others wait for that render.
 func (s *Site) miss(w http.ResponseWriter, r *http.Request, t Target, render RenderFunc) error {
 	for attempt := 0; ; attempt++ {
+		if old, info, ok := s.Store.openRegular(t.File + OldSuffix); ok {
+			defer old.Close()
+			s.renderInBackground(r, t, render)
+			serveFile(w, r, old, info, t, true)
+			return nil
+		}
 		f, leader := s.Store.flights.join(t.File)
 		if leader {
 			return s.lead(w, r, t, f, render, false)
-		}
-		if s.serveOld(w, r, t) {
-			return nil
 		}
 		select {
 		case <-f.done:
@@ -153,4 +159,15 @@ func (s *Site) miss(w http.ResponseWriter, r *http.Request, t Target, render Ren
 			return &StatusError{Code: f.status, Err: fmt.Errorf("render of %s failed", t.Key)}
 		}
 	}
+}
+
+// renderInBackground starts a render of t that no client waits for,
+// unless one is under way.
+func (s *Site) renderInBackground(r *http.Request, t Target, render RenderFunc) {
+	f, ok := s.Store.flights.joinBackground(t.File)
+	if !ok {
+		return
+	}
+	rr := r.Clone(context.WithoutCancel(r.Context()))
+	s.Store.goBackground(func() { _ = s.lead(nil, rr, t, f, render, true) })
 }

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"sync"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -26,6 +28,9 @@ type Store struct {
 	access  *AccessLog
 	log     *zap.Logger
 	flights *flights
+	ctx     context.Context // cancelled when the store closes
+	cancel  context.CancelFunc
+	bg      sync.WaitGroup // renders no client waits for
 }
 
 func openStore(dir string, rootID uint16, reg *Registry, access *AccessLog, log *zap.Logger) (*Store, error) {
@@ -42,6 +47,7 @@ func openStore(dir string, rootID uint16, reg *Registry, access *AccessLog, log 
 	}
 	s := &Store{dir: dir, rootID: rootID, root: root, reg: reg, access: access,
 		log: log.With(zap.String("docroot", dir)), flights: newFlights()}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.removeStaleTemp()
 	return s, nil
 }
@@ -52,7 +58,20 @@ func (s *Store) Dir() string { return s.dir }
 // ID returns the registry id of a file of this docroot.
 func (s *Store) ID(file string) FileID { return FileID{Root: s.rootID, File: file} }
 
-func (s *Store) close() error { return s.root.Close() }
+func (s *Store) close() error {
+	s.cancel()
+	s.bg.Wait()
+	return s.root.Close()
+}
+
+// goBackground runs fn as background work of the store; close waits for it.
+func (s *Store) goBackground(fn func()) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		fn()
+	}()
+}
 
 // removeStaleTemp deletes files a crash left in the temp folder; they are
 // never part of the docroot.

@@ -130,32 +130,43 @@ func TestOldServedDuringRegeneration(t *testing.T) {
 	o.Content.Update("story100", map[string]any{"title": "Neuer Titel"})
 	o.Faults(origin.Fault{Prefix: storyPath, Delay: time.Second, Count: 1})
 
-	leader := make(chan string)
-	go func() {
-		_, _, body := harness.Get(t, nil, e.URL()+storyPath)
-		leader <- body
-	}()
-	time.Sleep(200 * time.Millisecond) // the leader's render is under way
-	start := time.Now()
-	status, h, body := harness.Get(t, nil, e.URL()+storyPath)
-	if status != 200 || h.Get(cache.HeaderStale) != "1" || body != before {
-		t.Fatalf("during regeneration: %d stale=%q old body %v", status, h.Get(cache.HeaderStale), body == before)
-	}
-	if d := time.Since(start); d > 700*time.Millisecond {
-		t.Errorf("stale answer took %v, it must not wait for the render", d)
+	// Every request, the one that starts the render included, gets the
+	// .old copy at once while the render runs in the background.
+	for i := range 5 {
+		start := time.Now()
+		status, h, body := harness.Get(t, nil, e.URL()+storyPath)
+		if status != 200 || h.Get(cache.HeaderStale) != "1" || body != before {
+			t.Fatalf("request %d during regeneration: %d stale=%q old body %v", i, status, h.Get(cache.HeaderStale), body == before)
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Errorf("stale answer took %v, it must not wait for the render", d)
+		}
 	}
 	if status, _, _ := harness.Get(t, nil, e.URL()+storyPath+".old"); status != 404 {
 		t.Errorf(".old asked for directly: %d, want 404", status)
 	}
-	if fresh := <-leader; !strings.Contains(fresh, "Neuer Titel") {
-		t.Fatal("the render did not bring the new title")
-	}
+	waitFor(t, 5*time.Second, "the new file", func() bool {
+		_, h, body := harness.Get(t, nil, e.URL()+storyPath)
+		return h.Get(cache.HeaderStale) == "" && strings.Contains(body, "Neuer Titel")
+	})
 	if e.Exists("politik/story100.html.old") {
 		t.Error(".old still there after the new file landed")
 	}
-	_, h, body = harness.Get(t, nil, e.URL()+storyPath)
-	if h.Get(cache.HeaderStale) != "" || !strings.Contains(body, "Neuer Titel") {
-		t.Error("the new file is not served")
+	if n := o.Renders(storyPath); n != 2 {
+		t.Errorf("renders = %d, want 2", n)
+	}
+}
+
+// waitFor polls cond until it holds or the time is up.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); ; time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", limit, what)
+		}
 	}
 }
 
@@ -165,24 +176,37 @@ func TestRenderFailureServesStaleCopy(t *testing.T) {
 	_, _, before := harness.Get(t, nil, e.URL()+storyPath)
 
 	invalidate(t, e, "politik/story100.html")
-	o.Faults(origin.Fault{Prefix: storyPath, Status: 503, Count: 1})
-	status, h, body := harness.Get(t, nil, e.URL()+storyPath)
-	if status != 200 || body != before || h.Get(cache.HeaderStale) != "1" {
-		t.Fatalf("5xx: %d stale=%q same body %v", status, h.Get(cache.HeaderStale), body == before)
+	o.Faults(origin.Fault{Prefix: storyPath, Status: 503})
+	for range 3 {
+		status, h, body := harness.Get(t, nil, e.URL()+storyPath)
+		if status != 200 || body != before || h.Get(cache.HeaderStale) != "1" {
+			t.Fatalf("backend failing: %d stale=%q same body %v", status, h.Get(cache.HeaderStale), body == before)
+		}
+	}
+	waitFor(t, 5*time.Second, "the failed background render", func() bool { return o.Renders(storyPath) >= 2 })
+	time.Sleep(100 * time.Millisecond)
+	if !e.Exists("politik/story100.html.old") || e.Exists("politik/story100.html") {
+		t.Fatal("a failed render must keep the .old copy and write nothing")
+	}
+	if n := o.Renders(storyPath); n > 3 {
+		t.Errorf("%d renders of a failing page within a moment: no backoff", n)
 	}
 
-	o.Faults(origin.Fault{Prefix: storyPath, Delay: 3 * time.Second, Count: 1})
-	status, h, body = harness.Get(t, nil, e.URL()+storyPath)
-	if status != 200 || body != before || h.Get(cache.HeaderStale) != "1" {
-		t.Fatalf("timeout: %d stale=%q same body %v", status, h.Get(cache.HeaderStale), body == before)
-	}
-
-	// Without a stale copy the error is passed on.
-	o.Faults(origin.Fault{Prefix: "/sport/", Status: 503, Count: 1})
+	// Without a stale copy the error is passed on, and a render that takes
+	// longer than render_timeout ends in 504.
+	o.Faults(origin.Fault{Prefix: "/sport/story105", Status: 503, Count: 1},
+		origin.Fault{Prefix: "/sport/story106", Delay: 3 * time.Second, Count: 1})
 	if status, _, _ := harness.Get(t, nil, e.URL()+"/sport/story105.html"); status != 503 {
 		t.Fatalf("5xx without .old: %d, want 503", status)
 	}
-	if e.Exists("sport/story105.html") {
+	start := time.Now()
+	if status, _, _ := harness.Get(t, nil, e.URL()+"/sport/story106.html"); status != 504 {
+		t.Fatalf("timeout without .old: %d, want 504", status)
+	}
+	if d := time.Since(start); d > 2500*time.Millisecond {
+		t.Errorf("render_timeout 1s took %v", d)
+	}
+	if e.Exists("sport/story105.html") || e.Exists("sport/story106.html") {
 		t.Fatal("an error was cached")
 	}
 }
@@ -191,12 +215,25 @@ func TestGoneAtOriginDeletesFileAndOld(t *testing.T) {
 	o := harness.StartOrigin(t, origin.RenderConfig{})
 	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr})
 	harness.Get(t, nil, e.URL()+storyPath)
-	invalidate(t, e, "politik/story100.html")
 	o.Content.SetState("story100", origin.StateDeleted)
-	if status, _, _ := harness.Get(t, nil, e.URL()+storyPath); status != 404 {
+	// Without a copy the render's 404 is passed on and nothing is kept.
+	if status, _, _ := harness.Get(t, nil, e.URL()+"/politik/story101.html"); status != 200 {
+		t.Fatal("story101 not rendered")
+	}
+	o.Content.SetState("story101", origin.StateDeleted)
+	os.Remove(e.File("politik/story101.html"))
+	if status, _, _ := harness.Get(t, nil, e.URL()+"/politik/story101.html"); status != 404 {
 		t.Fatalf("deleted document: %d, want 404", status)
 	}
-	if e.Exists("politik/story100.html") || e.Exists("politik/story100.html.old") {
+	// With a .old copy the background render's 404 deletes file and copy.
+	invalidate(t, e, "politik/story100.html")
+	harness.Get(t, nil, e.URL()+storyPath)
+	waitFor(t, 5*time.Second, "404 after the background render", func() bool {
+		status, _, _ := harness.Get(t, nil, e.URL()+storyPath)
+		return status == 404
+	})
+	if e.Exists("politik/story100.html") || e.Exists("politik/story100.html.old") ||
+		e.Exists("politik/story101.html") {
 		t.Fatal("file or .old left after 404")
 	}
 }
