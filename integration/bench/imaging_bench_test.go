@@ -1,0 +1,136 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/delivery-edge/edge/imaging"
+	"github.com/delivery-edge/edge/integration/bench/benchkit"
+)
+
+// BenchmarkImageVariant12MP compares variant generation of the image
+// service with libvips' vipsthumbnail: a 4000×3000 photo-like JPEG
+// (quality 90, 4:2:0) cropped centred to 16:9 and resized to 1200×675,
+// written as JPEG (quality 82) and as WebP (quality 80). vipsthumbnail runs
+// as a process per image (its start-up is part of its time, about as a
+// request to an image server would pay); the Go generator runs in process.
+// Rounds are interleaved; the table shows the median wall time of each.
+//
+//	go test ./integration/bench -run '^$' -bench ImageVariant12MP -benchtime 1x
+func BenchmarkImageVariant12MP(b *testing.B) {
+	benchkit.Need(b, "vipsthumbnail")
+	for range b.N {
+		dir := b.TempDir()
+		src := filepath.Join(dir, "src.jpg")
+		var buf bytes.Buffer
+		if err := jpeg.Encode(&buf, photo(4000, 3000), &jpeg.Options{Quality: 90}); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(src, buf.Bytes(), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		data := buf.Bytes()
+		spec := imaging.Spec{Aspect: imaging.Aspect{X: 16, Y: 9}, Width: 1200}
+		goGen := func(gap float64, format string) func() {
+			g := imaging.NewGenerator(imaging.GeneratorConfig{PreShrinkGap: gap})
+			s := spec
+			s.Format = format
+			return func() {
+				r, err := g.Generate(data, s)
+				if err != nil || r.Width != 1200 || r.Height != 675 {
+					b.Fatalf("generate: %v", err)
+				}
+			}
+		}
+		vips := func(out string) func() {
+			return func() {
+				cmd := exec.Command("vipsthumbnail", src, "--size", "1200x675", "--smartcrop", "centre",
+					"-o", filepath.Join(dir, out))
+				if msg, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("vipsthumbnail: %v\n%s", err, msg)
+				}
+			}
+		}
+		contenders := []struct {
+			name string
+			run  func()
+		}{
+			{"vipsthumbnail → jpg (Q82)", vips("out.jpg[Q=82]")},
+			{"imaging.Generator → jpg (Q82)", goGen(0, "jpg")},
+			{"imaging.Generator, no pre-shrink → jpg", goGen(-1, "jpg")},
+			{"vipsthumbnail → webp (Q80)", vips("out.webp[Q=80]")},
+			{"imaging.Generator → webp (Q80)", goGen(0, "webp")},
+		}
+		times := map[string][]time.Duration{}
+		for _, c := range contenders { // warm-up: page cache, WASM compile
+			c.run()
+		}
+		const perRound = 5
+		for range benchkit.Rounds() {
+			for _, c := range contenders {
+				for range perRound {
+					start := time.Now()
+					c.run()
+					times[c.name] = append(times[c.name], time.Since(start))
+				}
+			}
+		}
+		median := func(name string) time.Duration {
+			ts := append([]time.Duration(nil), times[name]...)
+			sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
+			return ts[len(ts)/2]
+		}
+		var out strings.Builder
+		fmt.Fprintf(&out, "\n12 MP JPEG → 16:9 1200×675 (median of %d runs each; WebP backend: %s)\n",
+			benchkit.Rounds()*perRound, imaging.WebPBackend())
+		fmt.Fprintf(&out, "| %-42s | %10s | %20s |\n", "generator", "time", "÷ vips same format")
+		fmt.Fprintf(&out, "|%s|%s|%s|\n", strings.Repeat("-", 44), strings.Repeat("-", 12), strings.Repeat("-", 21))
+		for _, c := range contenders {
+			anchor := "vipsthumbnail → jpg (Q82)"
+			if strings.Contains(c.name, "webp") {
+				anchor = "vipsthumbnail → webp (Q80)"
+			}
+			m := median(c.name)
+			fmt.Fprintf(&out, "| %-42s | %10s | %18.2f× |\n", c.name, m.Round(100*time.Microsecond),
+				float64(m)/float64(median(anchor)))
+		}
+		fmt.Print(out.String())
+	}
+}
+
+// photo draws a deterministic photo-like image: smooth gradients, some
+// shapes and grain, so that JPEG size and decode time resemble a photo.
+func photo(w, h int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	rng := rand.New(rand.NewPCG(42, 7))
+	cx, cy := float64(w)*0.6, float64(h)*0.4
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			fx, fy := float64(x)/float64(w), float64(y)/float64(h)
+			d := math.Hypot(float64(x)-cx, float64(y)-cy) / float64(w)
+			r := 120 + 100*math.Sin(fx*7+fy*3) - 80*d
+			g := 110 + 90*math.Cos(fy*5-fx*2)
+			bl := 140 + 60*math.Sin((fx+fy)*11)
+			if (x/97+y/89)%7 == 0 {
+				r, g, bl = 230, 220, 40
+			}
+			n := float64(rng.IntN(25)) - 12
+			i := y*img.Stride + x*4
+			img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = clamp(r+n), clamp(g+n), clamp(bl+n), 255
+		}
+	}
+	return img
+}
+
+func clamp(v float64) uint8 { return uint8(math.Max(0, math.Min(255, math.Round(v)))) }
