@@ -30,9 +30,12 @@ type FolderStore struct {
 
 // sidecar is the JSON kept next to each object.
 type sidecar struct {
-	ContentType string            `json:"contentType,omitempty"`
-	Meta        map[string]string `json:"meta,omitempty"`
-	Tags        map[string]string `json:"tags,omitempty"`
+	// ContentType is the media type given to Put.
+	ContentType string `json:"contentType,omitempty"`
+	// Meta is the metadata given to Put, keys lower-case.
+	Meta map[string]string `json:"meta,omitempty"`
+	// Tags are the tags set with SetTags.
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // NewFolderStore opens (creating it if needed) the folder dir as a store.

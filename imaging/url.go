@@ -269,6 +269,15 @@ func BuildURL(prefix string, u URLParts) string {
 	return b.String()
 }
 
+// URLFor validates u (see Validate) and builds its URL under prefix: the
+// checked variant of BuildURL for templates and placeholders.
+func URLFor(prefix string, u URLParts, allowedWidths []int) (string, error) {
+	if err := u.Validate(allowedWidths); err != nil {
+		return "", err
+	}
+	return BuildURL(prefix, u), nil
+}
+
 // Validate checks u as Parse would check the URL BuildURL makes of it.
 func (u URLParts) Validate(allowedWidths []int) error {
 	s := BuildURL("", u)

@@ -187,3 +187,15 @@ func mustStamp(s string) int64 {
 	}
 	return v
 }
+
+func TestURLFor(t *testing.T) {
+	u := URLParts{UUID: testUUID, ImageModified: 1693175642190, Variant: "16x9", Width: 640, Format: "webp"}
+	got, err := URLFor("/image/", u, testWidths)
+	if err != nil || got != "/image/"+testUUID+"/AAABijkh-E4/AAAAAAAAAAA/16x9.webp?width=640" {
+		t.Fatalf("URLFor = %q, %v", got, err)
+	}
+	u.Width = 641
+	if _, err := URLFor("/image", u, testWidths); !errors.Is(err, ErrBadURL) {
+		t.Fatalf("URLFor with a width not allowed: %v", err)
+	}
+}

@@ -305,6 +305,7 @@ func (s *Server) httpClient() *http.Client {
 
 type staticCreds struct{ id, secret string }
 
+// Retrieve implements aws.CredentialsProvider.
 func (c staticCreds) Retrieve(context.Context) (aws.Credentials, error) {
 	return aws.Credentials{AccessKeyID: c.id, SecretAccessKey: c.secret, Source: "versitygw test"}, nil
 }
