@@ -198,7 +198,7 @@ func (a *Access) Lookup(ctx context.Context, p URLParts) (*Served, error) {
 			return nil, err
 		}
 	}
-	fresh := st.Modified >= p.ImageModified && def.Modified >= p.VariantModified
+	fresh := st.Modified >= p.ImageModified && variantCurrent(def, p.VariantModified)
 	key := VariantKey(p.UUID, p.Variant, st.Modified, def.Modified, p.Width, p.Ext())
 	obj, err := a.store.Get(ctx, key)
 	if errors.Is(err, ErrNotFound) {

@@ -160,6 +160,14 @@ func TestAccessCacheControlFollowsStamps(t *testing.T) {
 			t.Errorf("%s: Cache-Control %q, want %q", tt.name, got, tt.want)
 		}
 	}
+	// "original" is not defined by the CMS: its variant stamp is no reason
+	// for a short max-age, nor for fetching the definitions again.
+	calls := f.cms.variantCalls.Load()
+	rec := f.get(f.url("original", "jpg", imgMod, 12345, 0))
+	wantStatus(t, rec, 200)
+	if got := rec.Header().Get("Cache-Control"); got != long || f.cms.variantCalls.Load() != calls {
+		t.Errorf("original: Cache-Control %q, %d definition fetches", got, f.cms.variantCalls.Load()-calls)
+	}
 	// The newer image stamp asked the CMS once; within the recheck
 	// interval it is not asked again.
 	n := f.cms.imageCalls.Load()

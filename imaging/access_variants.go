@@ -34,14 +34,15 @@ const minVariantRefresh = time.Second
 
 // get returns the definition of name, which must be at least as new as
 // minModified for the caller to consider it current. "original" is always
-// defined (version 0 unless the CMS defines it).
+// defined (version 0 unless the CMS defines it; see variantCurrent).
 func (c *variantCache) get(ctx context.Context, name string, minModified int64) (VariantDef, error) {
 	c.mu.Lock()
 	defs, fetched, last := c.defs, c.fetched, c.lastAttempt
 	c.mu.Unlock()
 	d, ok := defs[name]
 	stale := defs == nil || time.Since(fetched) > c.ttl
-	wanted := !ok || d.Modified < minModified
+	// "original" needs no definition: its absence is no reason to ask.
+	wanted := (!ok && name != VariantOriginal) || (ok && d.Modified < minModified)
 	if stale || (wanted && time.Since(last) >= minVariantRefresh) {
 		fresh, err := c.load(ctx)
 		switch {
@@ -180,4 +181,11 @@ func (l *recheckLimiter) noteLocked(key string) {
 		}
 	}
 	l.last[key] = now
+}
+
+// variantCurrent reports whether def is at least as new as the URL's
+// variant stamp. An "original" the CMS does not define has no version, so
+// its stamp cannot be newer.
+func variantCurrent(def VariantDef, stamp int64) bool {
+	return def.Modified >= stamp || (def.Name == VariantOriginal && def.Modified == 0)
 }

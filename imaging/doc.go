@@ -37,4 +37,24 @@
 // deletes the prefix img/<uuid>/; a change of a variant definition lists the
 // index var/<variant>/ and deletes img/<uuid>/<variant>/ for each image found,
 // so both are bounded by the amount of data they remove.
+//
+// # Serving a request
+//
+// [Access] parses the URL (400 if malformed), reads the image's state record
+// (410 deleted / 404 offline, without asking the CMS; 503 if the store
+// cannot be read), looks up the variant definition (cached, mirrored in the
+// store; 404 if undefined) and, when the store knows nothing of the image or
+// the URL's image stamp is newer than what it knows, asks the CMS (at most
+// once per RecheckInterval per image). The variant key follows from the
+// versions; a stored object is served with its ETag (conditional GET, HEAD
+// and ranges through http.ServeContent), otherwise it is generated once for
+// all concurrent requests (singleflight, a semaphore bounds generations),
+// stored and served. Cache-Control carries the long max-age when the
+// versions served are at least as new as the URL's stamps, else the short
+// one (the replica may be behind).
+//
+// Known limit: the store has no compare-and-set, so a generation that read
+// a lagging replica may, in a window of milliseconds, write a "published"
+// state record right after the update service wrote an offline/deleted
+// marker; the next event for that image corrects it.
 package imaging
