@@ -32,10 +32,10 @@ func BenchmarkGenerate12MP(b *testing.B) {
 	}{
 		{"jpg/lanczos", "jpg", -1},
 		{"jpg/gap2", "jpg", 2},
-		{"jpg/gap1.5", "jpg", 1.5},
+		{"jpg/gap1.5-default", "jpg", 1.5},
 		{"jpg/gap1", "jpg", 1},
 		{"webp/gap2", "webp", 2},
-		{"webp/gap1.5", "webp", 1.5},
+		{"webp/gap1.5-default", "webp", 1.5},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			g := NewGenerator(GeneratorConfig{PreShrinkGap: bc.gap})
