@@ -2,12 +2,15 @@ package cache
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 )
 
@@ -29,12 +32,50 @@ type Engine struct {
 	log    *zap.Logger
 	reg    *Registry
 	access *AccessLog
+	cfg    atomic.Pointer[InvalidationConfig]
 
 	mu     sync.Mutex
 	stores map[string]*Store
+	byRoot map[uint16]*Store
+
+	applyMu sync.Mutex // one change application at a time
+	wake    *broadcast
+	pregen  *pregenPool
+	stats   engineStats
+
+	resMu           sync.Mutex
+	resources       map[string]string // resource name -> newest hash
+	resourceChanges chan Dependency
+
+	ephMu         sync.Mutex
+	ephemeral     map[FileID]ephemeralEntry
+	ephemeralPath string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+}
+
+// engineStats counts the engine's work (for metrics and tests).
+type engineStats struct {
+	removed      atomic.Int64
+	pregenerated atomic.Int64
+}
+
+// Stats is a snapshot of the engine's counters and queue lengths.
+type Stats struct {
+	Removed, Pregenerated int64
+	RemovalQueue          int
+	PregenQueue           int
+}
+
+// Stats returns the engine's counters and the lengths of its queues.
+func (e *Engine) Stats() Stats {
+	st := Stats{Removed: e.stats.removed.Load(), Pregenerated: e.stats.pregenerated.Load()}
+	_ = e.reg.db.View(func(tx *bolt.Tx) error {
+		st.RemovalQueue, st.PregenQueue = QueueLengths(tx)
+		return nil
+	})
+	return st
 }
 
 // Open opens the data folder and starts the engine's background work.
@@ -51,9 +92,26 @@ func Open(o Options) (*Engine, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Engine{log: log, reg: reg, access: NewAccessLog(), stores: map[string]*Store{}, cancel: cancel}
-	e.wg.Add(1)
+	e := &Engine{log: log, reg: reg, access: NewAccessLog(), stores: map[string]*Store{}, byRoot: map[uint16]*Store{},
+		wake: newBroadcast(), resources: map[string]string{}, resourceChanges: make(chan Dependency, 256),
+		ephemeral: map[FileID]ephemeralEntry{}, ephemeralPath: filepath.Join(o.DataDir, "ephemeral.json"),
+		cancel: cancel}
+	def := InvalidationConfig{}.withDefaults()
+	e.cfg.Store(&def)
+	if err := e.loadResources(); err != nil {
+		cancel()
+		reg.Close()
+		return nil, fmt.Errorf("read resource hashes: %w", err)
+	}
+	e.recoverEphemeral()
+	e.pregen = &pregenPool{e: e, ctx: ctx, busy: map[string]bool{}}
+	e.wg.Add(5)
 	go e.flushAccessLoop(ctx, o.AccessFlushInterval)
+	go e.removalLoop(ctx)
+	go e.expiryLoop(ctx)
+	go e.resourceLoop(ctx)
+	go e.cleanupLoop(ctx)
+	e.pregen.resize(e.config().Workers)
 	return e, nil
 }
 
@@ -78,18 +136,49 @@ func (e *Engine) Store(docroot string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := openStore(dir, id, e.reg, e.access, e.log)
+	s, err := openStore(dir, id, e, e.log)
 	if err != nil {
 		return nil, err
 	}
 	e.stores[dir] = s
+	e.byRoot[id] = s
 	return s, nil
+}
+
+// storeByRoot returns the store of a root id; with open it opens the
+// docroot if no handler has yet (e.g. queue work after a restart).
+func (e *Engine) storeByRoot(id uint16, open bool) *Store {
+	e.mu.Lock()
+	s := e.byRoot[id]
+	e.mu.Unlock()
+	if s != nil || !open {
+		return s
+	}
+	var dir string
+	_ = e.reg.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRoots).ForEach(func(k, v []byte) error {
+			if len(v) == 2 && binary.BigEndian.Uint16(v) == id {
+				dir = string(k)
+			}
+			return nil
+		})
+	})
+	if dir == "" {
+		return nil
+	}
+	s, err := e.Store(dir)
+	if err != nil {
+		e.log.Error("cannot open docroot for queued work", zap.String("docroot", dir), zap.Error(err))
+		return nil
+	}
+	return s
 }
 
 // Close stops the background work, writes what is pending and closes the
 // data folder.
 func (e *Engine) Close() error {
 	e.cancel()
+	e.wake.notify()
 	e.wg.Wait()
 	_, aerr := e.access.Flush(e.reg.DB())
 	e.mu.Lock()

@@ -109,7 +109,7 @@ func OpenRegistry(dir string, log *zap.Logger) (*Registry, error) {
 				return err
 			}
 		}
-		return nil
+		return createQueueBuckets(tx)
 	})
 	if err != nil {
 		db.Close()
@@ -207,60 +207,33 @@ func (r *Registry) Sync() {
 }
 
 // Get returns the entry of a file.
-func (r *Registry) Get(id FileID) (Entry, bool, error) {
-	r.mu.Lock()
-	p, ok := r.pending[id]
-	r.mu.Unlock()
-	if ok {
-		if p.entry == nil {
-			return Entry{}, false, nil
-		}
-		return *p.entry, true, nil
-	}
-	var e Entry
-	var found bool
-	err := r.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketEntries).Get(id.key())
-		if v == nil {
-			return nil
-		}
-		found = true
-		return json.Unmarshal(v, &e)
+func (r *Registry) Get(id FileID) (e Entry, found bool, err error) {
+	err = r.db.View(func(tx *bolt.Tx) error {
+		e, found, err = r.GetTx(tx, id)
+		return err
 	})
-	if err != nil {
-		return Entry{}, false, fmt.Errorf("read registry entry %s: %w", id.File, err)
-	}
-	return e, found, nil
+	return e, found, err
 }
 
 // Find calls fn for every file with a dependency of the given kind on name,
 // with that dependency, until fn returns false. It sees pending writes.
 func (r *Registry) Find(kind DepKind, name string, fn func(FileID, Dependency) bool) error {
-	r.mu.Lock()
-	pending := make(map[FileID]*Entry, len(r.pending))
-	for id, p := range r.pending {
-		pending[id] = p.entry
-	}
-	r.mu.Unlock()
+	return r.db.View(func(tx *bolt.Tx) error { return r.FindTx(tx, kind, name, fn) })
+}
+
+// FindTx is Find inside a transaction the caller holds.
+func (r *Registry) FindTx(tx *bolt.Tx, kind DepKind, name string, fn func(FileID, Dependency) bool) error {
+	pending := r.pendingSnapshot()
 	prefix := indexPrefix(kind, name)
-	err := r.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketIndex).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			id := fileIDOf(k[len(prefix):])
-			if _, overridden := pending[id]; overridden {
-				continue
-			}
-			if !fn(id, dependencyFromIndex(kind, name, v)) {
-				return errStop
-			}
+	c := tx.Bucket(bucketIndex).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		id := fileIDOf(k[len(prefix):])
+		if _, overridden := pending[id]; overridden {
+			continue
 		}
-		return nil
-	})
-	if errors.Is(err, errStop) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("search registry for %s %q: %w", kind, name, err)
+		if !fn(id, dependencyFromIndex(kind, name, v)) {
+			return nil
+		}
 	}
 	for id, e := range pending {
 		if e == nil {
@@ -275,7 +248,38 @@ func (r *Registry) Find(kind DepKind, name string, fn func(FileID, Dependency) b
 	return nil
 }
 
-var errStop = errors.New("stop")
+// pendingSnapshot copies the records not yet in the database.
+func (r *Registry) pendingSnapshot() map[FileID]*Entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pending := make(map[FileID]*Entry, len(r.pending))
+	for id, p := range r.pending {
+		pending[id] = p.entry
+	}
+	return pending
+}
+
+// GetTx is Get inside a transaction the caller holds.
+func (r *Registry) GetTx(tx *bolt.Tx, id FileID) (Entry, bool, error) {
+	r.mu.Lock()
+	p, ok := r.pending[id]
+	r.mu.Unlock()
+	if ok {
+		if p.entry == nil {
+			return Entry{}, false, nil
+		}
+		return *p.entry, true, nil
+	}
+	v := tx.Bucket(bucketEntries).Get(id.key())
+	if v == nil {
+		return Entry{}, false, nil
+	}
+	var e Entry
+	if err := json.Unmarshal(v, &e); err != nil {
+		return Entry{}, false, fmt.Errorf("read registry entry %s: %w", id.File, err)
+	}
+	return e, true, nil
+}
 
 // indexDeps is every reverse-index item of an entry, keys included.
 func (e *Entry) indexDeps() []Dependency {

@@ -248,6 +248,18 @@ func (tw *teeWriter) finish(renderErr error, f *flight) (outcome, int) {
 	if !tw.info.Expires.IsZero() {
 		entry.Expires = tw.info.Expires.UnixMilli()
 	}
+	cfg := store.e.config()
+	if entry.Expires > 0 && cfg.Ephemeral > 0 && entry.Expires-entry.Created < cfg.Ephemeral.Milliseconds() {
+		// Too short-lived for the registry: held in memory (with a backup
+		// file for crash cleanup) until it expires.
+		if err := store.install(tw.tmpName, tw.t.File); err != nil {
+			store.removeQuiet(tw.tmpName)
+			return outcomePassthrough, tw.status
+		}
+		store.e.addEphemeral(id, entry)
+		return outcomeStored, tw.status
+	}
+	store.e.noteResources(entry.Deps)
 	if err := store.reg.Put(id, entry); err != nil {
 		store.log.Error("cannot record render; not cached", zap.String("url", tw.t.Key), zap.Error(err))
 		store.removeQuiet(tw.tmpName)

@@ -171,3 +171,54 @@ func (s *Site) renderInBackground(r *http.Request, t Target, render RenderFunc) 
 	rr := r.Clone(context.WithoutCancel(r.Context()))
 	s.Store.goBackground(func() { _ = s.lead(nil, rr, t, f, render, true) })
 }
+
+// Outcomes of Regenerate, as HTTP statuses for the synthetic request that
+// carries a pre-generation through the server's handlers.
+const (
+	RegenStored   = http.StatusOK
+	RegenGone     = http.StatusNotFound
+	RegenFailed   = http.StatusBadGateway
+	RegenSkipped  = http.StatusNoContent // not cacheable: nothing to pre-generate
+	RegenConflict = http.StatusConflict  // outdated while rendering: run again
+)
+
+// Regenerate renders the request's file in place for the pre-generation
+// queue: the current file is served until the new one replaces it. A
+// render already under way for the file (a reader's miss) is joined. It
+// answers w with one of the Regen* statuses and no body.
+func (s *Site) Regenerate(w http.ResponseWriter, r *http.Request, render RenderFunc) {
+	t, err := s.Mapper.Map(r.URL)
+	if err != nil {
+		w.WriteHeader(RegenSkipped)
+		return
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		f, leader := s.Store.flights.join(t.File)
+		if leader {
+			_ = s.lead(nil, r, t, f, render, true)
+		} else {
+			select {
+			case <-f.done:
+			case <-r.Context().Done():
+				w.WriteHeader(RegenFailed)
+				return
+			}
+		}
+		switch f.outcome {
+		case outcomeStored:
+			w.WriteHeader(RegenStored)
+			return
+		case outcomeGone:
+			w.WriteHeader(RegenGone)
+			return
+		case outcomePassthrough:
+			w.WriteHeader(RegenSkipped)
+			return
+		case outcomeFailed:
+			w.WriteHeader(RegenFailed)
+			return
+		}
+		// outcomeOutdated: the content changed while rendering; again.
+	}
+	w.WriteHeader(RegenConflict)
+}

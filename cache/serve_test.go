@@ -117,23 +117,23 @@ func TestSiteMissVariants(t *testing.T) {
 		name      string
 		method    string
 		header    []string
-		backend   backend
+		backend   *backend
 		wantCode  int
 		wantBody  string
 		wantFile  bool
 		wantStale bool
 	}{
-		{"HEAD renders with GET and stores", "HEAD", nil, backend{body: "full"}, 200, "", true, false},
-		{"range is answered from the stored file", "GET", []string{"Range", "bytes=1-2"}, backend{body: "full"}, 206, "ul", true, false},
-		{"set-cookie is not stored", "GET", nil, backend{body: "x", header: http.Header{"Set-Cookie": {"a=b"}}}, 200, "x", false, false},
-		{"private is not stored", "GET", nil, backend{body: "x", header: http.Header{"Cache-Control": {"private"}}}, 200, "x", false, false},
-		{"malformed dependencies are not stored", "GET", nil, backend{body: "x", header: http.Header{HeaderDependencies: {"(("}}}, 200, "x", false, false},
-		{"gzip from the backend is not stored", "GET", nil, backend{body: "x", header: http.Header{"Content-Encoding": {"gzip"}}}, 200, "x", false, false},
-		{"404 is passed on", "GET", nil, backend{status: 404, body: "nope"}, 404, "nope", false, false},
-		{"500 is passed on", "GET", nil, backend{status: 500, body: "err"}, 500, "err", false, false},
-		{"201 is passed on, not stored", "GET", nil, backend{status: 201, body: "made"}, 201, "made", false, false},
-		{"aborted stream leaves no file", "GET", nil, backend{body: "broken body", abort: true}, 502, "", false, false},
-		{"short body leaves no file", "GET", nil, backend{body: "12345", header: http.Header{"Content-Length": {"9"}}}, 200, "12345", false, false},
+		{"HEAD renders with GET and stores", "HEAD", nil, &backend{body: "full"}, 200, "", true, false},
+		{"range is answered from the stored file", "GET", []string{"Range", "bytes=1-2"}, &backend{body: "full"}, 206, "ul", true, false},
+		{"set-cookie is not stored", "GET", nil, &backend{body: "x", header: http.Header{"Set-Cookie": {"a=b"}}}, 200, "x", false, false},
+		{"private is not stored", "GET", nil, &backend{body: "x", header: http.Header{"Cache-Control": {"private"}}}, 200, "x", false, false},
+		{"malformed dependencies are not stored", "GET", nil, &backend{body: "x", header: http.Header{HeaderDependencies: {"(("}}}, 200, "x", false, false},
+		{"gzip from the backend is not stored", "GET", nil, &backend{body: "x", header: http.Header{"Content-Encoding": {"gzip"}}}, 200, "x", false, false},
+		{"404 is passed on", "GET", nil, &backend{status: 404, body: "nope"}, 404, "nope", false, false},
+		{"500 is passed on", "GET", nil, &backend{status: 500, body: "err"}, 500, "err", false, false},
+		{"201 is passed on, not stored", "GET", nil, &backend{status: 201, body: "made"}, 201, "made", false, false},
+		{"aborted stream leaves no file", "GET", nil, &backend{body: "broken body", abort: true}, 502, "", false, false},
+		{"short body leaves no file", "GET", nil, &backend{body: "12345", header: http.Header{"Content-Length": {"9"}}}, 200, "12345", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,7 +150,7 @@ func TestSiteMissVariants(t *testing.T) {
 						rec.Code = 502 // what the client sees: a broken connection
 					}
 				}()
-				rec = serve(t, s, &b, tt.method, "/p.html", tt.header...)
+				rec = serve(t, s, b, tt.method, "/p.html", tt.header...)
 			}()
 			if rec.Code != tt.wantCode || (tt.wantBody != "" && rec.Body.String() != tt.wantBody) {
 				t.Fatalf("got %d %q, want %d %q", rec.Code, rec.Body.String(), tt.wantCode, tt.wantBody)

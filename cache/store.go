@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -24,8 +25,10 @@ type Store struct {
 	dir     string
 	rootID  uint16
 	root    *os.Root
+	e       *Engine
 	reg     *Registry
 	access  *AccessLog
+	rend    atomic.Pointer[rendererRef]
 	log     *zap.Logger
 	flights *flights
 	ctx     context.Context // cancelled when the store closes
@@ -33,7 +36,33 @@ type Store struct {
 	bg      sync.WaitGroup // renders no client waits for
 }
 
-func openStore(dir string, rootID uint16, reg *Registry, access *AccessLog, log *zap.Logger) (*Store, error) {
+type rendererRef struct {
+	r    Renderer
+	host string
+}
+
+// SetRenderer sets how pre-generation renders pages of this docroot;
+// host is used for work that has none of its own. The newest config's
+// handler sets it (old and new configs overlap during a reload).
+func (s *Store) SetRenderer(r Renderer, host string) {
+	s.rend.Store(&rendererRef{r: r, host: host})
+	s.e.wakeWorkers()
+}
+
+func (s *Store) renderer() (Renderer, string) {
+	if ref := s.rend.Load(); ref != nil {
+		return ref.r, ref.host
+	}
+	return nil, ""
+}
+
+// exists reports whether a docroot file exists.
+func (s *Store) exists(name string) bool {
+	_, err := s.root.Stat(name)
+	return err == nil
+}
+
+func openStore(dir string, rootID uint16, e *Engine, log *zap.Logger) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create docroot: %w", err)
 	}
@@ -45,7 +74,7 @@ func openStore(dir string, rootID uint16, reg *Registry, access *AccessLog, log 
 		root.Close()
 		return nil, fmt.Errorf("create %s in docroot: %w", TempDir, err)
 	}
-	s := &Store{dir: dir, rootID: rootID, root: root, reg: reg, access: access,
+	s := &Store{dir: dir, rootID: rootID, root: root, e: e, reg: e.reg, access: e.access,
 		log: log.With(zap.String("docroot", dir)), flights: newFlights()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.removeStaleTemp()
@@ -179,4 +208,21 @@ func (s *Store) removeQuiet(name string) {
 	if err := s.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.log.Warn("cannot remove file", zap.String("file", name), zap.Error(err))
 	}
+}
+
+// writeFileAtomic replaces a small file (temp file + rename).
+func writeFileAtomic(name string, data []byte) error {
+	tmp := name + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
+}
+
+func readFileIfExists(name string) ([]byte, error) {
+	b, err := os.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
 }

@@ -1,0 +1,228 @@
+package cache
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// QueueKind names one of the two persistent queues.
+type QueueKind byte
+
+// The queues.
+const (
+	QueueRemoval QueueKind = 'r' // rename to .old (or purge), single-threaded
+	QueuePregen  QueueKind = 'p' // render in place, N workers
+)
+
+func (q QueueKind) String() string {
+	if q == QueueRemoval {
+		return "removal"
+	}
+	return "pre-generation"
+}
+
+// Operations of queued jobs.
+const (
+	OpRename  = "rename"  // removal: rename to .old
+	OpPurge   = "purge"   // removal: delete file and .old (the content is gone)
+	OpRender  = "render"  // pre-generation: render Key in place
+	OpResolve = "resolve" // pre-generation: ask the backend for the URL of Doc, then render it
+)
+
+var (
+	bucketQueueFiles = []byte("queue-files") // file id -> queue kind + order key
+	bucketQueueMeta  = []byte("queue-meta")
+	metaQueueSeq     = []byte("seq")
+)
+
+func queueBuckets(q QueueKind) (byPrio, fifo []byte) {
+	return []byte("queue-" + q.String()), []byte("queue-" + q.String() + "-fifo")
+}
+
+// QueuedJob is one file (or one document to resolve) in a queue.
+type QueuedJob struct {
+	Root     uint16 `json:"r"`
+	File     string `json:"f,omitempty"`
+	Op       string `json:"o"`
+	Priority int    `json:"p"`
+	Enqueued int64  `json:"t"` // Unix ms
+	// Created is the registry entry's creation time when the job was
+	// queued; a file rendered again since then is not touched.
+	Created int64 `json:"c,omitempty"`
+	// Key and Host say what to render (pre-generation).
+	Key  string `json:"k,omitempty"`
+	Host string `json:"h,omitempty"`
+	// Doc is the document whose URL OpResolve asks for.
+	Doc string `json:"d,omitempty"`
+	// Rerender queues a pre-generation once a purge is done.
+	Rerender bool `json:"rr,omitempty"`
+
+	order []byte // position in the priority bucket
+}
+
+func (j QueuedJob) id() FileID { return FileID{Root: j.Root, File: j.File} }
+
+// dedupKey identifies the thing a job is about: a file, or a document to
+// resolve.
+func (j QueuedJob) dedupKey() []byte {
+	if j.Op == OpResolve {
+		return append([]byte{0xff, 0xff, '?'}, j.Doc...)
+	}
+	return j.id().key()
+}
+
+func createQueueBuckets(tx *bolt.Tx) error {
+	for _, b := range [][]byte{bucketQueueFiles, bucketQueueMeta} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	for _, q := range []QueueKind{QueueRemoval, QueuePregen} {
+		p, f := queueBuckets(q)
+		if _, err := tx.CreateBucketIfNotExists(p); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// orderKey sorts higher priorities first, then older jobs first.
+func orderKey(prio int, seq uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = byte(255 - prio)
+	binary.BigEndian.PutUint64(k[1:], seq)
+	return k
+}
+
+func priorityOf(order []byte) int { return 255 - int(order[0]) }
+
+// enqueue adds a job unless the same file already waits in a queue with
+// at least the same priority; a queued job of lower priority is replaced
+// (also across queues). It reports whether the job was added.
+func enqueue(tx *bolt.Tx, q QueueKind, j QueuedJob) (bool, error) {
+	files := tx.Bucket(bucketQueueFiles)
+	dk := j.dedupKey()
+	if cur := files.Get(dk); len(cur) == 10 {
+		if priorityOf(cur[1:]) >= j.Priority {
+			return false, nil
+		}
+		if err := dequeue(tx, QueueKind(cur[0]), cur[1:], dk); err != nil {
+			return false, err
+		}
+	}
+	meta := tx.Bucket(bucketQueueMeta)
+	var seq uint64 = 1
+	if v := meta.Get(metaQueueSeq); len(v) == 8 {
+		seq = binary.BigEndian.Uint64(v) + 1
+	}
+	if err := meta.Put(metaQueueSeq, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+		return false, err
+	}
+	order := orderKey(j.Priority, seq)
+	v, err := json.Marshal(j)
+	if err != nil {
+		return false, fmt.Errorf("encode queue job: %w", err)
+	}
+	byPrio, fifo := queueBuckets(q)
+	if err := tx.Bucket(byPrio).Put(order, v); err != nil {
+		return false, err
+	}
+	if err := tx.Bucket(fifo).Put(order[1:], order); err != nil {
+		return false, err
+	}
+	return true, files.Put(dk, append([]byte{byte(q)}, order...))
+}
+
+// dequeue removes a job by its order key; dk is its dedup key.
+func dequeue(tx *bolt.Tx, q QueueKind, order, dk []byte) error {
+	byPrio, fifo := queueBuckets(q)
+	if err := tx.Bucket(byPrio).Delete(order); err != nil {
+		return err
+	}
+	if err := tx.Bucket(fifo).Delete(order[1:]); err != nil {
+		return err
+	}
+	files := tx.Bucket(bucketQueueFiles)
+	if cur := files.Get(dk); len(cur) == 10 && cur[0] == byte(q) && bytes.Equal(cur[1:], order) {
+		return files.Delete(dk)
+	}
+	return nil
+}
+
+// complete removes a finished job (if it is still queued: a job of higher
+// priority for the same file may have replaced it meanwhile).
+func complete(tx *bolt.Tx, q QueueKind, j QueuedJob) error {
+	return dequeue(tx, q, j.order, j.dedupKey())
+}
+
+// effectivePriority adds one point for every ageStep a job has waited, so
+// that low priorities cannot starve behind a constant stream of high ones.
+func effectivePriority(prio int, enqueued int64, now time.Time, ageStep time.Duration) int {
+	if ageStep <= 0 {
+		return prio
+	}
+	waited := max(0, now.Sub(time.UnixMilli(enqueued)))
+	return prio + int(waited/ageStep)
+}
+
+// nextJobs returns up to n jobs to run next, skipping those in busy: the
+// highest priority first, but an old job whose aged priority beats the
+// head of the queue goes before it.
+func nextJobs(tx *bolt.Tx, q QueueKind, n int, busy map[string]bool, now time.Time, ageStep time.Duration) ([]QueuedJob, error) {
+	byPrio, fifo := queueBuckets(q)
+	pc := tx.Bucket(byPrio).Cursor()
+	fc := tx.Bucket(fifo).Cursor()
+	pk, pv := pc.First()
+	_, fo := fc.First()
+	taken := map[string]bool{}
+	skip := func(order []byte) bool { return busy[string(order)] || taken[string(order)] }
+	var out []QueuedJob
+	for len(out) < n {
+		for pk != nil && skip(pk) {
+			pk, pv = pc.Next()
+		}
+		for fo != nil && skip(fo) {
+			_, fo = fc.Next()
+		}
+		if pk == nil {
+			break
+		}
+		order, val := pk, pv
+		if fo != nil && !bytes.Equal(fo, pk) {
+			if oldVal := tx.Bucket(byPrio).Get(fo); oldVal != nil {
+				var old QueuedJob
+				if json.Unmarshal(oldVal, &old) == nil {
+					var head QueuedJob
+					_ = json.Unmarshal(pv, &head)
+					if effectivePriority(old.Priority, old.Enqueued, now, ageStep) >
+						effectivePriority(head.Priority, head.Enqueued, now, ageStep) {
+						order, val = fo, oldVal
+					}
+				}
+			}
+		}
+		var j QueuedJob
+		if err := json.Unmarshal(val, &j); err != nil {
+			return nil, fmt.Errorf("decode queue job: %w", err)
+		}
+		j.order = append([]byte(nil), order...)
+		taken[string(order)] = true
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+// QueueLengths returns how many jobs wait in each queue.
+func QueueLengths(tx *bolt.Tx) (removal, pregen int) {
+	r, _ := queueBuckets(QueueRemoval)
+	p, _ := queueBuckets(QueuePregen)
+	return tx.Bucket(r).Stats().KeyN, tx.Bucket(p).Stats().KeyN
+}

@@ -1,0 +1,107 @@
+package cache
+
+import (
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func queueTx(t *testing.T, r *Registry, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	if err := r.DB().Update(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func next(t *testing.T, r *Registry, q QueueKind, n int, now time.Time) []QueuedJob {
+	t.Helper()
+	var jobs []QueuedJob
+	if err := r.DB().View(func(tx *bolt.Tx) error {
+		var err error
+		jobs, err = nextJobs(tx, q, n, nil, now, time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}
+
+func TestQueueOrderAndDedup(t *testing.T) {
+	r := openTestRegistry(t, t.TempDir())
+	defer r.Close()
+	now := time.Now()
+	ms := now.UnixMilli()
+	queueTx(t, r, func(tx *bolt.Tx) error {
+		for _, j := range []QueuedJob{
+			{Root: 1, File: "low.html", Op: OpRename, Priority: 10, Enqueued: ms},
+			{Root: 1, File: "high.html", Op: OpRename, Priority: 90, Enqueued: ms},
+			{Root: 1, File: "mid.html", Op: OpRename, Priority: 50, Enqueued: ms},
+		} {
+			if _, err := enqueue(tx, QueueRemoval, j); err != nil {
+				return err
+			}
+		}
+		// Same file again with lower priority: ignored.
+		if added, _ := enqueue(tx, QueueRemoval, QueuedJob{Root: 1, File: "high.html", Op: OpRename, Priority: 5, Enqueued: ms}); added {
+			t.Error("lower priority duplicate was added")
+		}
+		// Same file with higher priority, in the other queue: replaces it.
+		if added, _ := enqueue(tx, QueuePregen, QueuedJob{Root: 1, File: "low.html", Op: OpRender, Priority: 70, Enqueued: ms}); !added {
+			t.Error("higher priority duplicate was not added")
+		}
+		return nil
+	})
+	got := next(t, r, QueueRemoval, 10, now)
+	if len(got) != 2 || got[0].File != "high.html" || got[1].File != "mid.html" {
+		t.Fatalf("removal queue = %+v", got)
+	}
+	pre := next(t, r, QueuePregen, 10, now)
+	if len(pre) != 1 || pre[0].File != "low.html" || pre[0].Priority != 70 {
+		t.Fatalf("pre-generation queue = %+v", pre)
+	}
+	queueTx(t, r, func(tx *bolt.Tx) error { return complete(tx, QueueRemoval, got[0]) })
+	if got := next(t, r, QueueRemoval, 10, now); len(got) != 1 || got[0].File != "mid.html" {
+		t.Fatalf("after complete: %+v", got)
+	}
+	queueTx(t, r, func(tx *bolt.Tx) error {
+		if added, _ := enqueue(tx, QueueRemoval, QueuedJob{Root: 1, File: "high.html", Op: OpRename, Priority: 5, Enqueued: ms}); !added {
+			t.Error("a completed file could not be queued again")
+		}
+		return nil
+	})
+}
+
+func TestQueueAgeing(t *testing.T) {
+	r := openTestRegistry(t, t.TempDir())
+	defer r.Close()
+	now := time.Now()
+	queueTx(t, r, func(tx *bolt.Tx) error {
+		_, err := enqueue(tx, QueuePregen, QueuedJob{Root: 1, File: "old-low.html", Op: OpRender, Priority: 5,
+			Enqueued: now.Add(-2 * time.Minute).UnixMilli()})
+		if err != nil {
+			return err
+		}
+		_, err = enqueue(tx, QueuePregen, QueuedJob{Root: 1, File: "new-high.html", Op: OpRender, Priority: 90,
+			Enqueued: now.UnixMilli()})
+		return err
+	})
+	// Waited 120 s at one point per second: 5+120 beats 90.
+	if got := next(t, r, QueuePregen, 1, now); got[0].File != "old-low.html" {
+		t.Fatalf("aged job not first: %+v", got)
+	}
+	// Without waiting that long, priority wins.
+	if got := next(t, r, QueuePregen, 1, now.Add(-100*time.Second)); got[0].File != "new-high.html" {
+		t.Fatalf("young queue: %+v", got)
+	}
+	// Busy jobs are skipped.
+	var jobs []QueuedJob
+	_ = r.DB().View(func(tx *bolt.Tx) error {
+		first, _ := nextJobs(tx, QueuePregen, 1, nil, now, time.Second)
+		jobs, _ = nextJobs(tx, QueuePregen, 2, map[string]bool{string(first[0].order): true}, now, time.Second)
+		return nil
+	})
+	if len(jobs) != 1 || jobs[0].File != "new-high.html" {
+		t.Fatalf("busy skipping: %+v", jobs)
+	}
+}
