@@ -39,6 +39,7 @@ type Engine struct {
 	byRoot map[uint16]*Store
 
 	applyMu sync.Mutex // one change application at a time
+	leases  leases
 	wake    *broadcast
 	pregen  *pregenPool
 	stats   engineStats

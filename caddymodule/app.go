@@ -4,6 +4,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -29,10 +30,55 @@ type App struct {
 	// DataDir is the folder for the registry and the queues. Relative
 	// paths are taken from the working directory. Default: ./data.
 	DataDir string `json:"data_dir,omitempty"`
+	// Staging is how the edge learns of content changes; without it the
+	// edge still caches and serves, and learns of changes only through
+	// the cache servlet and expiry.
+	Staging *StagingConfig `json:"staging,omitempty"`
+	// Pregenerate enables re-rendering of recently read pages when they
+	// are invalidated; without it every invalidation renames to .old.
+	Pregenerate *PregenerateConfig `json:"pregenerate,omitempty"`
+	// LazyRemoval makes removal only rename files; a cleanup job at this
+	// interval removes the registry entries of files that are gone.
+	LazyRemoval caddy.Duration `json:"lazy_removal,omitempty"`
+	// Ephemeral: renders that expire (max-age/Expires) sooner than this are
+	// kept out of the registry, in memory with a backup file.
+	Ephemeral caddy.Duration `json:"ephemeral,omitempty"`
+	// ServletPassword protects the cache servlet; it must be equal on all
+	// peers and is sent with forwarded flushes and start-up syncs.
+	ServletPassword string `json:"servlet_password,omitempty"`
+	// Groups are the groups of edges that share flushes, by name.
+	Groups map[string]GroupConfig `json:"groups,omitempty"`
+	// FlushLogRetention is how long the flush log keeps entries for
+	// catch-up syncs (default 7 days).
+	FlushLogRetention caddy.Duration `json:"flush_log_retention,omitempty"`
+	// ImageStore is where image variants are kept (default: a folder
+	// under the data folder).
+	ImageStore *ImageStoreConfig `json:"image_store,omitempty"`
+	// ImageUpdates makes this edge run the image update service. Without
+	// URLs it reads the events of Staging.
+	ImageUpdates *StagingConfig `json:"image_updates,omitempty"`
 
-	dataDir string
-	engine  *engineHandle
-	log     *zap.Logger
+	dataDir  string
+	engine   *engineHandle
+	log      *zap.Logger
+	ctx      caddy.Context
+	features []appFeature
+}
+
+// appFeature is a part of the app with a lifecycle of its own (the staging
+// poller, edge groups, the image update service). Features are
+// provisioned with the app, started when it starts and stopped with it.
+type appFeature interface {
+	start(eng *cache.Engine) error
+	stop() error
+}
+
+// featureProvisioners make the features of an app; each feature file
+// registers its own in init.
+var featureProvisioners []func(a *App, ctx caddy.Context) (appFeature, error)
+
+func registerFeature(fn func(a *App, ctx caddy.Context) (appFeature, error)) {
+	featureProvisioners = append(featureProvisioners, fn)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -87,6 +133,7 @@ func (h *engineHandle) Destruct() error {
 // engine handle. It opens nothing.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.log = ctx.Logger()
+	a.ctx = ctx
 	dir := a.DataDir
 	if dir == "" {
 		dir = DefaultDataDir
@@ -104,7 +151,31 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.engine = h.(*engineHandle)
+	for _, provision := range featureProvisioners {
+		f, err := provision(a, ctx)
+		if err != nil {
+			return err
+		}
+		if f != nil {
+			a.features = append(a.features, f)
+		}
+	}
 	return nil
+}
+
+// invalidationConfig is the engine configuration of this app.
+func (a *App) invalidationConfig() cache.InvalidationConfig {
+	c := cache.InvalidationConfig{
+		LazyRemoval: timeDuration(a.LazyRemoval),
+		Ephemeral:   timeDuration(a.Ephemeral),
+	}
+	if p := a.Pregenerate; p != nil {
+		c.Pregenerate = true
+		c.Workers = p.Workers
+		c.Recent = timeDuration(p.Recent)
+		c.GenerateNonexistent = p.GenerateNonexistent
+	}
+	return c
 }
 
 // Engine returns the opened engine of the app's data folder.
@@ -116,18 +187,35 @@ func (a *App) Engine() (*cache.Engine, error) {
 	return eng, nil
 }
 
-// Start opens the data folder (if no handler has yet).
+// Start opens the data folder (if no handler has yet), applies this
+// config's invalidation settings and starts the features.
 func (a *App) Start() error {
-	if _, err := a.Engine(); err != nil {
+	eng, err := a.Engine()
+	if err != nil {
 		return err
+	}
+	eng.Configure(a.invalidationConfig())
+	for i, f := range a.features {
+		if err := f.start(eng); err != nil {
+			for _, started := range a.features[:i] {
+				_ = started.stop()
+			}
+			return err
+		}
 	}
 	a.log.Info("delivery edge started", zap.String("data_dir", a.dataDir))
 	return nil
 }
 
-// Stop is called when the config is replaced or Caddy stops; the shared
-// engine stays open until Cleanup releases the last reference.
-func (a *App) Stop() error { return nil }
+// Stop stops this config's features; the shared engine stays open until
+// Cleanup releases the last reference to it.
+func (a *App) Stop() error {
+	var errs []error
+	for _, f := range a.features {
+		errs = append(errs, f.stop())
+	}
+	return errors.Join(errs...)
+}
 
 // Cleanup releases this config's reference to the shared engine.
 func (a *App) Cleanup() error {

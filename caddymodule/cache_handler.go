@@ -34,7 +34,8 @@ type Cache struct {
 
 	app   *App
 	log   *zap.Logger
-	sites *sync.Map // resolved docroot -> *cache.Site
+	srv   *caddyhttp.Server // the server this handler is part of
+	sites *sync.Map         // resolved docroot -> *cache.Site
 }
 
 // CaddyModule returns the Caddy module information.
@@ -58,6 +59,7 @@ func (h *Cache) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("loading delivery app: %w", err)
 	}
 	h.app = app.(*App)
+	h.srv, _ = ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	return nil
 }
 
@@ -75,7 +77,7 @@ func (h *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	if err != nil {
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
-	err = site.ServeHTTP(w, r, func(w http.ResponseWriter, r *http.Request) error {
+	render := func(w http.ResponseWriter, r *http.Request) error {
 		if err := next.ServeHTTP(w, r); err != nil {
 			var he caddyhttp.HandlerError
 			if errors.As(err, &he) {
@@ -84,8 +86,12 @@ func (h *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 			return err
 		}
 		return nil
-	})
-	return handlerError(err)
+	}
+	if r.Context().Value(pregenKey{}) != nil {
+		site.Regenerate(w, r, render)
+		return nil
+	}
+	return handlerError(site.ServeHTTP(w, r, render))
 }
 
 // handlerError turns the cache's errors into Caddy's.
@@ -129,7 +135,16 @@ func (h *Cache) site(r *http.Request) (*cache.Site, error) {
 		Mapper:        cache.Mapper{QueryParams: h.QueryParams},
 		RenderTimeout: timeDuration(h.RenderTimeout),
 	}
-	actual, _ := h.sites.LoadOrStore(root, s)
+	actual, loaded := h.sites.LoadOrStore(root, s)
+	if !loaded && h.srv != nil {
+		// This config's server carries pre-generation for the docroot from
+		// now on (the newest config to serve it wins).
+		resolve := DefaultResolvePath
+		if p := h.app.Pregenerate; p != nil && p.ResolvePath != "" {
+			resolve = p.ResolvePath
+		}
+		store.SetRenderer(&serverRenderer{srv: h.srv, resolvePath: resolve}, r.Host)
+	}
 	return actual.(*cache.Site), nil
 }
 

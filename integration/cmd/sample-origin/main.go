@@ -20,17 +20,26 @@ import (
 
 func main() {
 	renderAddr := flag.String("render", "127.0.0.1:9000", "listen address of the render backend")
+	stagingAddr := flag.String("staging", "127.0.0.1:1196", "listen address of the staging API (with /admin/)")
 	latency := flag.Duration("latency", 0, "added to every render")
 	ssi := flag.Bool("ssi", false, "section pages include teasers as SSI fragments")
+	replicas := flag.Int("replicas", 2, "staging replicas behind the balancer")
+	lag := flag.Duration("lag", 0, "how far each replica lags behind the primary")
+	token := flag.String("token", origin.DemoToken, "the access token the staging API accepts")
 	flag.Parse()
 
 	content := origin.NewContent()
 	origin.SeedDemo(content)
 	render := origin.NewRender(content, origin.RenderConfig{Latency: *latency, SSI: *ssi})
+	staging := origin.NewStaging(content, origin.StagingConfig{Replicas: *replicas, Lag: *lag, Tokens: []string{*token}})
+	defer staging.Close()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	servers := []*http.Server{serve(ctx, "render backend", *renderAddr, render)}
+	servers := []*http.Server{
+		serve(ctx, "render backend", *renderAddr, render),
+		serve(ctx, "staging API", *stagingAddr, staging),
+	}
 	<-ctx.Done()
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

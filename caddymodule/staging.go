@@ -1,0 +1,151 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/delivery-edge/edge/cache"
+	"github.com/delivery-edge/edge/stagingclient"
+)
+
+func init() {
+	registerFeature(provisionStaging)
+}
+
+// stagingPosition names the stored source time of the staging events.
+const stagingPosition = "staging"
+
+// Defaults of the staging block.
+const (
+	defaultLongPoll = 25 * time.Second
+)
+
+// stagingFeature polls the staging servers for content changes and hands
+// them to the invalidation engine.
+type stagingFeature struct {
+	app    *App
+	client *stagingclient.Client
+	cfg    stagingclient.PollerConfig
+	log    *zap.Logger
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// newStagingClient makes a client from a staging block, with placeholders
+// replaced and everything checked; it connects nowhere.
+func newStagingClient(sc *StagingConfig, option string, log *zap.Logger) (*stagingclient.Client, stagingclient.PollerConfig, error) {
+	repl := caddy.NewReplacer()
+	urls := make([]string, len(sc.URLs))
+	for i, u := range sc.URLs {
+		urls[i] = repl.ReplaceKnown(u, "")
+		if err := checkBaseURL(urls[i]); err != nil {
+			return nil, stagingclient.PollerConfig{}, fmt.Errorf("%s: %w", option, err)
+		}
+	}
+	token := repl.ReplaceKnown(sc.Token, "")
+	if err := stagingclient.ValidateToken(token); err != nil {
+		return nil, stagingclient.PollerConfig{}, fmt.Errorf("%s: token: %w", option, err)
+	}
+	longPoll := defaultLongPoll
+	switch {
+	case sc.LongPoll < 0:
+		longPoll = 0
+	case sc.LongPoll > 0:
+		longPoll = timeDuration(sc.LongPoll)
+	}
+	client, err := stagingclient.New(stagingclient.Config{
+		BaseURLs:    urls,
+		Token:       token,
+		Timeout:     timeDuration(sc.Timeout),
+		MaxAttempts: sc.MaxAttempts,
+		Logger:      log,
+	})
+	if err != nil {
+		return nil, stagingclient.PollerConfig{}, fmt.Errorf("%s: %w", option, err)
+	}
+	return client, stagingclient.PollerConfig{
+		Interval: timeDuration(sc.PollInterval),
+		LongPoll: longPoll,
+		Name:     option,
+		Logger:   log,
+	}, nil
+}
+
+func provisionStaging(a *App, ctx caddy.Context) (appFeature, error) {
+	if a.Staging == nil {
+		return nil, nil
+	}
+	log := a.log.Named("staging")
+	client, cfg, err := newStagingClient(a.Staging, "staging", log)
+	if err != nil {
+		return nil, err
+	}
+	return &stagingFeature{app: a, client: client, cfg: cfg, log: log}, nil
+}
+
+func (f *stagingFeature) start(eng *cache.Engine) error {
+	ctx, cancel := context.WithCancel(f.app.ctx)
+	f.cancel, f.done = cancel, make(chan struct{})
+	go f.run(ctx, eng)
+	return nil
+}
+
+// run applies the event stream until the config is stopped. It holds the
+// engine's lease on the stream, so the old and the new config of a reload
+// never apply the same events.
+func (f *stagingFeature) run(ctx context.Context, eng *cache.Engine) {
+	defer close(f.done)
+	release, err := eng.Lease(ctx, stagingPosition)
+	if err != nil {
+		return
+	}
+	defer release()
+	from, err := eng.Position(stagingPosition)
+	if err != nil {
+		f.log.Error("cannot read the last applied source time; not polling", zap.Error(err))
+		return
+	}
+	f.log.Info("polling staging servers for changes", zap.Int64("from_source_time", from),
+		zap.String("server", f.client.BaseURL()))
+	poller := stagingclient.NewPoller(f.client, f.cfg)
+	err = poller.Run(ctx, from, func(_ context.Context, events []stagingclient.Event, upTo int64) error {
+		return eng.ApplyChanges(changesOf(events), stagingPosition, upTo)
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		f.log.Error("staging poller stopped", zap.Error(err))
+	}
+}
+
+func (f *stagingFeature) stop() error {
+	if f.cancel == nil {
+		return nil
+	}
+	f.cancel()
+	<-f.done
+	f.client.Close()
+	return nil
+}
+
+// changesOf turns staging events into cache changes.
+func changesOf(events []stagingclient.Event) []cache.Change {
+	out := make([]cache.Change, 0, len(events))
+	for _, ev := range events {
+		c := cache.Change{ID: ev.ID, UUID: ev.UUID, State: ev.State, ChangedProps: ev.ChangedProperties}
+		switch ev.Kind {
+		case stagingclient.KindNode:
+			c.Kind = cache.DepNode
+		case stagingclient.KindYellow:
+			c.Kind = cache.DepYellow
+		default:
+			c.Kind = cache.DepDocument
+		}
+		out = append(out, c)
+	}
+	return out
+}
