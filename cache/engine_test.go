@@ -346,3 +346,24 @@ func TestEngineEphemeral(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestEngineCheck(t *testing.T) {
+	f := newEngineFixture(t, InvalidationConfig{})
+	f.ensure("/s1.html", "/list.html")
+	rep, err := f.eng.Check()
+	if err != nil || rep.Problems() != 0 || rep.Files != 2 || rep.Entries != 2 {
+		t.Fatalf("healthy edge: %v %v", rep, err)
+	}
+	// A file nobody registered, and an entry whose file vanished.
+	if err := os.WriteFile(filepath.Join(f.site.Store.Dir(), "stray.html"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(f.site.Store.Dir(), "list.html")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = f.eng.Check()
+	if err != nil || len(rep.Unregistered) != 1 || rep.Unregistered[0] != "stray.html" ||
+		len(rep.Dangling) != 1 || rep.Dangling[0] != "list.html" {
+		t.Fatalf("findings: %v %v", rep, err)
+	}
+}

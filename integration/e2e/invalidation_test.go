@@ -1,0 +1,275 @@
+package e2e
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/delivery-edge/edge/cache"
+	"github.com/delivery-edge/edge/integration/harness"
+	"github.com/delivery-edge/edge/integration/origin"
+	"go.uber.org/zap"
+)
+
+// invalidationEdge is an edge polling the sample origin with long polls.
+func invalidationEdge(t *testing.T, global string) (*harness.Edge, *harness.Origin) {
+	t.Helper()
+	o := harness.StartOriginWith(t, harness.OriginOptions{})
+	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr, Global: o.StagingBlock("100ms", true) + "\n" + global})
+	return e, o
+}
+
+// modTimes records the modification time of each cached page.
+func modTimes(t *testing.T, e *harness.Edge, pages []string) map[string]time.Time {
+	t.Helper()
+	out := map[string]time.Time{}
+	for _, p := range pages {
+		if info, err := os.Stat(e.File(fileOf(p))); err == nil {
+			out[p] = info.ModTime()
+		}
+	}
+	return out
+}
+
+func fileOf(page string) string {
+	f := strings.TrimPrefix(page, "/")
+	if f == "" || strings.HasSuffix(f, "/") {
+		f += "index.html"
+	}
+	return f
+}
+
+// settle gives the poller and the queues time to act on a change.
+func settle() { time.Sleep(700 * time.Millisecond) }
+
+var demoPages = []string{"/", "/politik/", "/sport/", "/politik/story100.html", "/politik/story101.html",
+	"/politik/story102.html", "/sport/story105.html"}
+
+func TestInvalidationExactlyTheDependents(t *testing.T) {
+	e, o := invalidationEdge(t, "")
+	for _, p := range demoPages {
+		harness.Get(t, nil, e.URL()+p)
+	}
+	settle()
+	before := modTimes(t, e, demoPages)
+	renders := o.Render.Counts()
+
+	// copytext is read by story100's own page only.
+	o.Content.Update("story100", map[string]any{"copytext": "neuer Text"})
+	settle()
+	invalidated := func(want ...string) {
+		t.Helper()
+		now := modTimes(t, e, demoPages)
+		for _, p := range demoPages {
+			_, present := now[p]
+			gone := !present
+			wantGone := false
+			for _, w := range want {
+				wantGone = wantGone || w == p
+			}
+			if gone != wantGone {
+				t.Errorf("%s: invalidated=%v, want %v", p, gone, wantGone)
+			}
+			if present && !now[p].Equal(before[p]) {
+				t.Errorf("%s was rewritten", p)
+			}
+		}
+		for p, n := range o.Render.Counts() {
+			if n != renders[p] {
+				t.Errorf("%s rendered without a request (%d → %d); nothing is read, nothing is pre-generated", p, renders[p], n)
+			}
+		}
+	}
+	invalidated("/politik/story100.html")
+	if !e.Exists("politik/story100.html.old") {
+		t.Error("the unread page must be kept as .old")
+	}
+	// The next request gets the .old copy and renders; then the new page.
+	waitFor(t, 5*time.Second, "the re-rendered story", func() bool {
+		_, h, body := harness.Get(t, nil, e.URL()+"/politik/story100.html")
+		return h.Get(cache.HeaderStale) == "" && strings.Contains(body, "neuer Text")
+	})
+
+	// The title is shown in teasers: the section page and story101 (which
+	// links story100 as related) depend on it, the other pages do not.
+	before = modTimes(t, e, demoPages)
+	renders = o.Render.Counts()
+	o.Content.Update("story100", map[string]any{"title": "Ganz neuer Titel"})
+	settle()
+	invalidated("/politik/story100.html", "/politik/", "/politik/story101.html")
+
+	// A template change: the first render that reports the new hash
+	// invalidates every page rendered with the old one.
+	for _, p := range demoPages {
+		harness.Get(t, nil, e.URL()+p)
+	}
+	settle()
+	o.Render.BumpTemplate()
+	harness.Get(t, nil, e.URL()+"/wirtschaft/") // a miss: rendered with the new template
+	waitFor(t, 5*time.Second, "every page with the old template invalidated", func() bool {
+		for _, p := range demoPages {
+			if e.Exists(fileOf(p)) {
+				return false
+			}
+		}
+		return true
+	})
+	if !e.Exists("wirtschaft/index.html") {
+		t.Error("the page rendered with the new template was invalidated")
+	}
+}
+
+func TestInvalidationPregeneratesWhatIsRead(t *testing.T) {
+	e, o := invalidationEdge(t, "pregenerate {\nworkers 2\nrecent 1h\n}")
+	read, unread := "/politik/story100.html", "/sport/story105.html"
+	harness.Get(t, nil, e.URL()+read)
+	harness.Get(t, nil, e.URL()+unread)
+	time.Sleep(20 * time.Millisecond)
+	harness.Get(t, nil, e.URL()+read) // read after it was written
+	settle()
+	n := o.Renders(read)
+	o.Content.Update("story100", map[string]any{"copytext": "vorab gerendert"})
+	o.Content.Update("story105", map[string]any{"copytext": "erst auf Anfrage"})
+	waitFor(t, 5*time.Second, "the read page pre-generated", func() bool { return o.Renders(read) == n+1 })
+	body, _ := os.ReadFile(e.File(fileOf(read)))
+	if !strings.Contains(string(body), "vorab gerendert") || e.Exists(fileOf(read)+cache.OldSuffix) {
+		t.Fatal("the pre-generated page is not in place")
+	}
+	settle()
+	if e.Exists(fileOf(unread)) || !e.Exists(fileOf(unread)+cache.OldSuffix) || o.Renders(unread) != 1 {
+		t.Fatalf("the unread page must be renamed to .old, not rendered (renders %d)", o.Renders(unread))
+	}
+	harness.Get(t, nil, e.URL()+unread)
+	waitFor(t, 5*time.Second, "the unread page rendered on request", func() bool { return o.Renders(unread) == 2 })
+}
+
+func TestInvalidationDeletedDocumentNeverServesOld(t *testing.T) {
+	e, o := invalidationEdge(t, "pregenerate {\nworkers 2\n}")
+	page := "/politik/story102.html"
+	harness.Get(t, nil, e.URL()+page)
+	time.Sleep(20 * time.Millisecond)
+	harness.Get(t, nil, e.URL()+page)
+	o.Content.SetState("story102", origin.StateDeleted)
+	waitFor(t, 5*time.Second, "the deleted story's page gone", func() bool { return !e.Exists(fileOf(page)) })
+	for range 5 {
+		status, h, body := harness.Get(t, nil, e.URL()+page)
+		if status != 404 || h.Get(cache.HeaderStale) != "" || strings.Contains(body, "Meldung 3") {
+			t.Fatalf("deleted page: %d stale=%q", status, h.Get(cache.HeaderStale))
+		}
+	}
+	if e.Exists(fileOf(page) + cache.OldSuffix) {
+		t.Fatal(".old of a deleted page kept")
+	}
+}
+
+// TestInvalidationCrashRounds applies 200 title changes while readers read
+// and the queues run, killing the edge with SIGKILL at 20 random moments.
+// Afterwards every page shows its latest title, no file is partial and the
+// registry matches the docroot.
+func TestInvalidationCrashRounds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash rounds take a minute")
+	}
+	e, o := invalidationEdge(t, "pregenerate {\nworkers 2\nrecent 1h\n}")
+	stories := make([]string, 10)
+	pages := make([]string, 10)
+	for i := range stories {
+		stories[i] = origin.StoryID(i)
+		section := origin.Sections[i/origin.StoriesPerSection].ID
+		pages[i] = section + "/" + stories[i] + ".html"
+	}
+	pages = append(pages, "/politik/", "/sport/")
+	latest := map[string]string{}
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // the changes
+		defer wg.Done()
+		for k := range 200 {
+			i := rand.IntN(len(stories))
+			title := fmt.Sprintf("Titel %s #%d", stories[i], k)
+			mu.Lock()
+			latest[stories[i]] = title
+			o.Content.Update(stories[i], map[string]any{"title": title})
+			mu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Duration(5+rand.IntN(40)) * time.Millisecond):
+			}
+		}
+	}()
+	go func() { // the readers
+		defer wg.Done()
+		client := &http.Client{Timeout: 2 * time.Second}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if resp, err := client.Get(e.URL() + pages[rand.IntN(len(pages))]); err == nil {
+				resp.Body.Close()
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	for range 20 {
+		time.Sleep(time.Duration(50+rand.IntN(300)) * time.Millisecond)
+		e.Kill()
+		if entries, _ := os.ReadDir(e.File(cache.TempDir)); len(entries) > 0 {
+			t.Logf("kill left %d temp files (removed at start)", len(entries))
+		}
+		e.Start()
+	}
+	// The changes run out on their own; then everything must converge.
+	time.Sleep(3 * time.Second)
+	close(stop)
+	wg.Wait()
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	for i, s := range stories {
+		mu.Lock()
+		want := latest[s]
+		mu.Unlock()
+		if want == "" {
+			continue
+		}
+		waitFor(t, 10*time.Second, "latest title of "+s, func() bool {
+			_, _, body := harness.Get(t, client, e.URL()+pages[i])
+			return strings.Contains(body, want+"</h1>")
+		})
+	}
+	settle()
+	e.Stop()
+
+	eng, err := cache.Open(cache.Options{DataDir: e.DataDir, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	rep, err := eng.Check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("consistency check after 20 kill -9 rounds: %s", rep)
+	if rep.Problems() != 0 {
+		t.Errorf("registry and docroot disagree: %s", rep)
+	}
+	st := eng.Stats()
+	if st.RemovalQueue != 0 || st.PregenQueue != 0 {
+		t.Errorf("queues not drained: %+v", st)
+	}
+	for _, p := range pages {
+		b, err := os.ReadFile(e.File(fileOf(p)))
+		if err == nil && !strings.HasSuffix(string(b), "</html>\n") {
+			t.Errorf("%s is partial", p)
+		}
+	}
+}
