@@ -14,16 +14,18 @@ import (
 
 // appOptions parse the options of the `delivery` global block, by name.
 var appOptions = map[string]func(d *caddyfile.Dispenser, a *App) error{
-	"data_dir":            func(d *caddyfile.Dispenser, a *App) error { return oneArg(d, &a.DataDir) },
-	"staging":             parseStagingOption,
-	"pregenerate":         parsePregenerate,
-	"lazy_removal":        func(d *caddyfile.Dispenser, a *App) error { return durationArg(d, "lazy_removal", &a.LazyRemoval) },
-	"ephemeral":           func(d *caddyfile.Dispenser, a *App) error { return durationArg(d, "ephemeral", &a.Ephemeral) },
-	"servlet_password":    func(d *caddyfile.Dispenser, a *App) error { return oneArg(d, &a.ServletPassword) },
-	"flush_log_retention": func(d *caddyfile.Dispenser, a *App) error { return durationArg(d, "flush_log_retention", &a.FlushLogRetention) },
-	"group":               parseGroup,
-	"image_store":         parseImageStore,
-	"image_updates":       parseImageUpdates,
+	"data_dir":         func(d *caddyfile.Dispenser, a *App) error { return oneArg(d, &a.DataDir) },
+	"staging":          parseStagingOption,
+	"pregenerate":      parsePregenerate,
+	"lazy_removal":     func(d *caddyfile.Dispenser, a *App) error { return durationArg(d, "lazy_removal", &a.LazyRemoval) },
+	"ephemeral":        func(d *caddyfile.Dispenser, a *App) error { return durationArg(d, "ephemeral", &a.Ephemeral) },
+	"servlet_password": func(d *caddyfile.Dispenser, a *App) error { return oneArg(d, &a.ServletPassword) },
+	"flush_log_retention": func(d *caddyfile.Dispenser, a *App) error {
+		return durationArg(d, "flush_log_retention", &a.FlushLogRetention)
+	},
+	"group":         parseGroup,
+	"image_store":   parseImageStore,
+	"image_updates": parseImageUpdates,
 }
 
 // UnmarshalCaddyfile sets up the app from the `delivery` global option;

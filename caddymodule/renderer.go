@@ -93,7 +93,9 @@ type discardWriter struct {
 	status int
 }
 
-func newDiscardWriter() *discardWriter { return &discardWriter{header: http.Header{}, status: http.StatusOK} }
+func newDiscardWriter() *discardWriter {
+	return &discardWriter{header: http.Header{}, status: http.StatusOK}
+}
 
 func (w *discardWriter) Header() http.Header { return w.header }
 func (w *discardWriter) WriteHeader(code int) {
