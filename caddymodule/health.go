@@ -1,0 +1,180 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/delivery-edge/edge/imaging"
+	"github.com/delivery-edge/edge/stagingclient"
+)
+
+func init() {
+	caddy.RegisterModule(Health{})
+}
+
+// Health is the `delivery_health` handler (SPEC §6): GET answers
+// {"status":"UP"|"DOWN","components":{"imageStore":{…},"staging":{…}}},
+// 200 when the app's image store and (if configured) the staging servers
+// can be reached, else 503. It always answers; it never calls the next
+// handler.
+type Health struct {
+	// ShowDetails adds each failing component's error message to the
+	// answer. Off by default: the reasons (store addresses, server
+	// answers) go to the log, once per change of state.
+	ShowDetails bool `json:"show_details,omitempty"`
+
+	log    *zap.Logger
+	store  *imageStoreRef
+	client *stagingclient.Client
+	state  *healthState
+}
+
+// healthState coalesces concurrent checks and remembers the status last
+// logged.
+type healthState struct {
+	flights singleflight.Group
+
+	mu   sync.Mutex
+	last string
+}
+
+// CaddyModule returns the Caddy module information.
+func (Health) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.delivery_health",
+		New: func() caddy.Module { return new(Health) },
+	}
+}
+
+// Provision joins the app's image store and makes a staging client when
+// the app has a staging block. It connects to nothing.
+func (h *Health) Provision(ctx caddy.Context) error {
+	h.log = ctx.Logger()
+	h.state = new(healthState)
+	appIface, err := ctx.App("delivery")
+	if err != nil {
+		return fmt.Errorf("loading delivery app: %w", err)
+	}
+	app := appIface.(*App)
+	if app.Staging != nil {
+		client, _, err := newStagingClient(app.Staging, "staging", h.log)
+		if err != nil {
+			return fmt.Errorf("delivery_health: %w", err)
+		}
+		h.client = client
+	}
+	store, err := acquireImageStore(app)
+	if err != nil {
+		if h.client != nil {
+			h.client.Close()
+		}
+		return err
+	}
+	h.store = store
+	return nil
+}
+
+type healthResult struct {
+	body   imaging.Health
+	status int
+}
+
+// ServeHTTP runs the checks (once for concurrent requests) and answers.
+func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		return nil
+	}
+	// Detached from the first caller, whose going away must not turn the
+	// shared answer DOWN; each check is bounded by imaging.HealthTimeout.
+	ctx := context.WithoutCancel(r.Context())
+	v, _, _ := h.state.flights.Do("check", func() (any, error) {
+		var ping func(context.Context) error
+		if h.client != nil {
+			ping = h.client.Ping
+		}
+		body, status := imaging.CheckHealth(ctx, h.store, ping)
+		h.logChange(body)
+		return healthResult{body: body, status: status}, nil
+	})
+	res := v.(healthResult)
+	body := res.body
+	if !h.ShowDetails {
+		body = withoutErrors(body)
+	}
+	imaging.WriteHealth(w, body, res.status)
+	return nil
+}
+
+// logChange logs the overall status when it changes, with the reasons.
+func (h *Health) logChange(body imaging.Health) {
+	st := h.state
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if body.Status == st.last {
+		return
+	}
+	first := st.last == ""
+	st.last = body.Status
+	if body.Status == imaging.StatusUp {
+		if !first {
+			h.log.Info("health: UP again")
+		}
+		return
+	}
+	names := make([]string, 0, len(body.Components))
+	for name := range body.Components {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	fields := []zap.Field{}
+	for _, name := range names {
+		c := body.Components[name]
+		if c.Status != imaging.StatusUp {
+			fields = append(fields, zap.Any(name, c.Details["error"]))
+		}
+	}
+	h.log.Warn("health: DOWN", fields...)
+}
+
+// withoutErrors returns a copy of body without error messages.
+func withoutErrors(body imaging.Health) imaging.Health {
+	out := imaging.Health{Status: body.Status, Components: make(map[string]imaging.ComponentHealth, len(body.Components))}
+	for name, c := range body.Components {
+		d := make(map[string]any, len(c.Details))
+		for k, v := range c.Details {
+			if k != "error" {
+				d[k] = v
+			}
+		}
+		out.Components[name] = imaging.ComponentHealth{Status: c.Status, Details: d}
+	}
+	return out
+}
+
+// Cleanup releases the shared store and the staging client's connections.
+func (h *Health) Cleanup() error {
+	if h.store != nil {
+		h.store.Release()
+	}
+	if h.client != nil {
+		h.client.Close()
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Health)(nil)
+	_ caddy.CleanerUpper          = (*Health)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Health)(nil)
+)

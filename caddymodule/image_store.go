@@ -1,0 +1,239 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"path/filepath"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/delivery-edge/edge/imaging"
+)
+
+// imageStores holds one open image store per store configuration (folder
+// or bucket) across config reloads: the old and the new config share it
+// while they overlap, and it is closed when the last user is cleaned up.
+var imageStores = caddy.NewUsagePool()
+
+// sharedImageStore is an imaging.Store that opens the configured store on
+// first use. Provisioning (which also runs for `caddy validate`) therefore
+// creates no folder and connects to nothing; an S3 client is made (and its
+// configuration checked) up front, but it does not dial until a request
+// needs it.
+type sharedImageStore struct {
+	desc string
+	open func() (imaging.Store, error)
+
+	mu    sync.Mutex
+	store imaging.Store
+}
+
+// imageStoreRef is one user's reference to a shared store; release gives
+// it back (once).
+type imageStoreRef struct {
+	*sharedImageStore
+	key     string
+	release sync.Once
+}
+
+func (r *imageStoreRef) Release() {
+	r.release.Do(func() { _, _ = imageStores.Delete(r.key) })
+}
+
+// acquireImageStore returns the image store of the app's configuration
+// (default: the folder <data_dir>/images). The caller releases it when its
+// config is cleaned up.
+func acquireImageStore(a *App) (*imageStoreRef, error) {
+	key, desc, open, err := imageStoreSpec(a)
+	if err != nil {
+		return nil, err
+	}
+	v, _, err := imageStores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return &sharedImageStore{desc: desc, open: open}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &imageStoreRef{sharedImageStore: v.(*sharedImageStore), key: key}, nil
+}
+
+// imageStoreSpec resolves the app's image_store (placeholders replaced,
+// relative folders made absolute) into a pool key, a description for
+// logs and a function that opens the store. Configuration errors are
+// reported here, naming the option.
+func imageStoreSpec(a *App) (key, desc string, open func() (imaging.Store, error), err error) {
+	cfg := ImageStoreConfig{Type: "file"}
+	if a.ImageStore != nil {
+		cfg = *a.ImageStore
+	}
+	repl := caddy.NewReplacer()
+	switch cfg.Type {
+	case "", "file":
+		dir := repl.ReplaceKnown(cfg.Dir, "")
+		if dir == "" {
+			dir = filepath.Join(a.dataDir, "images")
+		}
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return "", "", nil, fmt.Errorf("image_store file %q: %w", dir, err)
+		}
+		return "file:" + abs, "folder " + abs, func() (imaging.Store, error) { return imaging.NewFolderStore(abs) }, nil
+	case "s3":
+		s3 := imaging.S3Config{
+			Bucket:    repl.ReplaceKnown(cfg.Bucket, ""),
+			Endpoint:  repl.ReplaceKnown(cfg.Endpoint, ""),
+			Region:    repl.ReplaceKnown(cfg.Region, ""),
+			Prefix:    repl.ReplaceKnown(cfg.Prefix, ""),
+			PathStyle: cfg.PathStyle,
+			AccessKey: repl.ReplaceKnown(cfg.AccessKey, ""),
+			SecretKey: repl.ReplaceKnown(cfg.SecretKey, ""),
+			CAFile:    repl.ReplaceKnown(cfg.CAFile, ""),
+		}
+		if s3.Bucket == "" {
+			return "", "", nil, errors.New("image_store s3: bucket is required")
+		}
+		if s3.Endpoint != "" {
+			if u, err := url.Parse(s3.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return "", "", nil, fmt.Errorf("image_store s3: endpoint %q is not an http(s) URL with a host", s3.Endpoint)
+			}
+		}
+		if (s3.AccessKey == "") != (s3.SecretKey == "") {
+			return "", "", nil, errors.New("image_store s3: access_key and secret_key go together")
+		}
+		// Making the client reads the CA file and the AWS configuration
+		// (environment, shared files) but sends nothing.
+		st, err := imaging.NewS3Store(context.Background(), s3)
+		if err != nil {
+			return "", "", nil, fmt.Errorf("image_store %w", err)
+		}
+		k, _ := json.Marshal(s3)
+		return "s3:" + string(k), st.String(), func() (imaging.Store, error) { return st, nil }, nil
+	default:
+		return "", "", nil, fmt.Errorf("image_store: unknown type %q (want file or s3)", cfg.Type)
+	}
+}
+
+// String describes the store for logs.
+func (s *sharedImageStore) String() string { return s.desc }
+
+// get returns the open store, opening it on first use; a failed open is
+// retried by the next caller.
+func (s *sharedImageStore) get() (imaging.Store, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.store != nil {
+		return s.store, nil
+	}
+	st, err := s.open()
+	if err != nil {
+		return nil, fmt.Errorf("image store %s: %w", s.desc, err)
+	}
+	s.store = st
+	return st, nil
+}
+
+// Destruct closes the store when the last config using it is gone.
+func (s *sharedImageStore) Destruct() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.store.(io.Closer); ok {
+		s.store = nil
+		return c.Close()
+	}
+	s.store = nil
+	return nil
+}
+
+// The imaging.Store methods open the store on first use and then delegate.
+
+func (s *sharedImageStore) Get(ctx context.Context, key string) (*imaging.Object, error) {
+	st, err := s.get()
+	if err != nil {
+		return nil, err
+	}
+	return st.Get(ctx, key)
+}
+
+func (s *sharedImageStore) Stat(ctx context.Context, key string) (*imaging.ObjectInfo, error) {
+	st, err := s.get()
+	if err != nil {
+		return nil, err
+	}
+	return st.Stat(ctx, key)
+}
+
+func (s *sharedImageStore) Put(ctx context.Context, key string, data []byte, contentType string, meta map[string]string) error {
+	st, err := s.get()
+	if err != nil {
+		return err
+	}
+	return st.Put(ctx, key, data, contentType, meta)
+}
+
+func (s *sharedImageStore) Delete(ctx context.Context, key string) error {
+	st, err := s.get()
+	if err != nil {
+		return err
+	}
+	return st.Delete(ctx, key)
+}
+
+func (s *sharedImageStore) DeleteKeys(ctx context.Context, keys []string) error {
+	st, err := s.get()
+	if err != nil {
+		return err
+	}
+	return st.DeleteKeys(ctx, keys)
+}
+
+func (s *sharedImageStore) DeletePrefix(ctx context.Context, prefix string) (int, error) {
+	st, err := s.get()
+	if err != nil {
+		return 0, err
+	}
+	return st.DeletePrefix(ctx, prefix)
+}
+
+func (s *sharedImageStore) List(ctx context.Context, prefix string, fn func(imaging.ObjectInfo) error) error {
+	st, err := s.get()
+	if err != nil {
+		return err
+	}
+	return st.List(ctx, prefix, fn)
+}
+
+func (s *sharedImageStore) SetTags(ctx context.Context, key string, tags map[string]string) error {
+	st, err := s.get()
+	if err != nil {
+		return err
+	}
+	return st.SetTags(ctx, key, tags)
+}
+
+func (s *sharedImageStore) GetTags(ctx context.Context, key string) (map[string]string, error) {
+	st, err := s.get()
+	if err != nil {
+		return nil, err
+	}
+	return st.GetTags(ctx, key)
+}
+
+func (s *sharedImageStore) Ping(ctx context.Context) error {
+	st, err := s.get()
+	if err != nil {
+		return err
+	}
+	return st.Ping(ctx)
+}
+
+// Interface guards
+var (
+	_ imaging.Store    = (*sharedImageStore)(nil)
+	_ caddy.Destructor = (*sharedImageStore)(nil)
+	_ fmt.Stringer     = (*sharedImageStore)(nil)
+)
