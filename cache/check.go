@@ -2,7 +2,6 @@ package cache
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"path"
@@ -74,7 +73,7 @@ func (e *Engine) Check() (CheckReport, error) {
 			rep.Entries++
 			id := fileIDOf(k)
 			var entry Entry
-			if err := json.Unmarshal(v, &entry); err != nil {
+			if err := unmarshalEntry(v, &entry); err != nil {
 				rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("%s: undecodable entry: %v", id.File, err))
 				return nil
 			}
@@ -106,7 +105,7 @@ func (e *Engine) Check() (CheckReport, error) {
 				continue
 			}
 			var entry Entry
-			_ = json.Unmarshal(v, &entry)
+			_ = unmarshalEntry(v, &entry)
 			found := false
 			for _, d := range entry.indexDeps() {
 				if byte(d.Kind) == k[0] && d.Name == string(k[1:i]) {

@@ -3,11 +3,11 @@ package cache
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -248,6 +248,14 @@ func (r *Registry) FindTx(tx *bolt.Tx, kind DepKind, name string, fn func(FileID
 	return nil
 }
 
+// hasPending reports whether the journal holds an unapplied record for id.
+func (r *Registry) hasPending(id FileID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.pending[id]
+	return ok
+}
+
 // pendingSnapshot copies the records not yet in the database.
 func (r *Registry) pendingSnapshot() map[FileID]*Entry {
 	r.mu.Lock()
@@ -275,7 +283,7 @@ func (r *Registry) GetTx(tx *bolt.Tx, id FileID) (Entry, bool, error) {
 		return Entry{}, false, nil
 	}
 	var e Entry
-	if err := json.Unmarshal(v, &e); err != nil {
+	if err := unmarshalEntry(v, &e); err != nil {
 		return Entry{}, false, fmt.Errorf("read registry entry %s: %w", id.File, err)
 	}
 	return e, true, nil
@@ -319,58 +327,88 @@ func dependencyFromIndex(kind DepKind, name string, v []byte) Dependency {
 	return d
 }
 
-// applyRecord writes one journal record into the database.
-func applyRecord(tx *bolt.Tx, id FileID, e *Entry) error {
-	key := id.key()
+// applyRecords writes journal records into the database: per file the
+// last record wins; the old reverse-index keys are removed and the new
+// ones added in sorted order, so each B+tree page is visited once per
+// batch however the files' dependencies are spread.
+func applyRecords(tx *bolt.Tx, recs []journalRecord) error {
+	latest := make(map[FileID]*Entry, len(recs))
+	for _, rec := range recs {
+		latest[FileID{rec.Root, rec.File}] = rec.Entry
+	}
+	return writeEntries(tx, latest)
+}
+
+// writeEntries replaces (nil: removes) the entries of the given files.
+func writeEntries(tx *bolt.Tx, latest map[FileID]*Entry) error {
 	entries := tx.Bucket(bucketEntries)
-	if old := entries.Get(key); old != nil {
-		var prev Entry
-		if err := json.Unmarshal(old, &prev); err != nil {
-			return fmt.Errorf("decode entry %s: %w", id.File, err)
+	var del, put sortedOps
+	for id, e := range latest {
+		key := id.key()
+		if old := entries.Get(key); old != nil {
+			var prev Entry
+			if err := unmarshalEntry(old, &prev); err != nil {
+				return fmt.Errorf("decode entry %s: %w", id.File, err)
+			}
+			del.index(key, &prev)
 		}
-		if err := unindex(tx, key, &prev); err != nil {
-			return err
+		if e == nil {
+			del.add(bucketEntries, key, nil)
+			del.add(bucketAccess, key, nil)
+			continue
 		}
+		put.add(bucketEntries, key, marshalEntry(e))
+		put.index(key, e)
 	}
-	if e == nil {
-		if err := entries.Delete(key); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketAccess).Delete(key)
-	}
-	v, err := json.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("encode entry %s: %w", id.File, err)
-	}
-	if err := entries.Put(key, v); err != nil {
+	if err := del.apply(tx, true); err != nil {
 		return err
 	}
-	idx := tx.Bucket(bucketIndex)
+	return put.apply(tx, false)
+}
+
+// sortedOps collects writes per bucket to apply them in key order.
+type sortedOps map[string][]kv
+
+type kv struct{ k, v []byte }
+
+func (o *sortedOps) add(bucket, k, v []byte) {
+	if *o == nil {
+		*o = sortedOps{}
+	}
+	(*o)[string(bucket)] = append((*o)[string(bucket)], kv{k, v})
+}
+
+// index adds the reverse-index (and expiry) keys of an entry.
+func (o *sortedOps) index(fileKey []byte, e *Entry) {
 	for _, d := range e.indexDeps() {
-		if err := idx.Put(append(indexPrefix(d.Kind, d.Name), key...), indexValue(d)); err != nil {
-			return err
-		}
+		o.add(bucketIndex, append(indexPrefix(d.Kind, d.Name), fileKey...), indexValue(d))
 		if d.Kind == DepResource {
-			if err := tx.Bucket(bucketResources).Put([]byte(d.Name), []byte(d.Hash)); err != nil {
+			o.add(bucketResources, []byte(d.Name), []byte(d.Hash))
+		}
+	}
+	if e.Expires > 0 {
+		o.add(bucketExpiry, expiryKey(e.Expires, fileKey), nil)
+	}
+}
+
+func (o sortedOps) apply(tx *bolt.Tx, del bool) error {
+	for bucket, ops := range o {
+		if del && bucket == string(bucketResources) {
+			continue // the newest hash of a resource outlives its files
+		}
+		slices.SortFunc(ops, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+		b := tx.Bucket([]byte(bucket))
+		for _, op := range ops {
+			var err error
+			if del {
+				err = b.Delete(op.k)
+			} else {
+				err = b.Put(op.k, op.v)
+			}
+			if err != nil {
 				return err
 			}
 		}
-	}
-	if e.Expires > 0 {
-		return tx.Bucket(bucketExpiry).Put(expiryKey(e.Expires, key), nil)
-	}
-	return nil
-}
-
-func unindex(tx *bolt.Tx, key []byte, e *Entry) error {
-	idx := tx.Bucket(bucketIndex)
-	for _, d := range e.indexDeps() {
-		if err := idx.Delete(append(indexPrefix(d.Kind, d.Name), key...)); err != nil {
-			return err
-		}
-	}
-	if e.Expires > 0 {
-		return tx.Bucket(bucketExpiry).Delete(expiryKey(e.Expires, key))
 	}
 	return nil
 }
@@ -399,10 +437,8 @@ func (r *Registry) replay() error {
 
 func (r *Registry) apply(recs []journalRecord) error {
 	return r.db.Update(func(tx *bolt.Tx) error {
-		for _, rec := range recs {
-			if err := applyRecord(tx, FileID{rec.Root, rec.File}, rec.Entry); err != nil {
-				return err
-			}
+		if err := applyRecords(tx, recs); err != nil {
+			return err
 		}
 		return setAppliedSeq(tx, recs[len(recs)-1].Seq)
 	})

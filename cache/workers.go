@@ -79,38 +79,45 @@ func (e *Engine) removalLoop(ctx context.Context) {
 	}
 }
 
-// runRemovalBatch renames (or purges) the next files of the removal queue
-// and then takes their jobs off the queue. A crash in between repeats
-// some renames, which is harmless.
+// runRemovalBatch renames (or purges) the next files of the removal queue,
+// then, in one transaction, takes their jobs off the queue and removes
+// their registry entries (unless lazy removal leaves that to the cleanup
+// job). A crash in between repeats some renames, which is harmless.
 func (e *Engine) runRemovalBatch() (int, error) {
 	var jobs []QueuedJob
+	var current map[FileID]int64 // Created of each job's registry entry
 	err := e.reg.db.View(func(tx *bolt.Tx) error {
 		var err error
-		jobs, err = nextJobs(tx, QueueRemoval, removalBatch, nil, time.Now(), e.config().AgeStep)
-		return err
+		if jobs, err = nextJobs(tx, QueueRemoval, removalBatch, nil, time.Now(), e.config().AgeStep); err != nil {
+			return err
+		}
+		current = make(map[FileID]int64, len(jobs))
+		for _, j := range jobs {
+			if entry, ok, err := e.reg.GetTx(tx, j.id()); err == nil && ok {
+				current[j.id()] = entry.Created
+			}
+		}
+		return nil
 	})
 	if err != nil || len(jobs) == 0 {
 		return 0, err
 	}
 	lazy := e.config().LazyRemoval > 0
 	var rerender []QueuedJob
+	forget := map[FileID]int64{} // entries to remove, with the Created they must still have
 	for _, j := range jobs {
 		store := e.storeByRoot(j.Root, true)
 		if store == nil {
 			continue
 		}
 		id := j.id()
-		if j.Created != 0 {
-			if entry, ok, _ := e.reg.Get(id); ok && entry.Created > j.Created {
-				continue // rendered again since the job was queued
-			}
+		if created, ok := current[id]; ok && j.Created != 0 && created > j.Created {
+			continue // rendered again since the job was queued
 		}
 		switch j.Op {
 		case OpPurge:
 			store.Purge(j.File)
-			if err := e.reg.Remove(id); err != nil {
-				e.logJobError(j.Op, j, err)
-			}
+			forget[id] = j.Created
 			if j.Rerender {
 				rerender = append(rerender, j)
 			}
@@ -120,12 +127,11 @@ func (e *Engine) runRemovalBatch() (int, error) {
 				continue
 			}
 			if !lazy {
-				if err := e.reg.Remove(id); err != nil {
-					e.logJobError(j.Op, j, err)
-				}
+				forget[id] = j.Created
 			}
 		}
 	}
+	var viaJournal []FileID
 	err = e.reg.db.Update(func(tx *bolt.Tx) error {
 		for _, j := range jobs {
 			if err := complete(tx, QueueRemoval, j); err != nil {
@@ -138,8 +144,27 @@ func (e *Engine) runRemovalBatch() (int, error) {
 				return err
 			}
 		}
-		return nil
+		viaJournal = viaJournal[:0]
+		removals := make(map[FileID]*Entry, len(forget))
+		for id, created := range forget {
+			switch entry, ok, err := e.reg.GetTx(tx, id); {
+			case err != nil:
+				return err
+			case !ok || (created != 0 && entry.Created > created):
+				// gone already, or a newer render's entry: keep it
+			case e.reg.hasPending(id):
+				viaJournal = append(viaJournal, id) // keep the journal's order
+			default:
+				removals[id] = nil
+			}
+		}
+		return writeEntries(tx, removals)
 	})
+	for _, id := range viaJournal {
+		if err := e.reg.Remove(id); err != nil {
+			e.log.Warn("removing registry entry", zap.String("file", id.File), zap.Error(err))
+		}
+	}
 	if len(rerender) > 0 {
 		e.wakeWorkers()
 	}

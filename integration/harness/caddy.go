@@ -189,6 +189,16 @@ func (c *Caddy) DumpLog() {
 	c.t.Logf("caddy log (tail):\n%s", strings.Join(lines, "\n"))
 }
 
+// Pid is the process id of the running edge (0 when stopped).
+func (c *Caddy) Pid() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}
+
 // URL is the base URL of the edge's HTTP port.
 func (c *Caddy) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", c.Port) }
 
