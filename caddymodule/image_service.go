@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -182,8 +184,33 @@ func checkWidths(ws []int) error {
 // the reason the URL was refused), and server-side causes are logged once,
 // by this handler's logger; nothing is passed on to Caddy's error handling.
 func (h *ImageService) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if !h.directlyUnderPrefix(r.URL.Path) {
+		// /image/x/<uuid>/… would otherwise be an alias of
+		// /image/<uuid>/…: one image under endless URLs in caches.
+		cfg := h.access.Config()
+		w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(cfg.ShortMaxAge/time.Second)))
+		http.Error(w, http.StatusText(http.StatusNotFound), http.StatusNotFound)
+		return nil
+	}
 	h.access.ServeHTTP(w, r)
 	return nil
+}
+
+// directlyUnderPrefix reports whether the segment after the prefix has
+// the length of a UUID (the access service checks the rest). Without a
+// prefix, and for paths outside it (which the access service refuses),
+// it is true.
+func (h *ImageService) directlyUnderPrefix(path string) bool {
+	prefix := h.access.Config().Prefix
+	if prefix == "" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(path, prefix+"/")
+	if !ok {
+		return true
+	}
+	seg, _, _ := strings.Cut(rest, "/")
+	return len(seg) == 36
 }
 
 // Cleanup releases the shared store and the staging client's connections.
