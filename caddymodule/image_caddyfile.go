@@ -76,6 +76,8 @@ func pathPrefixOf(set caddy.ModuleMap) string {
 //		max_bytes        <size>
 //		jpeg_quality     <1-100>
 //		webp_quality     <1-100>
+//		memory_cache     <size>|off
+//		state_ttl        <duration>|off
 //	}
 func (h *ImageService) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -128,6 +130,18 @@ func (h *ImageService) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = qualityArg(d, option, &h.JPEGQuality)
 		case "webp_quality":
 			err = qualityArg(d, option, &h.WebPQuality)
+		case "memory_cache":
+			if offArg(d) {
+				h.MemoryCache = -1
+				continue
+			}
+			err = int64Arg(d, option, &h.MemoryCache, parseByteSize)
+		case "state_ttl":
+			if offArg(d) {
+				h.StateTTL = -1
+				continue
+			}
+			err = durationArg(d, option, &h.StateTTL)
 		default:
 			return d.Errf("image_service: unknown option %q", name)
 		}
@@ -136,6 +150,19 @@ func (h *ImageService) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// offArg consumes a sole argument "off" and reports whether it was there;
+// otherwise the dispenser is left as it was.
+func offArg(d *caddyfile.Dispenser) bool {
+	if !d.NextArg() {
+		return false
+	}
+	if d.Val() == "off" && d.CountRemainingArgs() == 0 {
+		return true
+	}
+	d.Prev()
+	return false
 }
 
 func qualityArg(d *caddyfile.Dispenser, option string, dst *int) error {

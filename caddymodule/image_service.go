@@ -63,6 +63,14 @@ type ImageService struct {
 	// encoder qualities, 1–100.
 	JPEGQuality int `json:"jpeg_quality,omitempty"`
 	WebPQuality int `json:"webp_quality,omitempty"`
+	// MemoryCache is how many bytes of stored variants are kept in memory
+	// (LRU), so that hits need no store round trip; variant objects never
+	// change under their key. Default 64 MiB; negative turns it off.
+	MemoryCache int64 `json:"memory_cache,omitempty"`
+	// StateTTL is how long an image's state record read from the store
+	// is trusted (default 1s; negative: always read). An offline/deleted
+	// marker or a new version is seen at most this much later.
+	StateTTL caddy.Duration `json:"state_ttl,omitempty"`
 
 	access *imaging.Access
 	store  *imageStoreRef
@@ -104,8 +112,36 @@ func (h *ImageService) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.client, h.store = client, store
-	h.access = imaging.NewAccess(h.accessConfig(), store, stagingCMS{c: client}, log)
+	var st imaging.Store = store
+	if mem, ttl := h.memoryCache(); mem > 0 {
+		st = newMemCachedStore(store, mem, ttl)
+	}
+	h.access = imaging.NewAccess(h.accessConfig(), st, stagingCMS{c: client}, log)
 	return nil
+}
+
+// Defaults of the memory cache.
+const (
+	defaultImageMemoryCache = 64 << 20
+	defaultImageStateTTL    = time.Second
+)
+
+// memoryCache returns the memory cache's size (0 = off) and state TTL.
+func (h *ImageService) memoryCache() (int64, time.Duration) {
+	size, ttl := h.MemoryCache, timeDuration(h.StateTTL)
+	switch {
+	case size < 0:
+		return 0, 0
+	case size == 0:
+		size = defaultImageMemoryCache
+	}
+	switch {
+	case ttl < 0:
+		ttl = 0
+	case ttl == 0:
+		ttl = defaultImageStateTTL
+	}
+	return size, ttl
 }
 
 // accessConfig is the imaging configuration of the handler.

@@ -419,7 +419,19 @@ func TestImageStoreDown(t *testing.T) {
 	if _, ok := hb.Components["imageStore"].Details["error"]; ok {
 		t.Errorf("health shows the error without show_details: %+v", hb.Components["imageStore"])
 	}
-	status, h, body := harness.Get(t, nil, u)
+	// The image's state record may be trusted from memory for state_ttl
+	// (1s) more; then the store is asked, and fails.
+	var (
+		h    http.Header
+		body string
+	)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		status, h, body = harness.Get(t, nil, u)
+		if status == http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if status != http.StatusServiceUnavailable || h.Get("Cache-Control") != "no-store" {
 		t.Fatalf("image with the store stopped: %d %q", status, h.Get("Cache-Control"))
 	}

@@ -1,0 +1,125 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/delivery-edge/edge/imaging"
+)
+
+// countingStore counts Gets per key.
+type countingStore struct {
+	imaging.Store
+	gets map[string]*atomic.Int64
+}
+
+func (s *countingStore) Get(ctx context.Context, key string) (*imaging.Object, error) {
+	if s.gets[key] == nil {
+		s.gets[key] = new(atomic.Int64)
+	}
+	s.gets[key].Add(1)
+	return s.Store.Get(ctx, key)
+}
+
+func (s *countingStore) n(key string) int64 {
+	if c := s.gets[key]; c != nil {
+		return c.Load()
+	}
+	return 0
+}
+
+func TestMemCachedStore(t *testing.T) {
+	ctx := context.Background()
+	inner := &countingStore{Store: mustFolderStore(t), gets: map[string]*atomic.Int64{}}
+	now := time.Unix(1000, 0)
+	s := newMemCachedStore(inner, 1<<20, time.Second)
+	s.now = func() time.Time { return now }
+
+	uuid := "491e3bf6-3b4a-4f3e-9a43-0c6b8f4f1d2a"
+	variant := imaging.VariantKey(uuid, "16x9-768", 5, 6, 768, "jpg")
+	state := imaging.StateKey(uuid)
+	for _, k := range []string{variant, state, imaging.VariantsKey, imaging.IndexKey("16x9-768", uuid)} {
+		if err := inner.Put(ctx, k, []byte("data of "+k), "application/octet-stream", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(key string) string {
+		t.Helper()
+		obj, err := s.Get(ctx, key)
+		if err != nil {
+			t.Fatalf("Get %s: %v", key, err)
+		}
+		return string(obj.Data)
+	}
+
+	// Variants are kept; the variant definitions and index markers never.
+	for range 3 {
+		get(variant)
+		get(imaging.VariantsKey)
+		get(imaging.IndexKey("16x9-768", uuid))
+	}
+	if inner.n(variant) != 1 || inner.n(imaging.VariantsKey) != 3 || inner.n(imaging.IndexKey("16x9-768", uuid)) != 3 {
+		t.Fatalf("store gets: variant %d, variants %d, index %d", inner.n(variant), inner.n(imaging.VariantsKey),
+			inner.n(imaging.IndexKey("16x9-768", uuid)))
+	}
+
+	// State records: for the TTL only.
+	get(state)
+	get(state)
+	if inner.n(state) != 1 {
+		t.Fatalf("state read %d times within the TTL", inner.n(state))
+	}
+	now = now.Add(1500 * time.Millisecond)
+	get(state)
+	if inner.n(state) != 2 {
+		t.Fatalf("state read %d times after the TTL, want 2", inner.n(state))
+	}
+
+	// Writes and deletes through the cache drop what they touch.
+	if err := s.Put(ctx, state, []byte("new state"), "application/json", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(state); got != "new state" {
+		t.Fatalf("state after Put = %q", got)
+	}
+	if _, err := s.DeletePrefix(ctx, imaging.ImagePrefix(uuid)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, variant); !errors.Is(err, imaging.ErrNotFound) {
+		t.Fatalf("variant after DeletePrefix: %v, want ErrNotFound", err)
+	}
+
+	// The byte bound evicts the least recently used; an object larger
+	// than an eighth of it is not kept at all.
+	small := newMemCachedStore(inner, 8<<10, time.Second)
+	keys := make([]string, 10)
+	for i := range keys {
+		keys[i] = imaging.VariantKey(uuid, "1x1-144", int64(i), 1, 144, "webp")
+		if err := inner.Put(ctx, keys[i], []byte(strings.Repeat("x", 600)), "image/webp", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := small.Get(ctx, keys[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if small.bytes > 8<<10 || small.lru.Len() >= 10 {
+		t.Fatalf("cache holds %d bytes in %d entries, bound 8 KiB", small.bytes, small.lru.Len())
+	}
+	if _, ok := small.byKey[keys[0]]; ok {
+		t.Fatal("the least recently used entry was not evicted")
+	}
+	big := imaging.VariantKey(uuid, "original", 1, 1, 0, "png")
+	if err := inner.Put(ctx, big, []byte(strings.Repeat("y", 2<<10)), "image/png", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := small.Get(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := small.byKey[big]; ok {
+		t.Fatal("an object above an eighth of the bound was kept")
+	}
+}
