@@ -58,7 +58,7 @@ func (s *Site) lead(w http.ResponseWriter, r *http.Request, t Target, f *flight,
 			renderErr = &StatusError{Code: http.StatusGatewayTimeout, Err: fmt.Errorf("render of %s: %w", t.Key, errRenderTimeout)}
 		}
 		status = statusOf(renderErr)
-		if !background && s.serveOld(w, r, t) {
+		if !background && s.serveOld(w, r, t, render) {
 			return nil
 		}
 		return renderErr
@@ -70,12 +70,14 @@ func (s *Site) lead(w http.ResponseWriter, r *http.Request, t Target, f *flight,
 	case o == outcomeStored:
 		if file, info, ok := s.Store.openRegular(t.File); ok {
 			defer file.Close()
-			serveFile(w, r, file, info, t, false)
+			s.serveFile(w, r, file, info, t, false, render)
 			return nil
 		}
 		return render(w, r) // invalidated at once: answer this one directly
-	case status >= 500 && s.serveOld(w, r, t):
+	case status >= 500 && s.serveOld(w, r, t, render):
 		return nil
+	case o == outcomePassthrough || o == outcomeOutdated:
+		return render(w, r) // rendered for the file, which was not kept: answer this one directly
 	}
 	return &StatusError{Code: status, Err: errors.New("render failed")}
 }
@@ -133,6 +135,7 @@ type teeWriter struct {
 	tmpName     string
 	tmpErr      error
 	written     int64
+	ssi         ssiMarker // the body contains SSI directives (ssi.go)
 }
 
 func (tw *teeWriter) Header() http.Header { return tw.header }
@@ -190,6 +193,7 @@ func (tw *teeWriter) Write(p []byte) (int, error) {
 		tw.WriteHeader(http.StatusOK)
 	}
 	if tw.tmp != nil && tw.tmpErr == nil {
+		tw.scanSSI(p)
 		n, err := tw.tmp.Write(p)
 		tw.written += int64(n)
 		if err != nil {

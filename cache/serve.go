@@ -53,6 +53,8 @@ type Site struct {
 	// RenderTimeout bounds one render; a render that takes longer counts as
 	// failed (the ".old" copy is served if there is one).
 	RenderTimeout time.Duration
+	// SSI, when set, assembles files with server-side includes (ssi.go).
+	SSI *SSIConfig
 }
 
 // ServeHTTP answers a request from the docroot, or renders it through
@@ -64,7 +66,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, render RenderFu
 	t, err := s.Mapper.Map(r.URL)
 	switch {
 	case errors.Is(err, ErrNotCacheable):
-		return render(w, r)
+		return s.ssiRender(render)(w, r)
 	case errors.Is(err, ErrForbidden):
 		return &StatusError{Code: http.StatusNotFound, Err: fmt.Errorf("%s: %w", r.URL.Path, err)}
 	case err != nil:
@@ -73,15 +75,22 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, render RenderFu
 	if f, info, ok := s.Store.openRegular(t.File); ok {
 		defer f.Close()
 		s.Store.access.Touch(s.Store.ID(t.File), time.Now().UnixMilli())
-		serveFile(w, r, f, info, t, false)
+		s.serveFile(w, r, f, info, t, false, render)
 		return nil
 	}
-	return s.miss(w, r, t, render)
+	return s.miss(w, r, t, s.ssiRender(render))
 }
 
 // serveFile answers from an open file with Content-Type, ETag,
-// Last-Modified, conditional requests, ranges and HEAD.
-func serveFile(w http.ResponseWriter, r *http.Request, f *os.File, info fs.FileInfo, t Target, stale bool) {
+// Last-Modified, conditional requests, ranges and HEAD. A file marked as
+// containing SSI directives is assembled instead (ssi.go); render renders
+// its missing parts.
+func (s *Site) serveFile(w http.ResponseWriter, r *http.Request, f *os.File, info fs.FileInfo, t Target, stale bool,
+	render RenderFunc) {
+	if s.ssiMarked(info) {
+		s.serveAssembled(w, r, f, info, t, stale, render)
+		return
+	}
 	h := w.Header()
 	if ct := mime.TypeByExtension(t.Ext); ct != "" {
 		h.Set("Content-Type", ct)
@@ -101,13 +110,13 @@ func etagOf(info fs.FileInfo) string {
 }
 
 // serveOld answers from the ".old" copy, if there is one.
-func (s *Site) serveOld(w http.ResponseWriter, r *http.Request, t Target) bool {
+func (s *Site) serveOld(w http.ResponseWriter, r *http.Request, t Target, render RenderFunc) bool {
 	f, info, ok := s.Store.openRegular(t.File + OldSuffix)
 	if !ok {
 		return false
 	}
 	defer f.Close()
-	serveFile(w, r, f, info, t, true)
+	s.serveFile(w, r, f, info, t, true, render)
 	return true
 }
 
@@ -120,7 +129,7 @@ func (s *Site) miss(w http.ResponseWriter, r *http.Request, t Target, render Ren
 		if old, info, ok := s.Store.openRegular(t.File + OldSuffix); ok {
 			defer old.Close()
 			s.renderInBackground(r, t, render)
-			serveFile(w, r, old, info, t, true)
+			s.serveFile(w, r, old, info, t, true, render)
 			return nil
 		}
 		f, leader := s.Store.flights.join(t.File)
@@ -136,7 +145,7 @@ func (s *Site) miss(w http.ResponseWriter, r *http.Request, t Target, render Ren
 		case outcomeStored:
 			if file, info, ok := s.Store.openRegular(t.File); ok {
 				defer file.Close()
-				serveFile(w, r, file, info, t, false)
+				s.serveFile(w, r, file, info, t, false, render)
 				return nil
 			}
 			if attempt < 2 {
@@ -153,7 +162,7 @@ func (s *Site) miss(w http.ResponseWriter, r *http.Request, t Target, render Ren
 		case outcomeGone:
 			return &StatusError{Code: f.status, Err: fmt.Errorf("%s: gone at the render backend", t.Key)}
 		default:
-			if s.serveOld(w, r, t) {
+			if s.serveOld(w, r, t, render) {
 				return nil
 			}
 			return &StatusError{Code: f.status, Err: fmt.Errorf("render of %s failed", t.Key)}
