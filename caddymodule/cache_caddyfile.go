@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"strconv"
+
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -10,6 +12,9 @@ import (
 //		root           <path>
 //		query_params   <name...>
 //		render_timeout <duration>
+//		ssi [{
+//			max_depth <n>
+//		}]
 //	}
 func (h *Cache) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -37,6 +42,10 @@ func (h *Cache) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.RenderTimeout = dur
+		case "ssi":
+			if err := h.unmarshalSSI(d); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("delivery_cache: unknown option %q", d.Val())
 		}
@@ -45,3 +54,29 @@ func (h *Cache) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 var _ caddyfile.Unmarshaler = (*Cache)(nil)
+
+func (h *Cache) unmarshalSSI(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	h.SSI = &SSIOptions{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "max_depth":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n < 1 || n > maxSSIDepth {
+				return d.Errf("ssi: max_depth must be a number from 1 to %d, not %q", maxSSIDepth, d.Val())
+			}
+			h.SSI.MaxDepth = n
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("ssi: unknown option %q", d.Val())
+		}
+	}
+	return nil
+}

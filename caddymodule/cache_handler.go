@@ -31,12 +31,26 @@ type Cache struct {
 	// RenderTimeout bounds one render; when it passes, the ".old" copy is
 	// served if there is one, else 504. Default: 30s.
 	RenderTimeout caddy.Duration `json:"render_timeout,omitempty"`
+	// SSI, when present, resolves `<!--#include virtual="/path" -->` in
+	// cached HTML from the same cache when it is served; every other SSI
+	// directive is stripped.
+	SSI *SSIOptions `json:"ssi,omitempty"`
 
 	app   *App
 	log   *zap.Logger
 	srv   *caddyhttp.Server // the server this handler is part of
 	sites *sync.Map         // resolved docroot -> *cache.Site
 }
+
+// SSIOptions configure server-side includes.
+type SSIOptions struct {
+	// MaxDepth bounds how deeply includes nest (a page's own includes are
+	// at depth 1). Default: 8.
+	MaxDepth int `json:"max_depth,omitempty"`
+}
+
+// maxSSIDepth is the largest max_depth accepted.
+const maxSSIDepth = 64
 
 // CaddyModule returns the Caddy module information.
 func (Cache) CaddyModule() caddy.ModuleInfo {
@@ -67,6 +81,9 @@ func (h *Cache) Provision(ctx caddy.Context) error {
 func (h *Cache) Validate() error {
 	if h.RenderTimeout < 0 {
 		return errors.New("render_timeout must not be negative")
+	}
+	if h.SSI != nil && (h.SSI.MaxDepth < 0 || h.SSI.MaxDepth > maxSSIDepth) {
+		return fmt.Errorf("ssi max_depth must be between 1 and %d", maxSSIDepth)
 	}
 	return nil
 }
@@ -134,6 +151,9 @@ func (h *Cache) site(r *http.Request) (*cache.Site, error) {
 		Store:         store,
 		Mapper:        cache.Mapper{QueryParams: h.QueryParams},
 		RenderTimeout: timeDuration(h.RenderTimeout),
+	}
+	if h.SSI != nil {
+		s.SSI = &cache.SSIConfig{MaxDepth: h.SSI.MaxDepth}
 	}
 	actual, loaded := h.sites.LoadOrStore(root, s)
 	if !loaded && h.srv != nil {
