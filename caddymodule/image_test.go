@@ -449,3 +449,22 @@ func TestImageUpdatesSource(t *testing.T) {
 		t.Fatalf("own servers: %+v, %v", sc, err)
 	}
 }
+
+func TestDirectlyUnderPrefix(t *testing.T) {
+	h := &ImageService{access: imaging.NewAccess(imaging.AccessConfig{Prefix: "/image/"}, nil, nil, nil)}
+	const id = "491e3bf6-3b4a-4f3e-9a43-0c6b8f4f1d2a"
+	for path, want := range map[string]bool{
+		"/image/" + id + "/AAABijkh-E4/AAABibBxx9M/1x1-144.jpg":   true,
+		"/image/x/" + id + "/AAABijkh-E4/AAABibBxx9M/1x1-144.jpg": false,
+		"/image//" + id + "/AAABijkh-E4/AAABibBxx9M/1x1-144.jpg":  false,
+		"/other/" + id + "/AAABijkh-E4/AAABibBxx9M/1x1-144.jpg":   true, // refused by the access service
+	} {
+		if got := h.directlyUnderPrefix(path); got != want {
+			t.Errorf("directlyUnderPrefix(%s) = %v, want %v", path, got, want)
+		}
+	}
+	h = &ImageService{access: imaging.NewAccess(imaging.AccessConfig{}, nil, nil, nil)}
+	if !h.directlyUnderPrefix("/a/b/" + id + "/x") {
+		t.Error("without a prefix every path is left to the access service")
+	}
+}

@@ -106,6 +106,9 @@ func BenchmarkImageVariant12MP(b *testing.B) {
 				float64(m)/float64(median(anchor)))
 		}
 		fmt.Print(out.String())
+		fmt.Printf("goal imaging.Generator ≤ 2× vipsthumbnail: jpg %.2f×, webp %.2f×\n",
+			float64(median("imaging.Generator → jpg (Q82)"))/float64(median("vipsthumbnail → jpg (Q82)")),
+			float64(median("imaging.Generator → webp (Q80)"))/float64(median("vipsthumbnail → webp (Q80)")))
 	}
 }
 
