@@ -59,21 +59,27 @@ func (c Change) names() []string {
 // affectedFiles finds the files a change invalidates, each once, in a
 // stable order.
 func (r *Registry) affectedFiles(tx *bolt.Tx, c Change) ([]FileID, error) {
-	seen := map[FileID]bool{}
+	files, _, err := r.affected(tx, c)
+	return files, err
+}
+
+// affected is affectedFiles with the files' metadata from the index.
+func (r *Registry) affected(tx *bolt.Tx, c Change) ([]FileID, map[FileID]fileMeta, error) {
+	seen := map[FileID]fileMeta{}
 	var out []FileID
 	for _, name := range c.names() {
 		if name == "" {
 			continue
 		}
-		err := r.FindTx(tx, c.Kind, name, func(id FileID, d Dependency) bool {
-			if !seen[id] && c.hits(d) {
-				seen[id] = true
+		err := r.findMetaTx(tx, c.Kind, name, func(id FileID, d Dependency, meta fileMeta) bool {
+			if _, dup := seen[id]; !dup && c.hits(d) {
+				seen[id] = meta
 				out = append(out, id)
 			}
 			return true
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	slices.SortFunc(out, func(a, b FileID) int {
@@ -82,7 +88,7 @@ func (r *Registry) affectedFiles(tx *bolt.Tx, c Change) ([]FileID, error) {
 		}
 		return strings.Compare(a.File, b.File)
 	})
-	return out, nil
+	return out, seen, nil
 }
 
 // Job is a group of files invalidated together, with one priority.

@@ -34,7 +34,7 @@ func (r *Registry) Import(next func() (ImportRecord, bool)) (int, error) {
 			key := rec.ID.key()
 			entries = append(entries, kv{key, marshalEntry(&rec.Entry)})
 			for _, d := range rec.Entry.indexDeps() {
-				index = append(index, kv{append(indexPrefix(d.Kind, d.Name), key...), indexValue(d)})
+				index = append(index, kv{append(indexPrefix(d.Kind, d.Name), key...), indexValue(d, &rec.Entry)})
 			}
 			if rec.Entry.Expires > 0 {
 				index = append(index, kv{append([]byte{0}, expiryKey(rec.Entry.Expires, key)...), nil})

@@ -105,7 +105,7 @@ func (e *Engine) Position(name string) (int64, error) {
 
 // queueChange queues the jobs of one change and returns the files.
 func (e *Engine) queueChange(tx *bolt.Tx, c Change, now time.Time) ([]FileID, error) {
-	files, err := e.reg.affectedFiles(tx, c)
+	files, meta, err := e.reg.affected(tx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +117,7 @@ func (e *Engine) queueChange(tx *bolt.Tx, c Change, now time.Time) ([]FileID, er
 		return nil, nil
 	}
 	for _, job := range SplitJobs(files, c.ID) {
-		if err := e.queueFiles(tx, job, c.gone(), now); err != nil {
+		if err := e.queueFilesMeta(tx, job, c.gone(), now, meta); err != nil {
 			return nil, err
 		}
 	}
@@ -136,13 +136,34 @@ func (e *Engine) documentCached(tx *bolt.Tx, c Change) bool {
 
 // queueFiles puts every file of a job into the queue its use calls for.
 func (e *Engine) queueFiles(tx *bolt.Tx, job Job, gone bool, now time.Time) error {
+	return e.queueFilesMeta(tx, job, gone, now, nil)
+}
+
+// queueFilesMeta is queueFiles with the files' metadata at hand (from the
+// reverse index): then only files that go to pre-generation have their
+// registry entry read, for the host to render with.
+func (e *Engine) queueFilesMeta(tx *bolt.Tx, job Job, gone bool, now time.Time, meta map[FileID]fileMeta) error {
 	cfg := e.config()
 	for _, id := range job.Files {
-		entry, _, err := e.reg.GetTx(tx, id)
-		if err != nil {
-			return err
+		var entry Entry
+		m, known := meta[id]
+		if known {
+			entry.Created, entry.Force = m.created, m.force
+			entry.Key, _ = KeyForFile(id.File)
+		} else {
+			var err error
+			if entry, _, err = e.reg.GetTx(tx, id); err != nil {
+				return err
+			}
 		}
 		q := e.chooseQueue(tx, id, entry, cfg, now)
+		if known && q == QueuePregen {
+			if full, ok, err := e.reg.GetTx(tx, id); err != nil {
+				return err
+			} else if ok {
+				entry = full
+			}
+		}
 		j := QueuedJob{Root: id.Root, File: id.File, Priority: job.Priority, Enqueued: now.UnixMilli(),
 			Created: entry.Created, Key: entry.Key, Host: entry.Host}
 		switch {

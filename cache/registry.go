@@ -223,6 +223,19 @@ func (r *Registry) Find(kind DepKind, name string, fn func(FileID, Dependency) b
 
 // FindTx is Find inside a transaction the caller holds.
 func (r *Registry) FindTx(tx *bolt.Tx, kind DepKind, name string, fn func(FileID, Dependency) bool) error {
+	return r.findMetaTx(tx, kind, name, func(id FileID, d Dependency, _ fileMeta) bool { return fn(id, d) })
+}
+
+// fileMeta is what the reverse index keeps of a file besides the
+// dependency itself, so that matching and queueing need not read the
+// (much larger, randomly placed) entries.
+type fileMeta struct {
+	created int64
+	force   bool
+}
+
+// findMetaTx is FindTx that also yields the file's metadata.
+func (r *Registry) findMetaTx(tx *bolt.Tx, kind DepKind, name string, fn func(FileID, Dependency, fileMeta) bool) error {
 	pending := r.pendingSnapshot()
 	prefix := indexPrefix(kind, name)
 	c := tx.Bucket(bucketIndex).Cursor()
@@ -231,7 +244,8 @@ func (r *Registry) FindTx(tx *bolt.Tx, kind DepKind, name string, fn func(FileID
 		if _, overridden := pending[id]; overridden {
 			continue
 		}
-		if !fn(id, dependencyFromIndex(kind, name, v)) {
+		d, meta := dependencyFromIndex(kind, name, v)
+		if !fn(id, d, meta) {
 			return nil
 		}
 	}
@@ -240,7 +254,7 @@ func (r *Registry) FindTx(tx *bolt.Tx, kind DepKind, name string, fn func(FileID
 			continue
 		}
 		for _, d := range e.indexDeps() {
-			if d.Kind == kind && d.Name == name && !fn(id, d) {
+			if d.Kind == kind && d.Name == name && !fn(id, d, fileMeta{created: e.Created, force: e.Force}) {
 				return nil
 			}
 		}
@@ -309,22 +323,42 @@ func indexPrefix(kind DepKind, name string) []byte {
 	return append(p, 0)
 }
 
-func indexValue(d Dependency) []byte {
-	if d.Kind == DepResource {
-		return []byte(d.Hash)
+// indexValue is the value of a reverse-index key: a flags byte (bit 0:
+// forced pre-generation), the file's creation time (varint, Unix ms), then
+// the properties (space separated) or, for a resource, its hash.
+func indexValue(d Dependency, e *Entry) []byte {
+	payload := d.Hash
+	if d.Kind != DepResource {
+		payload = strings.Join(d.Props, " ")
 	}
-	return []byte(strings.Join(d.Props, " "))
+	v := make([]byte, 1, 1+binary.MaxVarintLen64+len(payload))
+	if e.Force {
+		v[0] = 1
+	}
+	v = binary.AppendVarint(v, e.Created)
+	return append(v, payload...)
 }
 
-func dependencyFromIndex(kind DepKind, name string, v []byte) Dependency {
+func dependencyFromIndex(kind DepKind, name string, v []byte) (Dependency, fileMeta) {
 	d := Dependency{Kind: kind, Name: name}
+	var meta fileMeta
+	if len(v) > 0 {
+		meta.force = v[0]&1 != 0
+		created, n := binary.Varint(v[1:])
+		if n > 0 {
+			meta.created = created
+			v = v[1+n:]
+		} else {
+			v = nil
+		}
+	}
 	switch {
 	case kind == DepResource:
 		d.Hash = string(v)
 	case len(v) > 0:
 		d.Props = strings.Fields(string(v))
 	}
-	return d
+	return d, meta
 }
 
 // applyRecords writes journal records into the database: per file the
@@ -381,7 +415,7 @@ func (o *sortedOps) add(bucket, k, v []byte) {
 // index adds the reverse-index (and expiry) keys of an entry.
 func (o *sortedOps) index(fileKey []byte, e *Entry) {
 	for _, d := range e.indexDeps() {
-		o.add(bucketIndex, append(indexPrefix(d.Kind, d.Name), fileKey...), indexValue(d))
+		o.add(bucketIndex, append(indexPrefix(d.Kind, d.Name), fileKey...), indexValue(d, e))
 		if d.Kind == DepResource {
 			o.add(bucketResources, []byte(d.Name), []byte(d.Hash))
 		}

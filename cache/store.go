@@ -56,6 +56,12 @@ func (s *Store) renderer() (Renderer, string) {
 	return nil, ""
 }
 
+// writtenSince reports whether a file was written after ms (Unix ms).
+func (s *Store) writtenSince(name string, ms int64) bool {
+	info, err := s.root.Lstat(name)
+	return err == nil && info.ModTime().UnixMilli() > ms
+}
+
 // exists reports whether a docroot file exists.
 func (s *Store) exists(name string) bool {
 	_, err := s.root.Stat(name)

@@ -1,0 +1,197 @@
+package cache
+
+import (
+	"context"
+	"os"
+	"path"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+)
+
+const removalBatch = 1000
+
+// removalLoop runs the removal queue: one worker takes the jobs in order
+// of priority, renames (or purges) their files, and takes the jobs off the
+// queue in one transaction per batch. The transaction of one batch is
+// committed while the files of the next are renamed, so the disk's two
+// kinds of work overlap.
+func (e *Engine) removalLoop(ctx context.Context) {
+	defer e.wg.Done()
+	var committing chan error // the previous batch's commit, if any
+	busy := map[string]bool{}
+	wait := func() {
+		if committing != nil {
+			if err := <-committing; err != nil {
+				e.log.Error("removal queue", zap.Error(err))
+			}
+			committing = nil
+		}
+	}
+	defer wait()
+	for e.sleep(ctx, time.Second) {
+		for ctx.Err() == nil {
+			b, err := e.prepareRemoval(busy)
+			if err != nil {
+				e.log.Error("removal queue", zap.Error(err))
+				break
+			}
+			if b == nil {
+				if committing == nil {
+					break
+				}
+				wait() // the queue may hold more once the last batch is off it
+				clear(busy)
+				continue
+			}
+			wait()
+			clear(busy)
+			for _, j := range b.jobs {
+				busy[string(j.order)] = true
+			}
+			committing = make(chan error, 1)
+			go func(ch chan error) { ch <- e.commitRemoval(b) }(committing)
+		}
+	}
+}
+
+// removalBatchWork is one batch of the removal queue between its file
+// operations and its commit.
+type removalBatchWork struct {
+	jobs     []QueuedJob
+	rerender []QueuedJob
+	forget   map[FileID]int64 // entries to remove, with the Created they must still have
+}
+
+// prepareRemoval takes the next batch (skipping jobs still being
+// committed) and does its file operations.
+func (e *Engine) prepareRemoval(busy map[string]bool) (*removalBatchWork, error) {
+	var jobs []QueuedJob
+	err := e.reg.db.View(func(tx *bolt.Tx) error {
+		var err error
+		jobs, err = nextJobs(tx, QueueRemoval, removalBatch, busy, time.Now(), e.config().AgeStep)
+		return err
+	})
+	if err != nil || len(jobs) == 0 {
+		return nil, err
+	}
+	lazy := e.config().LazyRemoval > 0
+	b := &removalBatchWork{jobs: jobs, forget: map[FileID]int64{}}
+	dirs := map[string]*os.Root{} // folders of this batch, opened once
+	defer func() {
+		for _, d := range dirs {
+			d.Close()
+		}
+	}()
+	for _, j := range jobs {
+		store := e.storeByRoot(j.Root, true)
+		if store == nil {
+			continue
+		}
+		id := j.id()
+		switch j.Op {
+		case OpPurge:
+			if store.writtenSince(j.File, j.Enqueued) {
+				continue // rendered again since the job was queued
+			}
+			store.Purge(j.File)
+			b.forget[id] = j.Created
+			if j.Rerender {
+				b.rerender = append(b.rerender, j)
+			}
+		default:
+			if e.renameOld(store, dirs, j) && !lazy {
+				b.forget[id] = j.Created
+			}
+		}
+	}
+	return b, nil
+}
+
+// renameOld renames a job's file to .old unless it was rendered again
+// since the job was queued. It reports whether the file's registry entry
+// is to go (renamed, or no file any more).
+func (e *Engine) renameOld(store *Store, dirs map[string]*os.Root, j QueuedJob) bool {
+	dir, base := path.Split(j.File)
+	d, ok := dirs[dir]
+	if !ok {
+		var err error
+		if dir == "" {
+			d, err = store.root.OpenRoot(".")
+		} else {
+			d, err = store.root.OpenRoot(path.Clean(dir))
+		}
+		if err != nil {
+			d = nil // the folder is gone: so is the file
+		}
+		dirs[dir] = d
+	}
+	if d == nil {
+		return true
+	}
+	info, err := d.Lstat(base)
+	if err != nil {
+		return true // no file (e.g. renamed before a crash)
+	}
+	if info.ModTime().UnixMilli() > j.Enqueued {
+		return false // rendered again since the job was queued
+	}
+	store.flights.invalidate(j.File)
+	if err := d.Rename(base, base+OldSuffix); err != nil {
+		if _, err := store.Invalidate(j.File); err != nil { // the slow path sorts out odd cases
+			e.logJobError(j.Op, j, err)
+			return false
+		}
+	}
+	return true
+}
+
+// commitRemoval takes a batch's jobs off the queue and removes the
+// registry entries of its files (unless lazy removal leaves that to the
+// cleanup job). A crash before the commit repeats some renames, which is
+// harmless.
+func (e *Engine) commitRemoval(b *removalBatchWork) error {
+	var viaJournal []FileID
+	err := e.reg.db.Update(func(tx *bolt.Tx) error {
+		for _, j := range b.jobs {
+			if err := complete(tx, QueueRemoval, j); err != nil {
+				return err
+			}
+		}
+		for _, j := range b.rerender {
+			j.Op, j.Rerender, j.Enqueued, j.Created = OpRender, false, time.Now().UnixMilli(), 0
+			if _, err := enqueue(tx, QueuePregen, j); err != nil {
+				return err
+			}
+		}
+		viaJournal = viaJournal[:0]
+		removals := make(map[FileID]*Entry, len(b.forget))
+		for id, created := range b.forget {
+			switch entry, ok, err := e.reg.GetTx(tx, id); {
+			case err != nil:
+				return err
+			case !ok || (created != 0 && entry.Created > created):
+				// gone already, or a newer render's entry: keep it
+			case e.reg.hasPending(id):
+				viaJournal = append(viaJournal, id) // keep the journal's order
+			default:
+				removals[id] = nil
+			}
+		}
+		return writeEntries(tx, removals)
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range viaJournal {
+		if err := e.reg.Remove(id); err != nil {
+			e.log.Warn("removing registry entry", zap.String("file", id.File), zap.Error(err))
+		}
+	}
+	if len(b.rerender) > 0 {
+		e.wakeWorkers()
+	}
+	e.stats.removed.Add(int64(len(b.jobs)))
+	return nil
+}
