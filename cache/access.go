@@ -20,9 +20,10 @@ type AccessLog struct {
 }
 
 type accessShard struct {
-	mu sync.Mutex
-	m  map[FileID]int64
-	_  [40]byte // keep shards on separate cache lines
+	mu   sync.Mutex
+	m    map[FileID]int64
+	hits int64
+	_    [32]byte // keep shards on separate cache lines
 }
 
 // NewAccessLog returns an empty log.
@@ -43,10 +44,23 @@ func (a *AccessLog) shard(id FileID) *accessShard {
 func (a *AccessLog) Touch(id FileID, ms int64) {
 	s := a.shard(id)
 	s.mu.Lock()
+	s.hits++
 	if s.m[id] < ms {
 		s.m[id] = ms
 	}
 	s.mu.Unlock()
+}
+
+// Hits is the number of accesses recorded since the start.
+func (a *AccessLog) Hits() int64 {
+	var n int64
+	for i := range a.shards {
+		s := &a.shards[i]
+		s.mu.Lock()
+		n += s.hits
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // Pending returns the newest access not yet flushed, or 0.

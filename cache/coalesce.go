@@ -19,7 +19,13 @@ const (
 	outcomeGone                       // 404/410: file and .old deleted
 	outcomeFailed                     // 5xx, timeout or an error writing the file
 	outcomeOutdated                   // invalidated while rendering: kept as ".old" only
+	outcomeCount
 )
+
+// String names an outcome for metrics and logs.
+func (o outcome) String() string {
+	return [...]string{"stored", "passthrough", "gone", "failed", "outdated"}[o]
+}
 
 // flight is one render in progress for one file.
 type flight struct {
@@ -37,6 +43,7 @@ type flights struct {
 	mu      sync.Mutex
 	m       map[string]*flight
 	retryAt map[string]time.Time // failed renders: no background render before
+	counts  [outcomeCount]atomic.Int64
 }
 
 func newFlights() *flights { return &flights{m: map[string]*flight{}, retryAt: map[string]time.Time{}} }
@@ -57,6 +64,7 @@ func (g *flights) join(file string) (*flight, bool) {
 // finish publishes the leader's result and wakes the waiters.
 func (g *flights) finish(file string, f *flight, o outcome, status int) {
 	f.outcome, f.status = o, status
+	g.counts[o].Add(1)
 	g.mu.Lock()
 	delete(g.m, file)
 	if o == outcomeFailed {

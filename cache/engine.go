@@ -64,6 +64,11 @@ type engineStats struct {
 
 // Stats is a snapshot of the engine's counters and queue lengths.
 type Stats struct {
+	// Hits are requests answered from a cached file.
+	Hits int64
+	// Renders counts the renders by how they ended ("stored",
+	// "passthrough", "gone", "failed", "outdated").
+	Renders               map[string]int64
 	Removed, Pregenerated int64
 	RemovalQueue          int
 	PregenQueue           int
@@ -71,7 +76,15 @@ type Stats struct {
 
 // Stats returns the engine's counters and the lengths of its queues.
 func (e *Engine) Stats() Stats {
-	st := Stats{Removed: e.stats.removed.Load(), Pregenerated: e.stats.pregenerated.Load()}
+	st := Stats{Hits: e.access.Hits(), Removed: e.stats.removed.Load(), Pregenerated: e.stats.pregenerated.Load(),
+		Renders: map[string]int64{}}
+	e.mu.Lock()
+	for _, s := range e.stores {
+		for o := range outcomeCount {
+			st.Renders[o.String()] += s.flights.counts[o].Load()
+		}
+	}
+	e.mu.Unlock()
 	_ = e.reg.db.View(func(tx *bolt.Tx) error {
 		st.RemovalQueue, st.PregenQueue = QueueLengths(tx)
 		return nil

@@ -117,6 +117,13 @@ func (h *engineHandle) get() (*cache.Engine, error) {
 	return eng, nil
 }
 
+// opened returns the engine if it is open, without opening it.
+func (h *engineHandle) opened() *cache.Engine {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.eng
+}
+
 // Destruct closes the engine when the last config using it is gone.
 func (h *engineHandle) Destruct() error {
 	h.mu.Lock()
@@ -151,6 +158,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.engine = h.(*engineHandle)
+	if err := registerMetrics(ctx.GetMetricsRegistry(), newMetricsCollector(a)); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	for _, provision := range featureProvisioners {
 		f, err := provision(a, ctx)
 		if err != nil {

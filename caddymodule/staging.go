@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -33,6 +34,7 @@ type stagingFeature struct {
 	cfg    stagingclient.PollerConfig
 	log    *zap.Logger
 
+	poller atomic.Pointer[stagingclient.Poller]
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -114,6 +116,7 @@ func (f *stagingFeature) run(ctx context.Context, eng *cache.Engine) {
 	f.log.Info("polling staging servers for changes", zap.Int64("from_source_time", from),
 		zap.String("server", f.client.BaseURL()))
 	poller := stagingclient.NewPoller(f.client, f.cfg)
+	f.poller.Store(poller)
 	err = poller.Run(ctx, from, func(_ context.Context, events []stagingclient.Event, upTo int64) error {
 		return eng.ApplyChanges(changesOf(events), stagingPosition, upTo)
 	})

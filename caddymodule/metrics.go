@@ -1,0 +1,99 @@
+package caddymodule
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/delivery-edge/edge/stagingclient"
+)
+
+// metricsCollector exposes the edge's counters on Caddy's metrics
+// endpoint. It reads them when scraped, so nothing is counted twice and
+// the hit path pays nothing for metrics beyond the access log it keeps
+// anyway.
+type metricsCollector struct {
+	app *App
+
+	hits, renders, removed, pregenerated, queue *prometheus.Desc
+	connected, sourceTime, lag, events          *prometheus.Desc
+}
+
+func newMetricsCollector(a *App) *metricsCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("delivery_"+name, help, labels, nil)
+	}
+	return &metricsCollector{
+		app:          a,
+		hits:         d("cache_hits_total", "Requests answered from a cached file."),
+		renders:      d("cache_renders_total", "Renders through the render backend, by outcome.", "outcome"),
+		removed:      d("removal_jobs_total", "Jobs of the removal queue done."),
+		pregenerated: d("pregenerated_total", "Files pre-generated."),
+		queue:        d("queue_length", "Jobs waiting in a queue.", "queue"),
+		connected:    d("staging_connected", "1 when the last poll of the staging servers succeeded."),
+		sourceTime:   d("staging_applied_source_time_ms", "Source time of the newest applied event (Unix ms)."),
+		lag:          d("staging_lag_seconds", "How far the applied events are behind the staging servers."),
+		events:       d("staging_events_total", "Events applied."),
+	}
+}
+
+// registerMetrics adds the collector to the config's metrics registry; a
+// collector already there (a second app in one config) is left alone.
+func registerMetrics(reg *prometheus.Registry, c *metricsCollector) error {
+	if reg == nil {
+		return nil
+	}
+	err := reg.Register(c)
+	var already prometheus.AlreadyRegisteredError
+	if errors.As(err, &already) {
+		return nil
+	}
+	return err
+}
+
+// Describe implements prometheus.Collector.
+func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.hits, c.renders, c.removed, c.pregenerated, c.queue,
+		c.connected, c.sourceTime, c.lag, c.events} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
+	if eng := c.app.engine.opened(); eng != nil {
+		st := eng.Stats()
+		ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(st.Hits))
+		for outcome, n := range st.Renders {
+			ch <- prometheus.MustNewConstMetric(c.renders, prometheus.CounterValue, float64(n), outcome)
+		}
+		ch <- prometheus.MustNewConstMetric(c.removed, prometheus.CounterValue, float64(st.Removed))
+		ch <- prometheus.MustNewConstMetric(c.pregenerated, prometheus.CounterValue, float64(st.Pregenerated))
+		ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(st.RemovalQueue), "removal")
+		ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(st.PregenQueue), "pregeneration")
+	}
+	if ps, ok := c.app.stagingStats(); ok {
+		connected := 0.0
+		if ps.Connected {
+			connected = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.connected, prometheus.GaugeValue, connected)
+		ch <- prometheus.MustNewConstMetric(c.sourceTime, prometheus.GaugeValue, float64(ps.Applied))
+		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, ps.Lag.Seconds())
+		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(ps.Events))
+	}
+}
+
+// stagingStats returns the staging poller's figures, if it runs.
+func (a *App) stagingStats() (stagingclient.PollerStats, bool) {
+	for _, f := range a.features {
+		if sf, ok := f.(*stagingFeature); ok {
+			if p := sf.poller.Load(); p != nil {
+				return p.Stats(), true
+			}
+		}
+	}
+	return stagingclient.PollerStats{}, false
+}
+
+var _ prometheus.Collector = (*metricsCollector)(nil)
