@@ -14,10 +14,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"text/template"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/delivery-edge/edge/cache"
 	"github.com/delivery-edge/edge/imaging"
@@ -466,5 +468,71 @@ func TestDirectlyUnderPrefix(t *testing.T) {
 	h = &ImageService{access: imaging.NewAccess(imaging.AccessConfig{}, nil, nil, nil)}
 	if !h.directlyUnderPrefix("/a/b/" + id + "/x") {
 		t.Error("without a prefix every path is left to the access service")
+	}
+}
+
+// TestImageUpdatesFeatureLifecycle runs the feature as the app does: the
+// poller applies an offline event and stores the position, the cleanup
+// job runs, and stop ends both goroutines.
+func TestImageUpdatesFeatureLifecycle(t *testing.T) {
+	content, client := startStaging(t)
+	store := mustFolderStore(t)
+	eng, err := cache.Open(cache.Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	core, logs := observer.New(zap.InfoLevel)
+	log := zap.New(core)
+	f := &imageUpdatesFeature{
+		app: &App{ctx: caddy.Context{Context: context.Background()}}, client: client, log: log,
+		cfg:          stagingclient.PollerConfig{Interval: 20 * time.Millisecond, Logger: log, Name: "image updates"},
+		updater:      imaging.NewUpdater(store, stagingCMS{c: client}, log),
+		cleanupFirst: 10 * time.Millisecond, cleanupEvery: 50 * time.Millisecond,
+	}
+	if err := f.start(eng); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := content.SetState(origin.ImageID(3), origin.StateOffline)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pos, _ := eng.Position(imageUpdatesPosition)
+		if pos >= ev.SourceTime {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("position %d, want ≥ %d", pos, ev.SourceTime)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tags, err := store.GetTags(context.Background(), imaging.StateKey(ev.UUID))
+	if err != nil || tags["state"] != "offline" {
+		t.Fatalf("marker tags = %v, %v", tags, err)
+	}
+	for logs.FilterMessage("image store cleanup").Len() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the cleanup job did not run twice")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	done := make(chan struct{})
+	go func() { _ = f.stop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("stop did not return")
+	}
+	if logs.FilterMessage("image update service stopped").Len() != 1 {
+		t.Error("no stop message")
+	}
+	// The leases are free again: a new config can take over at once.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for _, name := range []string{imageUpdatesPosition, imageCleanupLease} {
+		release, err := eng.Lease(ctx, name)
+		if err != nil {
+			t.Fatalf("lease %s still held after stop: %v", name, err)
+		}
+		release()
 	}
 }
