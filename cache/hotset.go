@@ -1,0 +1,159 @@
+package cache
+
+import (
+	"hash/maphash"
+	"io/fs"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// hotEntry is a cached file held in memory with everything its answer
+// needs precomputed. Header values are slices with cap == len, so a
+// handler that appends to one gets a copy and never writes into the
+// shared array.
+type hotEntry struct {
+	node     *s3Node
+	body     []byte
+	gzip     []byte // precompressed variants, nil when there is none
+	brotli   []byte
+	modTime  time.Time
+	ssi      bool
+	etag     []string
+	lastMod  []string
+	ctype    []string
+	length   []string
+	gzLength []string
+	brLength []string
+}
+
+const hotShards = 64
+
+// HotSet keeps the hottest small cached files in memory. It is coherent:
+// every write, rename and removal of a file in the docroot goes through
+// the Store, which drops the file from the hot set after the change on
+// disk and bumps the shard's epoch; a fill that read the file before such
+// a change sees the new epoch and is not kept. So once an invalidation
+// has returned, no reader gets the old bytes from memory.
+//
+// Reads take no lock (sync.Map) and record the hit with an atomic add on
+// the entry; the policy lock is taken only when an entry is added.
+type HotSet struct {
+	maxEntry int64
+	seed     maphash.Seed
+	m        sync.Map // file name -> *hotEntry
+	shards   [hotShards]hotShard
+
+	mu     sync.Mutex // the policy
+	policy *s3fifo
+	bytes  atomic.Int64
+
+	fills, rejected atomic.Int64
+}
+
+type hotShard struct {
+	epoch atomic.Uint64
+	hits  atomic.Int64
+	mu    sync.Mutex // orders fills against invalidations
+	_     [40]byte
+}
+
+// NewHotSet makes a hot set of budget bytes; files larger than maxEntry
+// are never held.
+func NewHotSet(budget, maxEntry int64) *HotSet {
+	return &HotSet{maxEntry: maxEntry, seed: maphash.MakeSeed(),
+		policy: newS3FIFO(budget, int(max(budget/(16<<10), 1024)))}
+}
+
+func (h *HotSet) shard(name string) *hotShard {
+	return &h.shards[maphash.String(h.seed, name)%hotShards]
+}
+
+// get returns the entry of a file and counts the hit.
+func (h *HotSet) get(name string) *hotEntry {
+	v, ok := h.m.Load(name)
+	if !ok {
+		return nil
+	}
+	e := v.(*hotEntry)
+	e.node.touch()
+	h.shard(name).hits.Add(1)
+	return e
+}
+
+// epoch is read before a fill reads the file.
+func (h *HotSet) epoch(name string) uint64 { return h.shard(name).epoch.Load() }
+
+// admissible reports whether a file of this size may be held at all.
+func (h *HotSet) admissible(info fs.FileInfo) bool {
+	return info.Size() <= h.maxEntry && info.Mode().IsRegular()
+}
+
+// fill adds an entry read from disk, unless the file changed since epoch
+// was taken or the policy does not admit it.
+func (h *HotSet) fill(name string, e *hotEntry, epoch uint64) {
+	size := int64(len(e.body) + len(e.gzip) + len(e.brotli) + len(name) + 256)
+	e.node = &s3Node{key: name, size: size}
+	sh := h.shard(name)
+	sh.mu.Lock()
+	if sh.epoch.Load() != epoch {
+		sh.mu.Unlock()
+		h.rejected.Add(1)
+		return
+	}
+	if _, loaded := h.m.Load(name); loaded {
+		sh.mu.Unlock()
+		return
+	}
+	h.mu.Lock()
+	evicted, admitted := h.policy.insert(e.node)
+	h.mu.Unlock()
+	if admitted {
+		h.m.Store(name, e)
+		h.bytes.Add(size)
+		h.fills.Add(1)
+	}
+	sh.mu.Unlock()
+	for _, k := range evicted {
+		h.drop(k, false)
+	}
+}
+
+// invalidate drops a file after it changed on disk.
+func (h *HotSet) invalidate(name string) {
+	sh := h.shard(name)
+	sh.epoch.Add(1)
+	h.drop(name, true)
+}
+
+func (h *HotSet) drop(name string, fromPolicy bool) {
+	sh := h.shard(name)
+	sh.mu.Lock()
+	v, ok := h.m.LoadAndDelete(name)
+	sh.mu.Unlock()
+	if !ok {
+		return
+	}
+	e := v.(*hotEntry)
+	h.bytes.Add(-e.node.size)
+	if fromPolicy {
+		h.mu.Lock()
+		h.policy.remove(e.node)
+		h.mu.Unlock()
+	}
+}
+
+// HotStats are the hot set's figures.
+type HotStats struct {
+	Bytes                 int64
+	Hits, Fills, Rejected int64
+}
+
+// Stats returns the hot set's figures.
+func (h *HotSet) Stats() HotStats {
+	st := HotStats{Bytes: h.bytes.Load(), Fills: h.fills.Load(), Rejected: h.rejected.Load()}
+	for i := range h.shards {
+		st.Hits += h.shards[i].hits.Load()
+	}
+	return st
+}
