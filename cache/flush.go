@@ -1,0 +1,207 @@
+package cache
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Flush applies an explicit flush of a cache key, once. In one
+// transaction it checks the flush log for the same key and time, records
+// the flush, queues the invalidation of every file registered under the
+// key (Delivery-Cache-Keys) and, when forwardTo names peers, puts the
+// flush into the persistent outbox for each of them. A flush that is
+// already in the log is not applied again (applied is false); it is only
+// added to the group's index if it was logged under another group.
+//
+// A key that names a document (a document ID or UUID that files depend
+// on) also queues the document's own pages — the files with a full
+// dependency on it — for pre-generation when pre-generation is on,
+// whether or not they were read recently.
+func (e *Engine) Flush(key, group string, ts int64, forwardTo []string) (applied bool, err error) {
+	f := Flush{Key: key, Group: group, Time: ts}
+	if !f.valid() {
+		return false, invalidFlush(f)
+	}
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
+	var touched []FileID
+	err = e.reg.db.Update(func(tx *bolt.Tx) error {
+		now := time.Now()
+		var err error
+		applied, touched, err = e.applyFlushTx(tx, f, now)
+		if err != nil || !applied {
+			return err
+		}
+		return queueForwardsTx(tx, f, forwardTo, now)
+	})
+	if err != nil {
+		return false, err
+	}
+	e.afterFlush(touched)
+	return applied, nil
+}
+
+// ApplySync applies the flushes a peer listed in its answer to a sync of
+// group, each at most once, and records the newest time among them as the
+// peer's sync position, in the same transactions (batches of 256), so a
+// crash halfway resumes where it stopped. Nothing is forwarded. It
+// returns how many flushes were new.
+func (e *Engine) ApplySync(group, peer string, flushes []Flush) (applied int, err error) {
+	const batch = 256
+	for start := 0; start < len(flushes); start += batch {
+		part := flushes[start:min(start+batch, len(flushes))]
+		n, touched, err := e.applySyncBatch(group, peer, part)
+		applied += n
+		e.afterFlush(touched)
+		if err != nil {
+			return applied, err
+		}
+	}
+	return applied, nil
+}
+
+func (e *Engine) applySyncBatch(group, peer string, flushes []Flush) (int, []FileID, error) {
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
+	var n int
+	var touched []FileID
+	err := e.reg.db.Update(func(tx *bolt.Tx) error {
+		n, touched = 0, touched[:0]
+		now := time.Now()
+		pos := syncPositionTx(tx, group, peer)
+		for _, f := range flushes {
+			f.Group = group
+			if !f.valid() {
+				continue
+			}
+			ok, files, err := e.applyFlushTx(tx, f, now)
+			if err != nil {
+				return err
+			}
+			if ok {
+				n++
+			}
+			touched = append(touched, files...)
+			pos = max(pos, f.Time)
+		}
+		return setSyncPositionTx(tx, group, peer, pos)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return n, touched, nil
+}
+
+func (e *Engine) afterFlush(touched []FileID) {
+	if len(touched) == 0 {
+		return
+	}
+	e.markOutdated(touched)
+	e.wakeWorkers()
+}
+
+// applyFlushTx records a flush and queues its jobs unless it is in the
+// log already.
+func (e *Engine) applyFlushTx(tx *bolt.Tx, f Flush, now time.Time) (bool, []FileID, error) {
+	if flushSeen(tx, f.Time, f.Key) {
+		if b := tx.Bucket(bucketFlushLog); b.Get(flushLogKey(f)) == nil {
+			return false, nil, recordFlush(tx, f)
+		}
+		return false, nil, nil
+	}
+	if err := recordFlush(tx, f); err != nil {
+		return false, nil, err
+	}
+	files, err := e.queueFlushTx(tx, f.Key, now)
+	return true, files, err
+}
+
+// queueFlushTx queues the invalidation of the files registered under key
+// and, when key names a document and pre-generation is on, the forced
+// pre-generation of that document's own pages. It returns the files.
+func (e *Engine) queueFlushTx(tx *bolt.Tx, key string, now time.Time) ([]FileID, error) {
+	files, err := e.reg.affectedFiles(tx, Change{Kind: DepKey, ID: key, State: StatePublished})
+	if err != nil {
+		return nil, err
+	}
+	pages := map[FileID]bool{}
+	if e.config().Pregenerate {
+		seen := map[FileID]bool{}
+		for _, id := range files {
+			seen[id] = true
+		}
+		err := e.reg.FindTx(tx, DepDocument, key, func(id FileID, d Dependency) bool {
+			if d.Full() {
+				pages[id] = true
+				if !seen[id] {
+					seen[id] = true
+					files = append(files, id)
+				}
+			}
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+		sortFileIDs(files)
+	}
+	for _, job := range SplitJobs(files, key) {
+		for _, id := range job.Files {
+			if pages[id] {
+				err = e.forcePregenTx(tx, id, job.Priority, now)
+			} else {
+				err = e.queueFiles(tx, Job{Files: []FileID{id}, Priority: job.Priority}, false, now)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	return files, nil
+}
+
+// forcePregenTx queues a file for pre-generation whatever its use; a
+// rename of the same file that waits in the removal queue is replaced
+// (keeping the higher priority), a purge (the content is gone) is not.
+func (e *Engine) forcePregenTx(tx *bolt.Tx, id FileID, prio int, now time.Time) error {
+	entry, found, err := e.reg.GetTx(tx, id)
+	if err != nil {
+		return err
+	}
+	if !found || entry.Key == "" {
+		return e.queueFiles(tx, Job{Files: []FileID{id}, Priority: prio}, false, now)
+	}
+	j := QueuedJob{Root: id.Root, File: id.File, Op: OpRender, Priority: prio, Enqueued: now.UnixMilli(),
+		Created: entry.Created, Key: entry.Key, Host: entry.Host}
+	dk := j.dedupKey()
+	if cur := tx.Bucket(bucketQueueFiles).Get(dk); len(cur) == 10 && QueueKind(cur[0]) == QueueRemoval {
+		order := bytes.Clone(cur[1:])
+		byPrio, _ := queueBuckets(QueueRemoval)
+		if v := tx.Bucket(byPrio).Get(order); v != nil {
+			var old QueuedJob
+			if err := json.Unmarshal(v, &old); err == nil && old.Op == OpPurge {
+				return nil
+			}
+			j.Priority = max(j.Priority, old.Priority)
+		}
+		if err := dequeue(tx, QueueRemoval, order, dk); err != nil {
+			return err
+		}
+	}
+	_, err = enqueue(tx, QueuePregen, j)
+	return err
+}
+
+func sortFileIDs(ids []FileID) {
+	slices.SortFunc(ids, func(a, b FileID) int {
+		if a.Root != b.Root {
+			return int(a.Root) - int(b.Root)
+		}
+		return strings.Compare(a.File, b.File)
+	})
+}
