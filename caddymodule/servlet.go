@@ -27,9 +27,10 @@ const maxServletBody = 64 << 10
 // form body. The password is the delivery app's servlet_password; the
 // peers are its groups.
 type CacheServlet struct {
-	app    *App
-	groups *groupsFeature
-	log    *zap.Logger
+	app      *App
+	groups   *groupsFeature
+	password string
+	log      *zap.Logger
 
 	disabledLogged *atomic.Bool // "cache disabled" is logged once until it works again
 }
@@ -48,14 +49,18 @@ func (h *CacheServlet) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading delivery app: %w", err)
 	}
-	h.setup(app.(*App), ctx.Logger())
-	return nil
+	return h.setup(app.(*App), ctx.Logger())
 }
 
-func (h *CacheServlet) setup(app *App, log *zap.Logger) {
-	h.app, h.log = app, log
+func (h *CacheServlet) setup(app *App, log *zap.Logger) error {
+	pw, err := servletPassword(app)
+	if err != nil {
+		return err
+	}
+	h.app, h.log, h.password = app, log, pw
 	h.disabledLogged = new(atomic.Bool)
 	h.groups = groupsOf(app)
+	return nil
 }
 
 // ServeHTTP answers a flush or a sync.
@@ -85,11 +90,7 @@ func (h *CacheServlet) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddy
 		return nil
 	}
 	h.disabledLogged.Store(false)
-	password := ""
-	if h.groups != nil {
-		password = h.groups.password
-	}
-	req, msg := parseServletRequest(r.Form, password, time.Now())
+	req, msg := parseServletRequest(r.Form, h.password, time.Now())
 	if msg != "" {
 		lvl := zap.InfoLevel
 		if msg == msgInvalidPassword || msg == msgPasswordRequired {

@@ -49,7 +49,9 @@ func newTestEdge(t *testing.T, ln net.Listener, configure func(a *App)) *testEdg
 		t.Fatalf("start: %v", err)
 	}
 	e := &testEdge{app: a, h: &CacheServlet{}}
-	e.h.setup(a, zap.NewNop())
+	if err := e.h.setup(a, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _ = e.h.ServeHTTP(w, r, nil) })
 	if ln != nil {
 		e.srv = httptest.NewUnstartedServer(handler)
@@ -159,7 +161,9 @@ func TestServletCacheDisabled(t *testing.T) {
 	}
 	defer a.Cleanup()
 	e := &testEdge{app: a, h: &CacheServlet{}}
-	e.h.setup(a, zap.NewNop())
+	if err := e.h.setup(a, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []string{"action=flush&key=k&group=g&password=secret", "action=sync&group=g", ""} {
 		status, body := e.do(http.MethodGet, p)
 		if status != 500 || body != msgDisabled {
