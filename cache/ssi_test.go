@@ -468,3 +468,125 @@ func TestSSILayoutCachedByFileVersion(t *testing.T) {
 		t.Fatalf("%q", rec.Body)
 	}
 }
+
+// TestSSIFolderSnapshots: fragments found in a folder are remembered
+// while the folder is unchanged; any rename or removal in the folder is
+// seen by the next hit.
+func TestSSIFolderSnapshots(t *testing.T) {
+	s := newSSISite(t, 0)
+	dir := s.Store.Dir()
+	write := func(name, body string) {
+		t.Helper()
+		tmp := filepath.Join(dir, "tmp-"+filepath.Base(name))
+		if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, filepath.FromSlash(name))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "f"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "p.html"), []byte(`<!--#include virtual="/f/a.html" -->`), 0o744); err != nil {
+		t.Fatal(err)
+	}
+	write("f/a.html", "v1")
+	b := newSSIPages(map[string]string{"/f/a.html": "rendered"})
+	time.Sleep(ssiRacyWindow + 20*time.Millisecond) // the folder can be trusted now
+	for range 3 {
+		if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "v1" {
+			t.Fatalf("%q", rec.Body)
+		}
+	}
+	if v, ok := s.SSI.folders.m.Load("f"); !ok || len(v.(*ssiFolder).files) != 1 {
+		t.Fatal("no snapshot of the folder")
+	}
+	// A new version renamed into place is seen at once.
+	write("f/a.html", "v2")
+	if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "v2" {
+		t.Fatalf("after a rename: %q", rec.Body)
+	}
+	time.Sleep(ssiRacyWindow + 20*time.Millisecond)
+	if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "v2" {
+		t.Fatalf("after a rename, trusted again: %q", rec.Body)
+	}
+	// Invalidated (renamed to .old): served stale at once, rendered anew.
+	if _, err := s.Store.Invalidate("f/a.html"); err != nil {
+		t.Fatal(err)
+	}
+	if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "v2" || rec.Header().Get(HeaderStale) != "1" {
+		t.Fatalf("after invalidation: %q %v", rec.Body, rec.Header())
+	}
+	s.Store.bg.Wait()
+	if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "rendered" {
+		t.Fatalf("after the render: %q", rec.Body)
+	}
+	// Deleted: rendered again at once (a miss), never the remembered body.
+	time.Sleep(ssiRacyWindow + 20*time.Millisecond)
+	ssiGet(t, s, b, "GET", "/p.html")
+	b.set("/f/a.html", "again")
+	s.Store.Purge("f/a.html")
+	if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "again" {
+		t.Fatalf("after deletion: %q", rec.Body)
+	}
+	// Changed in place (not how the cache writes): seen within ssiRecheck.
+	time.Sleep(ssiRacyWindow + 20*time.Millisecond)
+	ssiGet(t, s, b, "GET", "/p.html")
+	if err := os.WriteFile(filepath.Join(dir, "f", "a.html"), []byte("edited in place"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(ssiRecheck + 50*time.Millisecond)
+	if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "edited in place" {
+		t.Fatalf("after an edit in place: %q", rec.Body)
+	}
+}
+
+// TestSSIMissingPartsRenderInParallel: the missing parts of a page are
+// rendered ahead, at the same time; each still once.
+func TestSSIMissingPartsRenderInParallel(t *testing.T) {
+	s := newSSISite(t, 0)
+	pages := map[string]string{"/p.html": ""}
+	var want strings.Builder
+	for i := range 10 {
+		pages["/p.html"] += fmt.Sprintf(`<!--#include virtual="/f/%d.html" -->`, i)
+		pages[fmt.Sprintf("/f/%d.html", i)] = fmt.Sprint(i)
+		want.WriteString(fmt.Sprint(i))
+	}
+	b := newSSIPages(pages)
+	b.delay = 200 * time.Millisecond
+	start := time.Now()
+	rec := ssiGet(t, s, b, "GET", "/p.html")
+	took := time.Since(start)
+	if rec.Body.String() != want.String() {
+		t.Fatalf("%q", rec.Body)
+	}
+	// In sequence: 11 × 200 ms; ahead, 8 at a time: page + 2 rounds.
+	if took > 1500*time.Millisecond {
+		t.Fatalf("cold page took %v: parts rendered one after the other", took)
+	}
+	for p := range pages {
+		if n := b.count(p); n != 1 {
+			t.Errorf("%s rendered %d times", p, n)
+		}
+	}
+}
+
+// TestSSIUncacheablePart: a part that may not be stored is rendered into
+// each answer (the first time also once ahead, in vain).
+func TestSSIUncacheablePart(t *testing.T) {
+	s := newSSISite(t, 0)
+	b := newSSIPages(map[string]string{"/p.html": `[<!--#include virtual="/me.html" -->]`, "/me.html": "you"})
+	b.header["/me.html"] = http.Header{"Set-Cookie": {"a=b"}}
+	for i := range 3 {
+		if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "[you]" || rec.Header().Get("Etag") != "" {
+			t.Fatalf("request %d: %q %v", i, rec.Body, rec.Header())
+		}
+	}
+	if s.exists("me.html") {
+		t.Fatal("uncacheable part stored")
+	}
+	if n := b.count("/me.html"); n != 4 {
+		t.Fatalf("uncacheable part rendered %d times, want 4", n)
+	}
+}
