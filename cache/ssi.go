@@ -248,8 +248,10 @@ func (f *ssiStreamWriter) WriteHeader(code int) {
 		f.p = ssiParser{
 			text: f.a.writeText(f.w),
 			directive: func(d ssiDirective) {
-				f.a.writeDirective(f.w, root, d)
-				f.a.closeFiles()
+				if f.a.err == nil { // nobody to assemble for any more
+					f.a.writeDirective(f.w, root, d)
+					f.a.closeFiles()
+				}
 			},
 		}
 	}
@@ -262,6 +264,9 @@ func (f *ssiStreamWriter) Write(p []byte) (int, error) {
 	}
 	if !f.active {
 		return f.w.Write(p)
+	}
+	if f.a.err != nil {
+		return 0, f.a.err
 	}
 	f.p.Write(p)
 	if f.a.err != nil {
