@@ -202,6 +202,10 @@ func (rw *ssiRenderWriter) Write(p []byte) (int, error) {
 	return rw.dst.Write(p)
 }
 
+// Unwrap lets http.ResponseController reach the writer underneath (an
+// upgraded connection of a request that is not cached is hijacked there).
+func (rw *ssiRenderWriter) Unwrap() http.ResponseWriter { return rw.w }
+
 // FlushError passes flushes on (reverse_proxy flushes streamed answers).
 func (rw *ssiRenderWriter) FlushError() error {
 	if rw.dst != nil {
@@ -276,6 +280,8 @@ func (f *ssiStreamWriter) Write(p []byte) (int, error) {
 }
 
 func (f *ssiStreamWriter) FlushError() error { return http.NewResponseController(f.w).Flush() }
+
+func (f *ssiStreamWriter) Unwrap() http.ResponseWriter { return f.w }
 
 func (f *ssiStreamWriter) end() {
 	if f.active {

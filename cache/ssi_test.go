@@ -1,8 +1,10 @@
 package cache
 
 import (
+	"bufio"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -588,5 +590,31 @@ func TestSSIUncacheablePart(t *testing.T) {
 	}
 	if n := b.count("/me.html"); n != 4 {
 		t.Fatalf("uncacheable part rendered %d times, want 4", n)
+	}
+}
+
+type hijackRecorder struct {
+	*httptest.ResponseRecorder
+	hijacked bool
+}
+
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h.hijacked = true
+	return nil, nil, nil
+}
+
+// TestSSIFilterLetsUpgradesThrough: a request that is not cached reaches
+// the backend through the SSI filter, which must not hide the client's
+// connection (WebSocket upgrades hijack it).
+func TestSSIFilterLetsUpgradesThrough(t *testing.T) {
+	s := newSSISite(t, 0)
+	rec := &hijackRecorder{ResponseRecorder: httptest.NewRecorder()}
+	err := s.ServeHTTP(rec, httptest.NewRequest("GET", "/ws?token=1", nil), func(w http.ResponseWriter, r *http.Request) error {
+		w.WriteHeader(http.StatusSwitchingProtocols)
+		_, _, err := http.NewResponseController(w).Hijack()
+		return err
+	})
+	if err != nil || !rec.hijacked {
+		t.Fatalf("hijack through the filter: %v %v", err, rec.hijacked)
 	}
 }
