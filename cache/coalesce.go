@@ -35,7 +35,23 @@ type flight struct {
 	status  int
 	// invalidated is set when the file is invalidated while the render
 	// runs: its result may predate the change and is kept only as ".old".
-	invalidated atomic.Bool
+	// mu makes "not invalidated, so install" one step: an invalidation
+	// either comes before (the result becomes .old) or waits until the
+	// file is in place (and then renames it).
+	mu          sync.Mutex
+	invalidated bool
+}
+
+// installUnlessInvalidated runs install unless the file was invalidated
+// during the render; it reports whether install ran.
+func (f *flight) installUnlessInvalidated(install func()) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.invalidated {
+		return false
+	}
+	install()
+	return true
 }
 
 // flights coalesces renders: at most one per file at a time.
@@ -100,13 +116,18 @@ func (g *flights) joinBackground(file string) (*flight, bool) {
 	return f, true
 }
 
-// invalidate marks a render in progress for file as outdated.
+// invalidate marks a render in progress for file as outdated. If that
+// render is installing its result right now, it waits until the file is
+// in place, so that the caller's change on disk comes after it.
 func (g *flights) invalidate(file string) {
 	g.mu.Lock()
-	if f, ok := g.m[file]; ok {
-		f.invalidated.Store(true)
-	}
+	f, ok := g.m[file]
 	g.mu.Unlock()
+	if ok {
+		f.mu.Lock()
+		f.invalidated = true
+		f.mu.Unlock()
+	}
 }
 
 // active reports whether a render for file is in progress.

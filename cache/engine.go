@@ -23,12 +23,25 @@ type Options struct {
 	// AccessFlushInterval is how often recorded access times are written
 	// to the registry (default 5s).
 	AccessFlushInterval time.Duration
+	// HotBytes is the memory budget of each docroot's hot set, the hottest
+	// small files kept in memory (default 64 MiB; negative: off).
+	HotBytes int64
+	// HotMaxFile is the largest file the hot set holds (default 1 MiB, at
+	// most a tenth of HotBytes).
+	HotMaxFile int64
 }
+
+// Defaults of the hot set.
+const (
+	DefaultHotBytes   = 64 << 20
+	DefaultHotMaxFile = 1 << 20
+)
 
 // Engine owns one data folder: the registry, the access log and the
 // docroot stores. It is shared by every configuration that names the same
 // data folder and lives until the last of them is unloaded.
 type Engine struct {
+	opts   Options
 	log    *zap.Logger
 	reg    *Registry
 	access *AccessLog
@@ -101,12 +114,19 @@ func Open(o Options) (*Engine, error) {
 	if o.AccessFlushInterval <= 0 {
 		o.AccessFlushInterval = 5 * time.Second
 	}
+	if o.HotBytes == 0 {
+		o.HotBytes = DefaultHotBytes
+	}
+	if o.HotMaxFile <= 0 {
+		o.HotMaxFile = DefaultHotMaxFile
+	}
+	o.HotMaxFile = min(o.HotMaxFile, o.HotBytes/10)
 	reg, err := OpenRegistry(o.DataDir, log)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Engine{log: log, reg: reg, access: NewAccessLog(), stores: map[string]*Store{}, byRoot: map[uint16]*Store{},
+	e := &Engine{opts: o, log: log, reg: reg, access: NewAccessLog(), stores: map[string]*Store{}, byRoot: map[uint16]*Store{},
 		wake: newBroadcast(), resources: map[string]string{}, resourceChanges: make(chan Dependency, 256),
 		ephemeral: map[FileID]ephemeralEntry{}, ephemeralPath: filepath.Join(o.DataDir, "ephemeral.json"),
 		cancel: cancel}

@@ -14,17 +14,21 @@ import (
 // shared array.
 type hotEntry struct {
 	node     *s3Node
+	info     fs.FileInfo
 	body     []byte
 	gzip     []byte // precompressed variants, nil when there is none
 	brotli   []byte
 	modTime  time.Time
 	ssi      bool
+	part     *ssiBody // the content as an SSI part (with its directives when marked)
 	etag     []string
 	lastMod  []string
 	ctype    []string
 	length   []string
 	gzLength []string
+	gzEtag   []string
 	brLength []string
+	brEtag   []string
 }
 
 const hotShards = 64
@@ -36,12 +40,14 @@ const hotShards = 64
 // a change sees the new epoch and is not kept. So once an invalidation
 // has returned, no reader gets the old bytes from memory.
 //
-// Reads take no lock (sync.Map) and record the hit with an atomic add on
-// the entry; the policy lock is taken only when an entry is added.
+// Reads take no lock and allocate nothing: each shard's map is replaced
+// as a whole (copy on write) under the shard's lock, and readers load it
+// with one atomic read. A hit is counted with an atomic add on the entry
+// that stops once the entry is known to be hot. The policy lock is taken
+// only when an entry is added.
 type HotSet struct {
 	maxEntry int64
 	seed     maphash.Seed
-	m        sync.Map // file name -> *hotEntry
 	shards   [hotShards]hotShard
 
 	mu     sync.Mutex // the policy
@@ -52,10 +58,60 @@ type HotSet struct {
 }
 
 type hotShard struct {
+	m     atomic.Pointer[map[string]*hotEntry]
 	epoch atomic.Uint64
 	hits  atomic.Int64
-	mu    sync.Mutex // orders fills against invalidations
-	_     [40]byte
+	mu    sync.Mutex // writers: fills, invalidations, evictions
+	_     [32]byte
+}
+
+// load returns the entry of name in the shard's current map.
+func (sh *hotShard) load(name string) (*hotEntry, bool) {
+	m := sh.m.Load()
+	if m == nil {
+		return nil, false
+	}
+	e, ok := (*m)[name]
+	return e, ok
+}
+
+// store and remove replace the shard's map; called with sh.mu held.
+func (sh *hotShard) store(name string, e *hotEntry) {
+	old := sh.m.Load()
+	n := make(map[string]*hotEntry, 1+mapLen(old))
+	if old != nil {
+		for k, v := range *old {
+			n[k] = v
+		}
+	}
+	n[name] = e
+	sh.m.Store(&n)
+}
+
+func (sh *hotShard) remove(name string) (*hotEntry, bool) {
+	old := sh.m.Load()
+	if old == nil {
+		return nil, false
+	}
+	e, ok := (*old)[name]
+	if !ok {
+		return nil, false
+	}
+	n := make(map[string]*hotEntry, len(*old))
+	for k, v := range *old {
+		if k != name {
+			n[k] = v
+		}
+	}
+	sh.m.Store(&n)
+	return e, true
+}
+
+func mapLen(m *map[string]*hotEntry) int {
+	if m == nil {
+		return 0
+	}
+	return len(*m)
 }
 
 // NewHotSet makes a hot set of budget bytes; files larger than maxEntry
@@ -71,13 +127,13 @@ func (h *HotSet) shard(name string) *hotShard {
 
 // get returns the entry of a file and counts the hit.
 func (h *HotSet) get(name string) *hotEntry {
-	v, ok := h.m.Load(name)
+	sh := h.shard(name)
+	e, ok := sh.load(name)
 	if !ok {
 		return nil
 	}
-	e := v.(*hotEntry)
 	e.node.touch()
-	h.shard(name).hits.Add(1)
+	sh.hits.Add(1)
 	return e
 }
 
@@ -101,7 +157,7 @@ func (h *HotSet) fill(name string, e *hotEntry, epoch uint64) {
 		h.rejected.Add(1)
 		return
 	}
-	if _, loaded := h.m.Load(name); loaded {
+	if _, loaded := sh.load(name); loaded {
 		sh.mu.Unlock()
 		return
 	}
@@ -109,7 +165,7 @@ func (h *HotSet) fill(name string, e *hotEntry, epoch uint64) {
 	evicted, admitted := h.policy.insert(e.node)
 	h.mu.Unlock()
 	if admitted {
-		h.m.Store(name, e)
+		sh.store(name, e)
 		h.bytes.Add(size)
 		h.fills.Add(1)
 	}
@@ -129,12 +185,11 @@ func (h *HotSet) invalidate(name string) {
 func (h *HotSet) drop(name string, fromPolicy bool) {
 	sh := h.shard(name)
 	sh.mu.Lock()
-	v, ok := h.m.LoadAndDelete(name)
+	e, ok := sh.remove(name)
 	sh.mu.Unlock()
 	if !ok {
 		return
 	}
-	e := v.(*hotEntry)
 	h.bytes.Add(-e.node.size)
 	if fromPolicy {
 		h.mu.Lock()

@@ -138,7 +138,9 @@ func (e *Engine) renameOld(store *Store, dirs map[string]*os.Root, j QueuedJob) 
 		return false // rendered again since the job was queued
 	}
 	store.flights.invalidate(j.File)
-	if err := d.Rename(base, base+OldSuffix); err != nil {
+	err = d.Rename(base, base+OldSuffix)
+	store.dropHot(j.File)
+	if err != nil {
 		if _, err := store.Invalidate(j.File); err != nil { // the slow path sorts out odd cases
 			e.logJobError(j.Op, j, err)
 			return false

@@ -68,9 +68,9 @@ func (s *Site) lead(w http.ResponseWriter, r *http.Request, t Target, f *flight,
 	case background || tw.wroteClient:
 		return nil
 	case o == outcomeStored:
-		if file, info, ok := s.Store.openRegular(t.File); ok {
+		if file, info, epoch, ok := s.Store.openServe(t.File); ok {
 			defer file.Close()
-			s.serveFile(w, r, file, info, t, false, render)
+			s.serveFile(w, r, file, info, epoch, t, false, render)
 			return nil
 		}
 		return render(w, r) // invalidated at once: answer this one directly
@@ -241,11 +241,20 @@ func (tw *teeWriter) finish(renderErr error, f *flight) (outcome, int) {
 		store.removeQuiet(tw.tmpName)
 		return outcomeFailed, http.StatusBadGateway
 	}
-	if f.invalidated.Load() {
+	variants := tw.precompress()
+	o, status := outcomeOutdated, tw.status
+	installed := f.installUnlessInvalidated(func() { o, status = tw.install(variants) })
+	if !installed {
 		// A change arrived while rendering; this result may predate it.
+		store.discardPrecompressed(variants)
 		store.keepAsOld(tw.tmpName, tw.t.File)
-		return outcomeOutdated, tw.status
 	}
+	return o, status
+}
+
+// install records and puts a finished render in place.
+func (tw *teeWriter) install(variants precompressed) (outcome, int) {
+	store := tw.site.Store
 	id := store.ID(tw.t.File)
 	entry := Entry{Key: tw.t.Key, Host: tw.host, Created: tw.now.UnixMilli(), Deps: tw.info.Deps, Keys: tw.info.Keys,
 		Force: tw.info.Pregenerate}
@@ -256,7 +265,7 @@ func (tw *teeWriter) finish(renderErr error, f *flight) (outcome, int) {
 	if entry.Expires > 0 && cfg.Ephemeral > 0 && entry.Expires-entry.Created < cfg.Ephemeral.Milliseconds() {
 		// Too short-lived for the registry: held in memory (with a backup
 		// file for crash cleanup) until it expires.
-		if err := store.install(tw.tmpName, tw.t.File); err != nil {
+		if err := store.install(tw.tmpName, tw.t.File, variants); err != nil {
 			store.removeQuiet(tw.tmpName)
 			return outcomePassthrough, tw.status
 		}
@@ -267,9 +276,10 @@ func (tw *teeWriter) finish(renderErr error, f *flight) (outcome, int) {
 	if err := store.reg.Put(id, entry); err != nil {
 		store.log.Error("cannot record render; not cached", zap.String("url", tw.t.Key), zap.Error(err))
 		store.removeQuiet(tw.tmpName)
+		store.discardPrecompressed(variants)
 		return outcomePassthrough, tw.status
 	}
-	if err := store.install(tw.tmpName, tw.t.File); err != nil {
+	if err := store.install(tw.tmpName, tw.t.File, variants); err != nil {
 		if !errors.Is(err, errConflict) {
 			store.log.Error("cannot install render", zap.String("url", tw.t.Key), zap.Error(err))
 		}
@@ -278,6 +288,21 @@ func (tw *teeWriter) finish(renderErr error, f *flight) (outcome, int) {
 		return outcomePassthrough, tw.status
 	}
 	return outcomeStored, tw.status
+}
+
+// precompress writes the gzip and brotli copies of a finished render when
+// the site asks for them and the answer is worth compressing.
+func (tw *teeWriter) precompress() precompressed {
+	store := tw.site.Store
+	if !tw.site.Precompress || !compressible(tw.header.Get("Content-Type"), tw.t.Ext) {
+		return precompressed{}
+	}
+	store.precompressed.Store(true)
+	v, err := store.precompress(tw.tmpName)
+	if err != nil {
+		store.log.Warn("page not precompressed", zap.String("url", tw.t.Key), zap.Error(err))
+	}
+	return v
 }
 
 // discardTemp removes a temp file that was not installed.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"mime"
 	"net/http"
 	"os"
 	"strconv"
@@ -55,6 +54,10 @@ type Site struct {
 	RenderTimeout time.Duration
 	// SSI, when set, assembles files with server-side includes (ssi.go).
 	SSI *SSIConfig
+	// Precompress writes gzip and brotli copies next to every compressible
+	// page it stores (served by Accept-Encoding, like nginx's gzip_static);
+	// the Mapper should then reserve ".gz" and ".br".
+	Precompress bool
 }
 
 // ServeHTTP answers a request from the docroot, or renders it through
@@ -62,6 +65,20 @@ type Site struct {
 func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, render RenderFunc) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return render(w, r)
+	}
+	// The fast path: a plain path whose file is in memory.
+	if hot := s.Store.hot; hot != nil {
+		if file, ok := fastFile(r.URL); ok {
+			if e := hot.get(file); e != nil && (!e.ssi || s.SSI != nil) {
+				s.Store.touch(file, time.Now())
+				if e.ssi {
+					s.serveAssembledHot(w, r, e, render)
+				} else {
+					serveHot(w, r, e)
+				}
+				return nil
+			}
+		}
 	}
 	t, err := s.Mapper.Map(r.URL)
 	switch {
@@ -72,34 +89,51 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, render RenderFu
 	case err != nil:
 		return &StatusError{Code: http.StatusBadRequest, Err: fmt.Errorf("%s: %w", r.URL.Path, err)}
 	}
-	if f, info, ok := s.Store.openRegular(t.File); ok {
+	if f, info, epoch, ok := s.Store.openServe(t.File); ok {
 		defer f.Close()
-		s.Store.access.Touch(s.Store.ID(t.File), time.Now().UnixMilli())
-		s.serveFile(w, r, f, info, t, false, render)
+		s.Store.touch(t.File, time.Now())
+		s.serveFile(w, r, f, info, epoch, t, false, render)
 		return nil
 	}
 	return s.miss(w, r, t, s.ssiRender(render))
 }
 
+// openServe opens a docroot file for serving. The hot set's epoch is read
+// first: a copy made from this file is kept only if nothing changed the
+// file since.
+func (s *Store) openServe(name string) (*os.File, fs.FileInfo, uint64, bool) {
+	var epoch uint64
+	if s.hot != nil {
+		epoch = s.hot.epoch(name)
+	}
+	f, info, ok := s.openRegular(name)
+	return f, info, epoch, ok
+}
+
 // serveFile answers from an open file with Content-Type, ETag,
-// Last-Modified, conditional requests, ranges and HEAD. A file marked as
+// Last-Modified, conditional requests, ranges and HEAD: from memory once
+// read into the hot set, else through sendfile. A file marked as
 // containing SSI directives is assembled instead (ssi.go); render renders
 // its missing parts.
-func (s *Site) serveFile(w http.ResponseWriter, r *http.Request, f *os.File, info fs.FileInfo, t Target, stale bool,
-	render RenderFunc) {
-	if s.ssiMarked(info) {
+func (s *Site) serveFile(w http.ResponseWriter, r *http.Request, f *os.File, info fs.FileInfo, epoch uint64, t Target,
+	stale bool, render RenderFunc) {
+	marked := s.ssiMarked(info)
+	if hot := s.Store.hot; hot != nil && !stale && hot.admissible(info) {
+		if e, ok := s.Store.readHot(f, info, t, marked); ok {
+			hot.fill(t.File, e, epoch)
+			if marked {
+				s.serveAssembledHot(w, r, e, render)
+			} else {
+				serveHot(w, r, e)
+			}
+			return
+		}
+	}
+	if marked {
 		s.serveAssembled(w, r, f, info, t, stale, render)
 		return
 	}
-	h := w.Header()
-	if ct := mime.TypeByExtension(t.Ext); ct != "" {
-		h.Set("Content-Type", ct)
-	}
-	h.Set("Etag", etagOf(info))
-	if stale {
-		h.Set(HeaderStale, "1")
-	}
-	http.ServeContent(w, r, "", info.ModTime(), f)
+	s.Store.serveDisk(w, r, f, info, t, stale)
 }
 
 // etagOf is a strong validator from modification time and size, the way
@@ -116,7 +150,7 @@ func (s *Site) serveOld(w http.ResponseWriter, r *http.Request, t Target, render
 		return false
 	}
 	defer f.Close()
-	s.serveFile(w, r, f, info, t, true, render)
+	s.serveFile(w, r, f, info, 0, t, true, render)
 	return true
 }
 
@@ -129,7 +163,7 @@ func (s *Site) miss(w http.ResponseWriter, r *http.Request, t Target, render Ren
 		if old, info, ok := s.Store.openRegular(t.File + OldSuffix); ok {
 			defer old.Close()
 			s.renderInBackground(r, t, render)
-			s.serveFile(w, r, old, info, t, true, render)
+			s.serveFile(w, r, old, info, 0, t, true, render)
 			return nil
 		}
 		f, leader := s.Store.flights.join(t.File)
@@ -143,9 +177,9 @@ func (s *Site) miss(w http.ResponseWriter, r *http.Request, t Target, render Ren
 		}
 		switch f.outcome {
 		case outcomeStored:
-			if file, info, ok := s.Store.openRegular(t.File); ok {
+			if file, info, epoch, ok := s.Store.openServe(t.File); ok {
 				defer file.Close()
-				s.serveFile(w, r, file, info, t, false, render)
+				s.serveFile(w, r, file, info, epoch, t, false, render)
 				return nil
 			}
 			if attempt < 2 {

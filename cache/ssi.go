@@ -46,8 +46,7 @@ type SSIConfig struct {
 	// Zero means DefaultSSIMaxDepth.
 	MaxDepth int
 
-	bodies  ssiBodies
-	folders ssiFolders
+	bodies  ssiBodies // files too large for the hot set, or with it off
 	targets ssiTargets
 
 	uncacheable  sync.Map // file -> time.Time: not rendered ahead until then

@@ -49,18 +49,12 @@ type ssiAssembly struct {
 	budget *atomic.Int32
 	now    time.Time
 
-	folders []ssiFolderRef // folders checked for this answer
-	files   []*os.File     // opened here, closed by closeFiles
-	live    int            // includes rendered while streaming (no validator)
-	ahead   chan struct{}  // bounds the renders started ahead
+	files   []*os.File    // opened here, closed by closeFiles
+	live    int           // includes rendered while streaming (no validator)
+	ahead   chan struct{} // bounds the renders started ahead
 	stale   bool
 	lastMod time.Time
 	err     error // writing to the client failed
-}
-
-type ssiFolderRef struct {
-	name string
-	d    *ssiFolder // nil: not to be trusted now
 }
 
 // ssiPart is one file of an assembly.
@@ -108,7 +102,27 @@ func (s *Site) serveAssembled(w http.ResponseWriter, r *http.Request, f *os.File
 	stale bool, render RenderFunc) {
 	a := s.newAssembly(r, s.ssiRender(render))
 	defer a.closeFiles()
-	root := a.rootPart(t, f, info, stale)
+	s.writeAssembled(w, r, a, a.rootPart(t, f, info, stale), t)
+}
+
+// serveAssembledHot answers a request for a marked file held in memory.
+func (s *Site) serveAssembledHot(w http.ResponseWriter, r *http.Request, e *hotEntry, render RenderFunc) {
+	a := s.newAssembly(r, s.ssiRender(render))
+	defer a.closeFiles()
+	t, err := s.Mapper.Map(r.URL)
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	root := &ssiPart{t: t, info: e.info, body: e.part, depth: len(a.chain)}
+	if !a.build(root) {
+		root = nil
+	}
+	s.writeAssembled(w, r, a, root, t)
+}
+
+// writeAssembled writes an assembled answer.
+func (s *Site) writeAssembled(w http.ResponseWriter, r *http.Request, a *ssiAssembly, root *ssiPart, t Target) {
 	if root == nil {
 		w.WriteHeader(http.StatusInternalServerError) // the file cannot be read
 		return
@@ -333,26 +347,30 @@ func (a *ssiAssembly) resolve(p *ssiPart, ref ssiRef) ssiPiece {
 		return ssiPiece{comment: ssiComment(ref.Path, "skipped: too many includes")}
 	}
 	store := a.s.Store
-	dir, base := splitFolder(t.File)
-	folder := a.folder(dir)
-	if folder != nil {
-		if seen, ok := folder.get(base, a.now); ok {
-			store.access.Touch(store.ID(t.File), a.now.UnixMilli())
-			child := &ssiPart{t: t, info: seen.info, body: seen.body, parent: p, depth: p.depth + 1}
+	if store.hot != nil {
+		if e := store.hot.get(t.File); e != nil {
+			store.touch(t.File, a.now)
+			child := &ssiPart{t: t, info: e.info, body: e.part, parent: p, depth: p.depth + 1}
 			a.build(child) // cannot fail: the body is in hand
 			return ssiPiece{part: child}
 		}
 	}
-	f, info, ok := store.openRegular(t.File)
+	f, info, epoch, ok := store.openServe(t.File)
 	stale := false
 	if ok {
-		store.access.Touch(store.ID(t.File), a.now.UnixMilli())
-		body, err := a.s.SSI.bodies.get(f, info, t.File)
-		if err == nil && body.data != nil {
-			f.Close() // everything needed is in memory
-			if folder != nil {
-				folder.put(base, ssiSeen{info: info, body: body, at: a.now})
+		store.touch(t.File, a.now)
+		var body *ssiBody
+		if store.hot != nil && store.hot.admissible(info) {
+			if e, ok := store.readHot(f, info, t, a.s.ssiMarked(info)); ok {
+				store.hot.fill(t.File, e, epoch)
+				body = e.part
 			}
+		}
+		if body == nil {
+			body, _ = a.s.SSI.bodies.get(f, info, t.File)
+		}
+		if body != nil && body.data != nil {
+			f.Close() // everything needed is in memory
 			child := &ssiPart{t: t, info: info, body: body, parent: p, depth: p.depth + 1}
 			a.build(child)
 			return ssiPiece{part: child}
@@ -377,19 +395,6 @@ func (a *ssiAssembly) resolve(p *ssiPart, ref ssiRef) ssiPiece {
 		return ssiPiece{comment: ssiComment(ref.Path, "failed: unreadable")}
 	}
 	return ssiPiece{part: child}
-}
-
-// folder returns the snapshot of a docroot folder, checked once per
-// answer; nil when it cannot be trusted.
-func (a *ssiAssembly) folder(name string) *ssiFolder {
-	for _, f := range a.folders {
-		if f.name == name {
-			return f.d
-		}
-	}
-	d := a.s.SSI.folders.valid(a.s.Store.root, name, a.now)
-	a.folders = append(a.folders, ssiFolderRef{name: name, d: d})
-	return d
 }
 
 // subRequest is the request for an include below p: a plain GET that
@@ -645,12 +650,12 @@ func (a *ssiAssembly) awaitAhead(cw *ssiCapture, r *http.Request, l *ssiLive) (d
 	}
 	switch f.outcome {
 	case outcomeStored:
-		file, info, ok := a.s.Store.openRegular(l.t.File)
+		file, info, epoch, ok := a.s.Store.openServe(l.t.File)
 		if !ok {
 			return false, nil // invalidated again at once
 		}
 		defer file.Close()
-		a.s.serveFile(cw, r, file, info, l.t, false, a.render)
+		a.s.serveFile(cw, r, file, info, epoch, l.t, false, a.render)
 		return true, nil
 	case outcomeGone:
 		return true, &StatusError{Code: f.status, Err: errors.New("gone at the render backend")}

@@ -4,42 +4,26 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
-// The parts of assembled pages, kept in memory.
+// The parts of assembled pages.
 //
 // Assembling a page touches many small files, and opening one through the
 // docroot's os.Root walks its path with an openat per folder — more
-// system calls than serving a whole page. So:
-//
-//   - A body (the content of a small file and where its directives are)
-//     is kept by file version: device, inode, modification time and size.
-//     A new version is a new file (the cache renames files into place), so
-//     a body never changes; it is parsed and read once.
-//   - A folder snapshot remembers which version of each file of a folder
-//     was found there. It holds while the folder's own identity and
-//     modification time stay the same: the cache changes the docroot only
-//     by renaming (into place, to ".old") and deleting, and each of those
-//     changes the folder's modification time. So one stat of the folder
-//     stands for looking up every file in it. A folder changed within the
-//     last ssiRacyWindow is not trusted (timestamps are coarse), and a
-//     file seen longer than ssiRecheck ago is looked up again anyway (a
-//     file changed in place by someone else).
-//
-// Only what was found is remembered: a missing file or a ".old" copy is
-// always looked up on disk.
+// system calls than serving a whole page. Parts that fit come from the
+// store's hot set (hit.go), which holds them with their parsed directives
+// and is told of every change, so a part in memory costs no system call.
+// For the others (too large, or no hot set), the directives of a file are
+// kept by file version — device, inode, modification time and size: a new
+// version is a new file (the cache renames files into place), so a body
+// never changes and is parsed once.
 
 const (
 	ssiMaxBodyBytes   = 256 << 10 // larger files are read from disk each time
 	ssiMaxCachedBytes = 128 << 20
 	ssiMaxBodies      = 50000
-	ssiMaxFolders     = 10000
-	ssiRacyWindow     = 100 * time.Millisecond
-	ssiRecheck        = time.Second
 )
 
 // ssiFileKey names one version of a file.
@@ -154,66 +138,4 @@ func readBody(f *os.File, size int64, marked bool) (*ssiBody, error) {
 	}
 	p.End()
 	return b, nil
-}
-
-// ssiFolders keeps folder snapshots by folder name.
-type ssiFolders struct {
-	m sync.Map // string -> *ssiFolder
-	n atomic.Int64
-}
-
-// ssiFolder is a snapshot of the files found in one folder version.
-type ssiFolder struct {
-	key   ssiFileKey
-	mu    sync.Mutex
-	files map[string]ssiSeen
-}
-
-// ssiSeen is a file as it was found.
-type ssiSeen struct {
-	info fs.FileInfo
-	body *ssiBody
-	at   time.Time
-}
-
-// valid returns the snapshot of a folder if the folder can be trusted,
-// starting a new one when the folder changed.
-func (c *ssiFolders) valid(root *os.Root, name string, now time.Time) *ssiFolder {
-	info, err := root.Stat(name)
-	if err != nil || !info.IsDir() || now.Sub(info.ModTime()) < ssiRacyWindow {
-		return nil
-	}
-	k := ssiKeyOf(info, name)
-	if v, ok := c.m.Load(name); ok && v.(*ssiFolder).key == k {
-		return v.(*ssiFolder)
-	}
-	d := &ssiFolder{key: k, files: map[string]ssiSeen{}}
-	if _, loaded := c.m.Swap(name, d); !loaded && c.n.Add(1) > ssiMaxFolders {
-		c.m.Range(func(k, _ any) bool { c.m.Delete(k); return true })
-		c.n.Store(0)
-	}
-	return d
-}
-
-func (d *ssiFolder) get(name string, now time.Time) (ssiSeen, bool) {
-	d.mu.Lock()
-	s, ok := d.files[name]
-	d.mu.Unlock()
-	return s, ok && now.Sub(s.at) < ssiRecheck
-}
-
-func (d *ssiFolder) put(name string, s ssiSeen) {
-	d.mu.Lock()
-	d.files[name] = s
-	d.mu.Unlock()
-}
-
-// splitFolder splits a docroot file name into its folder ("." at the
-// top) and base name.
-func splitFolder(name string) (string, string) {
-	dir, base := path.Split(name)
-	if dir == "" {
-		return ".", base
-	}
-	return dir[:len(dir)-1], base
 }

@@ -448,8 +448,12 @@ func TestSSILargePageTagAcrossReadBoundary(t *testing.T) {
 	}
 }
 
+// TestSSILayoutCachedByFileVersion: without a hot set, the directives of a
+// file are kept by file version, so a new version (renamed into place) is
+// parsed anew.
 func TestSSILayoutCachedByFileVersion(t *testing.T) {
 	s := newSSISite(t, 0)
+	s.Store.hot = nil
 	name := filepath.Join(s.Store.Dir(), "p.html")
 	if err := os.WriteFile(name, []byte(`<!--#include virtual="/a.html" -->`), 0o744); err != nil {
 		t.Fatal(err)
@@ -471,76 +475,40 @@ func TestSSILayoutCachedByFileVersion(t *testing.T) {
 	}
 }
 
-// TestSSIFolderSnapshots: fragments found in a folder are remembered
-// while the folder is unchanged; any rename or removal in the folder is
-// seen by the next hit.
-func TestSSIFolderSnapshots(t *testing.T) {
+// TestSSIPartsFromMemory: parts come from the store's hot set, which every
+// change the store makes (invalidation, new render, purge) updates at once.
+func TestSSIPartsFromMemory(t *testing.T) {
 	s := newSSISite(t, 0)
 	dir := s.Store.Dir()
-	write := func(name, body string) {
-		t.Helper()
-		tmp := filepath.Join(dir, "tmp-"+filepath.Base(name))
-		if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, filepath.FromSlash(name))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "f"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.WriteFile(filepath.Join(dir, "p.html"), []byte(`<!--#include virtual="/f/a.html" -->`), 0o744); err != nil {
 		t.Fatal(err)
 	}
-	write("f/a.html", "v1")
-	b := newSSIPages(map[string]string{"/f/a.html": "rendered"})
-	time.Sleep(ssiRacyWindow + 20*time.Millisecond) // the folder can be trusted now
+	b := newSSIPages(map[string]string{"/f/a.html": "v1"})
 	for range 3 {
 		if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "v1" {
 			t.Fatalf("%q", rec.Body)
 		}
 	}
-	if v, ok := s.SSI.folders.m.Load("f"); !ok || len(v.(*ssiFolder).files) != 1 {
-		t.Fatal("no snapshot of the folder")
-	}
-	// A new version renamed into place is seen at once.
-	write("f/a.html", "v2")
-	if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "v2" {
-		t.Fatalf("after a rename: %q", rec.Body)
-	}
-	time.Sleep(ssiRacyWindow + 20*time.Millisecond)
-	if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "v2" {
-		t.Fatalf("after a rename, trusted again: %q", rec.Body)
+	if s.Store.hot.get("f/a.html") == nil || s.Store.hot.get("p.html") == nil {
+		t.Fatal("page and part not held in memory")
 	}
 	// Invalidated (renamed to .old): served stale at once, rendered anew.
+	b.set("/f/a.html", "v2")
 	if _, err := s.Store.Invalidate("f/a.html"); err != nil {
 		t.Fatal(err)
 	}
-	if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "v2" || rec.Header().Get(HeaderStale) != "1" {
+	if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "v1" || rec.Header().Get(HeaderStale) != "1" {
 		t.Fatalf("after invalidation: %q %v", rec.Body, rec.Header())
 	}
 	s.Store.bg.Wait()
-	if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "rendered" {
+	if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "v2" {
 		t.Fatalf("after the render: %q", rec.Body)
 	}
 	// Deleted: rendered again at once (a miss), never the remembered body.
-	time.Sleep(ssiRacyWindow + 20*time.Millisecond)
-	ssiGet(t, s, b, "GET", "/p.html")
 	b.set("/f/a.html", "again")
 	s.Store.Purge("f/a.html")
 	if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "again" {
 		t.Fatalf("after deletion: %q", rec.Body)
-	}
-	// Changed in place (not how the cache writes): seen within ssiRecheck.
-	time.Sleep(ssiRacyWindow + 20*time.Millisecond)
-	ssiGet(t, s, b, "GET", "/p.html")
-	if err := os.WriteFile(filepath.Join(dir, "f", "a.html"), []byte("edited in place"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(ssiRecheck + 50*time.Millisecond)
-	if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "edited in place" {
-		t.Fatalf("after an edit in place: %q", rec.Body)
 	}
 }
 

@@ -31,9 +31,13 @@ type Store struct {
 	rend    atomic.Pointer[rendererRef]
 	log     *zap.Logger
 	flights *flights
-	ctx     context.Context // cancelled when the store closes
-	cancel  context.CancelFunc
-	bg      sync.WaitGroup // renders no client waits for
+	// hot holds the hottest small files in memory (nil: off).
+	hot *HotSet
+	// precompressed is set once a site writes gzip/brotli copies here.
+	precompressed atomic.Bool
+	ctx           context.Context // cancelled when the store closes
+	cancel        context.CancelFunc
+	bg            sync.WaitGroup // renders no client waits for
 }
 
 type rendererRef struct {
@@ -83,6 +87,9 @@ func openStore(dir string, rootID uint16, e *Engine, log *zap.Logger) (*Store, e
 	s := &Store{dir: dir, rootID: rootID, root: root, e: e, reg: e.reg, access: e.access,
 		log: log.With(zap.String("docroot", dir)), flights: newFlights()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if e.opts.HotBytes > 0 {
+		s.hot = NewHotSet(e.opts.HotBytes, e.opts.HotMaxFile)
+	}
 	s.removeStaleTemp()
 	return s, nil
 }
@@ -157,8 +164,10 @@ func (s *Store) createTemp() (*os.File, string, error) {
 var errConflict = errors.New("file and folder names conflict")
 
 // install renames a finished temp file into place, creating folders as
-// needed, and deletes the ".old" copy.
-func (s *Store) install(tmp, name string) error {
+// needed, and deletes the ".old" copy. Precompressed copies go into place
+// first; copies of an older version are removed (they would be ignored
+// anyway: a copy is served only with its page's modification time).
+func (s *Store) install(tmp, name string, variants precompressed) error {
 	if dir := path.Dir(name); dir != "." {
 		if err := s.root.MkdirAll(dir, 0o755); err != nil {
 			if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
@@ -167,6 +176,8 @@ func (s *Store) install(tmp, name string) error {
 			return fmt.Errorf("create folder for %s: %w", name, err)
 		}
 	}
+	s.installVariant(variants.gzip, name+GzipSuffix)
+	s.installVariant(variants.brotli, name+BrotliSuffix)
 	if err := s.root.Rename(tmp, name); err != nil {
 		if errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) ||
 			errors.Is(err, syscall.ENOTEMPTY) {
@@ -174,8 +185,30 @@ func (s *Store) install(tmp, name string) error {
 		}
 		return fmt.Errorf("rename into place %s: %w", name, err)
 	}
+	s.dropHot(name)
 	s.removeQuiet(name + OldSuffix)
 	return nil
+}
+
+// installVariant puts a precompressed copy in place, or removes an old one.
+func (s *Store) installVariant(tmp, name string) {
+	if tmp == "" {
+		if s.precompressed.Load() {
+			s.removeQuiet(name)
+		}
+		return
+	}
+	if err := s.root.Rename(tmp, name); err != nil {
+		s.removeQuiet(tmp)
+		s.removeQuiet(name)
+	}
+}
+
+// dropHot forgets the in-memory copy of a file after it changed on disk.
+func (s *Store) dropHot(name string) {
+	if s.hot != nil {
+		s.hot.invalidate(name)
+	}
 }
 
 // keepAsOld renames a finished temp file to the ".old" copy of name.
@@ -190,6 +223,7 @@ func (s *Store) keepAsOld(tmp, name string) {
 func (s *Store) Invalidate(name string) (bool, error) {
 	s.flights.invalidate(name)
 	err := s.root.Rename(name, name+OldSuffix)
+	s.dropHot(name)
 	switch {
 	case err == nil:
 		return true, nil
@@ -207,7 +241,10 @@ func (s *Store) Invalidate(name string) (bool, error) {
 func (s *Store) Purge(name string) {
 	s.flights.invalidate(name)
 	s.removeQuiet(name)
+	s.dropHot(name)
 	s.removeQuiet(name + OldSuffix)
+	s.removeQuiet(name + GzipSuffix)
+	s.removeQuiet(name + BrotliSuffix)
 }
 
 func (s *Store) removeQuiet(name string) {

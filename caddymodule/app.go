@@ -57,6 +57,12 @@ type App struct {
 	// ImageUpdates makes this edge run the image update service. Without
 	// URLs it reads the events of Staging.
 	ImageUpdates *StagingConfig `json:"image_updates,omitempty"`
+	// HotCacheBytes is the memory each docroot may use to hold its hottest
+	// small files (default 64 MiB; negative: off). Taken when the data
+	// folder is opened; a reload that changes it needs a restart.
+	HotCacheBytes int64 `json:"hot_cache_bytes,omitempty"`
+	// HotMaxFile is the largest file held in memory (default 1 MiB).
+	HotMaxFile int64 `json:"hot_max_file,omitempty"`
 
 	dataDir  string
 	engine   *engineHandle
@@ -152,7 +158,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.dataDir = abs
 	h, _, err := engines.LoadOrNew(abs, func() (caddy.Destructor, error) {
-		return &engineHandle{opts: cache.Options{DataDir: abs, Logger: a.log}}, nil
+		return &engineHandle{opts: cache.Options{DataDir: abs, Logger: a.log, HotBytes: a.HotCacheBytes,
+			HotMaxFile: a.HotMaxFile}}, nil
 	})
 	if err != nil {
 		return err

@@ -26,6 +26,8 @@ var appOptions = map[string]func(d *caddyfile.Dispenser, a *App) error{
 	"group":         parseGroup,
 	"image_store":   parseImageStore,
 	"image_updates": parseImageUpdates,
+	"hot_cache":     parseHotCache,
+	"hot_max_file":  parseHotMaxFile,
 }
 
 // UnmarshalCaddyfile sets up the app from the `delivery` global option;
@@ -344,6 +346,38 @@ func parseImageUpdates(d *caddyfile.Dispenser, a *App) error {
 		return err
 	}
 	a.ImageUpdates = sc
+	return nil
+}
+
+// parseHotCache reads `hot_cache <size>|off`.
+func parseHotCache(d *caddyfile.Dispenser, a *App) error {
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return err
+	}
+	if v == "off" {
+		a.HotCacheBytes = -1
+		return nil
+	}
+	n, err := parseByteSize(v)
+	if err != nil || n <= 0 {
+		return d.Errf("hot_cache: want a size like 64MiB or off, got %q", v)
+	}
+	a.HotCacheBytes = n
+	return nil
+}
+
+// parseHotMaxFile reads `hot_max_file <size>`.
+func parseHotMaxFile(d *caddyfile.Dispenser, a *App) error {
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return err
+	}
+	n, err := parseByteSize(v)
+	if err != nil || n <= 0 {
+		return d.Errf("hot_max_file: want a size like 1MiB, got %q", v)
+	}
+	a.HotMaxFile = n
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 //		root           <path>
 //		query_params   <name...>
 //		render_timeout <duration>
+//		precompress
 //		ssi [{
 //			max_depth <n>
 //		}]
@@ -42,6 +43,11 @@ func (h *Cache) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.RenderTimeout = dur
+		case "precompress":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Precompress = true
 		case "ssi":
 			if err := h.unmarshalSSI(d); err != nil {
 				return err

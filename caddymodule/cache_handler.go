@@ -35,6 +35,11 @@ type Cache struct {
 	// cached HTML from the same cache when it is served; every other SSI
 	// directive is stripped.
 	SSI *SSIOptions `json:"ssi,omitempty"`
+	// Precompress writes gzip and brotli copies next to every compressible
+	// page when it is stored and serves them by Accept-Encoding (with
+	// Vary), like nginx's gzip_static; requests for "*.gz" and "*.br" are
+	// then internal and answer 404.
+	Precompress bool `json:"precompress,omitempty"`
 
 	app   *App
 	log   *zap.Logger
@@ -151,6 +156,10 @@ func (h *Cache) site(r *http.Request) (*cache.Site, error) {
 		Store:         store,
 		Mapper:        cache.Mapper{QueryParams: h.QueryParams},
 		RenderTimeout: timeDuration(h.RenderTimeout),
+	}
+	if h.Precompress {
+		s.Precompress = true
+		s.Mapper.ReservedSuffixes = []string{cache.GzipSuffix, cache.BrotliSuffix}
 	}
 	if h.SSI != nil {
 		s.SSI = &cache.SSIConfig{MaxDepth: h.SSI.MaxDepth}
