@@ -15,6 +15,7 @@ import (
 // URL. extra goes into the server block.
 func StartNginx(tb testing.TB, docroot string, port int, extra string) string {
 	tb.Helper()
+	traversable(tb, docroot)
 	dir := tb.TempDir()
 	conf := fmt.Sprintf(`daemon off;
 worker_processes auto;
@@ -47,12 +48,42 @@ http {
 	return fmt.Sprintf("http://127.0.0.1:%d", port)
 }
 
+// traversable lets nginx's workers (another user) reach a docroot made by
+// the test: every folder above it gets o+x, and the docroot's content o+r.
+func traversable(tb testing.TB, docroot string) {
+	tb.Helper()
+	for d := filepath.Clean(docroot); d != "/" && d != "."; d = filepath.Dir(d) {
+		info, err := os.Stat(d)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if info.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, info.Mode().Perm()|0o005); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	err := filepath.WalkDir(docroot, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.Chmod(p, info.Mode().Perm()|0o004|map[bool]os.FileMode{true: 0o001}[d.IsDir()])
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // StartProcess runs a server process until the benchmark ends and waits
 // until it listens on port.
 func StartProcess(tb testing.TB, port int, name string, args ...string) {
 	tb.Helper()
 	cmd := exec.Command(name, args...)
-	logf, err := os.CreateTemp(tb.TempDir(), name+"-*.log")
+	logf, err := os.CreateTemp(tb.TempDir(), filepath.Base(name)+"-*.log")
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,0 +1,65 @@
+// Command bare-server is the benchmarks' ceiling for a handler inside
+// net/http: a plain Go server answering from a docroot with
+// http.ServeContent on the open file (sendfile), or from memory.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"log"
+	"mime"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+func main() {
+	addr := flag.String("listen", "127.0.0.1:8090", "listen address")
+	root := flag.String("root", ".", "docroot")
+	memory := flag.Bool("memory", false, "answer from memory (files read once)")
+	flag.Parse()
+
+	var mu sync.RWMutex
+	cache := map[string][]byte{}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := filepath.Join(*root, filepath.FromSlash(path.Clean(r.URL.Path)))
+		if ct := mime.TypeByExtension(path.Ext(name)); ct != "" {
+			w.Header().Set("Content-Type", ct)
+		}
+		if *memory {
+			mu.RLock()
+			b, ok := cache[name]
+			mu.RUnlock()
+			if !ok {
+				var err error
+				if b, err = os.ReadFile(name); err != nil {
+					http.NotFound(w, r)
+					return
+				}
+				mu.Lock()
+				cache[name] = b
+				mu.Unlock()
+			}
+			w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+			return
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		defer f.Close()
+		info, err := f.Stat()
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeContent(w, r, "", info.ModTime(), f)
+	})
+	log.Fatal((&http.Server{Addr: *addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}).ListenAndServe())
+}
