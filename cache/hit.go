@@ -146,8 +146,10 @@ func contentType(ext string, head []byte) string {
 }
 
 // readHot reads a file (and its precompressed copies of the same version)
-// into a hot entry.
-func (s *Store) readHot(f *os.File, info fs.FileInfo, t Target, ssi bool) (*hotEntry, bool) {
+// into a hot entry; a file marked for SSI is kept with its directives,
+// whichever site reads it first.
+func (s *Store) readHot(f *os.File, info fs.FileInfo, t Target) (*hotEntry, bool) {
+	ssi := info.Mode()&ssiMarkBit != 0
 	part, err := readBody(f, info.Size(), ssi)
 	if err != nil || part.data == nil {
 		return nil, false

@@ -67,18 +67,8 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, render RenderFu
 		return render(w, r)
 	}
 	// The fast path: a plain path whose file is in memory.
-	if hot := s.Store.hot; hot != nil {
-		if file, ok := fastFile(r.URL); ok {
-			if e := hot.get(file); e != nil && (!e.ssi || s.SSI != nil) {
-				s.Store.touch(file, time.Now())
-				if e.ssi {
-					s.serveAssembledHot(w, r, e, render)
-				} else {
-					serveHot(w, r, e)
-				}
-				return nil
-			}
-		}
+	if file, ok := fastFile(r.URL); ok && s.serveFromMemory(w, r, file, render) {
+		return nil
 	}
 	t, err := s.Mapper.Map(r.URL)
 	switch {
@@ -89,6 +79,9 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, render RenderFu
 	case err != nil:
 		return &StatusError{Code: http.StatusBadRequest, Err: fmt.Errorf("%s: %w", r.URL.Path, err)}
 	}
+	if s.serveFromMemory(w, r, t.File, render) {
+		return nil // e.g. a folder index, which the fast path leaves to Map
+	}
 	if f, info, epoch, ok := s.Store.openServe(t.File); ok {
 		defer f.Close()
 		s.Store.touch(t.File, time.Now())
@@ -96,6 +89,25 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, render RenderFu
 		return nil
 	}
 	return s.miss(w, r, t, s.ssiRender(render))
+}
+
+// serveFromMemory answers from the hot set if it holds the file.
+func (s *Site) serveFromMemory(w http.ResponseWriter, r *http.Request, file string, render RenderFunc) bool {
+	hot := s.Store.hot
+	if hot == nil {
+		return false
+	}
+	e := hot.get(file)
+	if e == nil {
+		return false
+	}
+	s.Store.touch(file, time.Now())
+	if e.ssi && s.SSI != nil {
+		s.serveAssembledHot(w, r, e, render)
+	} else {
+		serveHot(w, r, e)
+	}
+	return true
 }
 
 // openServe opens a docroot file for serving. The hot set's epoch is read
@@ -119,7 +131,7 @@ func (s *Site) serveFile(w http.ResponseWriter, r *http.Request, f *os.File, inf
 	stale bool, render RenderFunc) {
 	marked := s.ssiMarked(info)
 	if hot := s.Store.hot; hot != nil && !stale && hot.admissible(info) {
-		if e, ok := s.Store.readHot(f, info, t, marked); ok {
+		if e, ok := s.Store.readHot(f, info, t); ok {
 			hot.fill(t.File, e, epoch)
 			if marked {
 				s.serveAssembledHot(w, r, e, render)

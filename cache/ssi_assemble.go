@@ -361,7 +361,7 @@ func (a *ssiAssembly) resolve(p *ssiPart, ref ssiRef) ssiPiece {
 		store.touch(t.File, a.now)
 		var body *ssiBody
 		if store.hot != nil && store.hot.admissible(info) {
-			if e, ok := store.readHot(f, info, t, a.s.ssiMarked(info)); ok {
+			if e, ok := store.readHot(f, info, t); ok {
 				store.hot.fill(t.File, e, epoch)
 				body = e.part
 			}

@@ -115,18 +115,27 @@ func TestConcurrentColdRequestsRenderOnce(t *testing.T) {
 
 // invalidate renames a cached file to its .old copy, as the removal queue
 // does.
-func invalidate(t *testing.T, e *harness.Edge, name string) {
+// servletRoute mounts the cache servlet, the tests' way to invalidate.
+const servletRoute = "cache_servlet /system/servlet/cache.servlet"
+
+// invalidate flushes a cache key through the cache servlet and waits
+// until the removal queue has renamed the file to its .old copy.
+func invalidate(t *testing.T, e *harness.Edge, key, name string) {
 	t.Helper()
-	if err := os.Rename(e.File(name), e.File(name)+cache.OldSuffix); err != nil {
-		t.Fatal(err)
+	status, _, body := harness.Get(t, nil, e.URL()+"/system/servlet/cache.servlet?action=flush&group=test&forward=false&key="+key)
+	if status != http.StatusOK {
+		t.Fatalf("flush %s: %d %s", key, status, body)
 	}
+	waitFor(t, 5*time.Second, name+" renamed to .old", func() bool {
+		return !e.Exists(name) && e.Exists(name+cache.OldSuffix)
+	})
 }
 
 func TestOldServedDuringRegeneration(t *testing.T) {
 	o := harness.StartOrigin(t, origin.RenderConfig{})
-	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr})
+	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr, Route: servletRoute})
 	_, _, before := harness.Get(t, nil, e.URL()+storyPath)
-	invalidate(t, e, "politik/story100.html")
+	invalidate(t, e, "story100", "politik/story100.html")
 	o.Content.Update("story100", map[string]any{"title": "Neuer Titel"})
 	o.Faults(origin.Fault{Prefix: storyPath, Delay: time.Second, Count: 1})
 
@@ -172,10 +181,10 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 
 func TestRenderFailureServesStaleCopy(t *testing.T) {
 	o := harness.StartOrigin(t, origin.RenderConfig{})
-	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr, Cache: "render_timeout 1s"})
+	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr, Cache: "render_timeout 1s", Route: servletRoute})
 	_, _, before := harness.Get(t, nil, e.URL()+storyPath)
 
-	invalidate(t, e, "politik/story100.html")
+	invalidate(t, e, "story100", "politik/story100.html")
 	o.Faults(origin.Fault{Prefix: storyPath, Status: 503})
 	for range 3 {
 		status, h, body := harness.Get(t, nil, e.URL()+storyPath)
@@ -213,7 +222,7 @@ func TestRenderFailureServesStaleCopy(t *testing.T) {
 
 func TestGoneAtOriginDeletesFileAndOld(t *testing.T) {
 	o := harness.StartOrigin(t, origin.RenderConfig{})
-	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr})
+	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr, Route: servletRoute})
 	harness.Get(t, nil, e.URL()+storyPath)
 	o.Content.SetState("story100", origin.StateDeleted)
 	// Without a copy the render's 404 is passed on and nothing is kept.
@@ -226,7 +235,7 @@ func TestGoneAtOriginDeletesFileAndOld(t *testing.T) {
 		t.Fatalf("deleted document: %d, want 404", status)
 	}
 	// With a .old copy the background render's 404 deletes file and copy.
-	invalidate(t, e, "politik/story100.html")
+	invalidate(t, e, "story100", "politik/story100.html")
 	harness.Get(t, nil, e.URL()+storyPath)
 	waitFor(t, 5*time.Second, "404 after the background render", func() bool {
 		status, _, _ := harness.Get(t, nil, e.URL()+storyPath)
