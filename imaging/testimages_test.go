@@ -9,40 +9,13 @@ import (
 	"image/jpeg"
 	"image/png"
 	"math"
-	"math/rand/v2"
 	"testing"
+
+	"github.com/delivery-edge/edge/integration/testimages"
 )
 
-// photoLike draws a deterministic w×h image with smooth gradients, a few
-// shapes and grain, so that JPEG sizes and decode times resemble a photo.
-func photoLike(w, h int, seed uint64) *image.RGBA {
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	rng := rand.New(rand.NewPCG(seed, 7))
-	cx, cy := float64(w)*0.6, float64(h)*0.4
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			fx, fy := float64(x)/float64(w), float64(y)/float64(h)
-			d := math.Hypot(float64(x)-cx, float64(y)-cy) / float64(w)
-			r := 120 + 100*math.Sin(fx*7+fy*3) - 80*d
-			g := 110 + 90*math.Cos(fy*5-fx*2)
-			b := 140 + 60*math.Sin((fx+fy)*11)
-			if (x/97+y/89)%7 == 0 {
-				r, g, b = 230, 220, 40
-			}
-			n := float64(rng.IntN(25)) - 12
-			i := y*img.Stride + x*4
-			img.Pix[i] = clamp8(r + n)
-			img.Pix[i+1] = clamp8(g + n)
-			img.Pix[i+2] = clamp8(b + n)
-			img.Pix[i+3] = 255
-		}
-	}
-	return img
-}
-
-func clamp8(v float64) uint8 {
-	return uint8(math.Max(0, math.Min(255, math.Round(v))))
-}
+// photoLike draws a deterministic photo-like test picture.
+func photoLike(w, h int, seed uint64) *image.RGBA { return testimages.Photo(w, h, seed) }
 
 func encodeJPEG(t testing.TB, img image.Image, q int) []byte {
 	t.Helper()

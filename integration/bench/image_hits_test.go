@@ -19,6 +19,7 @@ import (
 	"github.com/delivery-edge/edge/integration/bench/benchkit"
 	"github.com/delivery-edge/edge/integration/harness"
 	"github.com/delivery-edge/edge/integration/origin"
+	"github.com/delivery-edge/edge/integration/testimages"
 	"github.com/delivery-edge/edge/integration/versitygw"
 )
 
@@ -40,7 +41,7 @@ func BenchmarkImageStoredHits(b *testing.B) {
 		const images = 40
 		content := origin.NewContent()
 		origin.SeedDemo(content) // the variant definitions
-		base := photo(1600, 900)
+		base := testimages.Photo(1600, 900, 42)
 		for i := range images {
 			id := fmt.Sprintf("benchimg%d", i)
 			uuid := origin.DemoUUID(id)

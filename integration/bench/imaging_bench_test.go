@@ -3,10 +3,7 @@ package bench
 import (
 	"bytes"
 	"fmt"
-	"image"
 	"image/jpeg"
-	"math"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/delivery-edge/edge/imaging"
 	"github.com/delivery-edge/edge/integration/bench/benchkit"
+	"github.com/delivery-edge/edge/integration/testimages"
 )
 
 // BenchmarkImageVariant12MP compares variant generation of the image
@@ -34,7 +32,7 @@ func BenchmarkImageVariant12MP(b *testing.B) {
 		dir := b.TempDir()
 		src := filepath.Join(dir, "src.jpg")
 		var buf bytes.Buffer
-		if err := jpeg.Encode(&buf, photo(4000, 3000), &jpeg.Options{Quality: 90}); err != nil {
+		if err := jpeg.Encode(&buf, testimages.Photo(4000, 3000, 42), &jpeg.Options{Quality: 90}); err != nil {
 			b.Fatal(err)
 		}
 		if err := os.WriteFile(src, buf.Bytes(), 0o644); err != nil {
@@ -111,29 +109,3 @@ func BenchmarkImageVariant12MP(b *testing.B) {
 			float64(median("imaging.Generator → webp (Q80)"))/float64(median("vipsthumbnail → webp (Q80)")))
 	}
 }
-
-// photo draws a deterministic photo-like image: smooth gradients, some
-// shapes and grain, so that JPEG size and decode time resemble a photo.
-func photo(w, h int) *image.RGBA {
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	rng := rand.New(rand.NewPCG(42, 7))
-	cx, cy := float64(w)*0.6, float64(h)*0.4
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			fx, fy := float64(x)/float64(w), float64(y)/float64(h)
-			d := math.Hypot(float64(x)-cx, float64(y)-cy) / float64(w)
-			r := 120 + 100*math.Sin(fx*7+fy*3) - 80*d
-			g := 110 + 90*math.Cos(fy*5-fx*2)
-			bl := 140 + 60*math.Sin((fx+fy)*11)
-			if (x/97+y/89)%7 == 0 {
-				r, g, bl = 230, 220, 40
-			}
-			n := float64(rng.IntN(25)) - 12
-			i := y*img.Stride + x*4
-			img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = clamp(r+n), clamp(g+n), clamp(bl+n), 255
-		}
-	}
-	return img
-}
-
-func clamp(v float64) uint8 { return uint8(math.Max(0, math.Min(255, math.Round(v)))) }
