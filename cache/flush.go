@@ -125,7 +125,7 @@ func (e *Engine) applyFlushTx(tx *bolt.Tx, f Flush, now time.Time) (bool, []File
 // and, when key names a document and pre-generation is on, the forced
 // pre-generation of that document's own pages. It returns the files.
 func (e *Engine) queueFlushTx(tx *bolt.Tx, key string, now time.Time) ([]FileID, error) {
-	files, err := e.reg.affectedFiles(tx, Change{Kind: DepKey, ID: key, State: StatePublished})
+	files, meta, err := e.reg.affected(tx, Change{Kind: DepKey, ID: key, State: StatePublished})
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +155,7 @@ func (e *Engine) queueFlushTx(tx *bolt.Tx, key string, now time.Time) ([]FileID,
 			if pages[id] {
 				err = e.forcePregenTx(tx, id, job.Priority, now)
 			} else {
-				err = e.queueFiles(tx, Job{Files: []FileID{id}, Priority: job.Priority}, false, now)
+				err = e.queueFilesMeta(tx, Job{Files: []FileID{id}, Priority: job.Priority}, false, now, meta)
 			}
 			if err != nil {
 				return nil, err

@@ -40,11 +40,20 @@ func (e *Engine) expiryLoop(ctx context.Context) {
 
 // runExpiry queues up to expiryBatch files that are due.
 func (e *Engine) runExpiry(now time.Time) (int, error) {
+	limit := binary.BigEndian.AppendUint64(nil, uint64(now.UnixMilli()))
+	anyDue := false
+	_ = e.reg.db.View(func(tx *bolt.Tx) error { // a write transaction only when there is work
+		k, _ := tx.Bucket(bucketExpiry).Cursor().First()
+		anyDue = k != nil && bytes.Compare(k[:8], limit) <= 0
+		return nil
+	})
+	if !anyDue {
+		return 0, nil
+	}
 	var due []FileID
 	err := e.reg.db.Update(func(tx *bolt.Tx) error {
 		due = due[:0]
 		c := tx.Bucket(bucketExpiry).Cursor()
-		limit := binary.BigEndian.AppendUint64(nil, uint64(now.UnixMilli()))
 		var keys [][]byte
 		for k, _ := c.First(); k != nil && len(keys) < expiryBatch && bytes.Compare(k[:8], limit) <= 0; k, _ = c.Next() {
 			keys = append(keys, append([]byte(nil), k...))
