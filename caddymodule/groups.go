@@ -509,15 +509,12 @@ func (f *groupsFeature) forwardAll(ctx context.Context, entries []cache.Forward)
 }
 
 // pruneLoop deletes flush log entries older than the retention and
-// outbox entries older than the maximum age, at start and then hourly,
-// in bounded batches.
+// outbox entries older than the maximum age, a minute after the start (so
+// that start-up work comes first) and then hourly, in bounded batches.
 func (f *groupsFeature) pruneLoop(ctx context.Context, eng *cache.Engine) {
 	defer f.wg.Done()
-	for {
+	for wait := time.Minute; sleepCtx(ctx, wait); wait = pruneInterval {
 		f.prune(ctx, eng)
-		if !sleepCtx(ctx, pruneInterval) {
-			return
-		}
 	}
 }
 
