@@ -52,6 +52,10 @@ demo() {
 	"$tools/sample-origin" -ssi=true &
 	origin=$!
 	trap 'kill $origin 2>/dev/null || true' EXIT
+	for _ in $(seq 50); do # until the sample origin listens
+		(exec 3<>/dev/tcp/127.0.0.1/1196) 2>/dev/null && break
+		sleep 0.1
+	done
 	echo "demo: open http://127.0.0.1:8080/ (Ctrl-C stops)" >&2
 	"$here/caddy" run --config Caddyfile.example --adapter caddyfile
 }
