@@ -153,9 +153,30 @@ func (a *Access) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if parts.Format == "svg" {
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; sandbox")
 	}
-	// ServeContent handles If-None-Match (304), If-Modified-Since, Range,
-	// HEAD and Content-Length.
-	http.ServeContent(w, r, "", v.ModTime, bytes.NewReader(v.Data))
+	if hasConditionsOrRange(r) {
+		// ServeContent handles If-None-Match (304), If-Modified-Since and
+		// Range.
+		http.ServeContent(w, r, "", v.ModTime, bytes.NewReader(v.Data))
+		return
+	}
+	// The common case, written in one go: ServeContent would copy the
+	// bytes through a freshly allocated 32 KB buffer on every request.
+	if !v.ModTime.IsZero() {
+		h.Set("Last-Modified", v.ModTime.UTC().Format(http.TimeFormat))
+	}
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Length", strconv.Itoa(len(v.Data)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(v.Data)
+	}
+}
+
+// hasConditionsOrRange reports whether the request needs ServeContent.
+func hasConditionsOrRange(r *http.Request) bool {
+	h := r.Header
+	return h.Get("Range") != "" || h.Get("If-None-Match") != "" || h.Get("If-Modified-Since") != "" ||
+		h.Get("If-Match") != "" || h.Get("If-Unmodified-Since") != ""
 }
 
 // writeError answers err with its status (HTTPStatus); server-side causes
