@@ -56,14 +56,8 @@ func (c Change) names() []string {
 	return []string{c.ID}
 }
 
-// affectedFiles finds the files a change invalidates, each once, in a
-// stable order.
-func (r *Registry) affectedFiles(tx *bolt.Tx, c Change) ([]FileID, error) {
-	files, _, err := r.affected(tx, c)
-	return files, err
-}
-
-// affected is affectedFiles with the files' metadata from the index.
+// affected finds the files a change invalidates, each once, in a stable
+// order, with their metadata from the index.
 func (r *Registry) affected(tx *bolt.Tx, c Change) ([]FileID, map[FileID]fileMeta, error) {
 	seen := map[FileID]fileMeta{}
 	var out []FileID

@@ -129,11 +129,3 @@ func (g *flights) invalidate(file string) {
 		f.mu.Unlock()
 	}
 }
-
-// active reports whether a render for file is in progress.
-func (g *flights) active(file string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	_, ok := g.m[file]
-	return ok
-}

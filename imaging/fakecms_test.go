@@ -46,13 +46,6 @@ func (c *fakeCMS) setImage(uuid string, modified int64, focus *Point, original [
 	c.originals[uuid] = original
 }
 
-func (c *fakeCMS) removeImage(uuid string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.images, uuid)
-	delete(c.originals, uuid)
-}
-
 func (c *fakeCMS) setDown(down bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -21,14 +21,9 @@ const (
 	storyFile       = "politik/story100.html"
 )
 
-// groupEdges starts edges named by their ports (a port of 0 is not
-// started), each in group "live" with every other port as peer. extra is
-// added to every delivery block.
-type groupEdge struct {
-	*harness.Edge
-	opts harness.EdgeOptions
-}
-
+// groupOptions makes the options of the edge on port self, in group
+// "live" with every other port as peer; extra is added to its delivery
+// block.
 func groupOptions(o *harness.Origin, ports []int, self int, extra string) harness.EdgeOptions {
 	var peers []string
 	for _, p := range ports {
