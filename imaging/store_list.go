@@ -11,6 +11,12 @@ import (
 // deletePrefixByList lists prefix and deletes the keys in batches of
 // deleteBatch, so memory stays bounded however many objects match.
 func deletePrefixByList(ctx context.Context, st Store, prefix string, del func(context.Context, []string) error) (int, error) {
+	return deleteListed(ctx, st, prefix, nil, del)
+}
+
+// deleteListed is deletePrefixByList that leaves the keys keep says to.
+func deleteListed(ctx context.Context, st Store, prefix string, keep func(key string) bool,
+	del func(context.Context, []string) error) (int, error) {
 	n := 0
 	batch := make([]string, 0, deleteBatch)
 	flush := func() error {
@@ -25,6 +31,9 @@ func deletePrefixByList(ctx context.Context, st Store, prefix string, del func(c
 		return nil
 	}
 	err := st.List(ctx, prefix, func(oi ObjectInfo) error {
+		if keep != nil && keep(oi.Key) {
+			return nil
+		}
 		batch = append(batch, oi.Key)
 		if len(batch) == deleteBatch {
 			return flush()

@@ -87,32 +87,8 @@ func (u *Updater) imageChanged(ctx context.Context, ev ImageEvent) error {
 // deleteImageObjects deletes every object of image uid, the state record
 // unless keepState, in batches.
 func (u *Updater) deleteImageObjects(ctx context.Context, uid string, keepState bool) (int, error) {
-	n := 0
-	batch := make([]string, 0, deleteBatch)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := u.store.DeleteKeys(ctx, batch); err != nil {
-			return err
-		}
-		n += len(batch)
-		batch = batch[:0]
-		return nil
-	}
-	err := u.store.List(ctx, ImagePrefix(uid), func(oi ObjectInfo) error {
-		if keepState && oi.Key == StateKey(uid) {
-			return nil
-		}
-		batch = append(batch, oi.Key)
-		if len(batch) == deleteBatch {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil {
-		err = flush()
-	}
+	keep := func(key string) bool { return keepState && key == StateKey(uid) }
+	n, err := deleteListed(ctx, u.store, ImagePrefix(uid), keep, u.store.DeleteKeys)
 	if err != nil {
 		return n, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}
