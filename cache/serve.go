@@ -54,6 +54,11 @@ type Site struct {
 	RenderTimeout time.Duration
 	// SSI, when set, assembles files with server-side includes (ssi.go).
 	SSI *SSIConfig
+	// Detach, when set, gives a copy of a request its own per-request
+	// state before it is rendered on a goroutine of its own, alongside the
+	// request's handlers (in Caddy: the vars map, which handlers write
+	// without a lock).
+	Detach func(*http.Request) *http.Request
 	// Precompress writes gzip and brotli copies next to every compressible
 	// page it stores (served by Accept-Encoding, like nginx's gzip_static);
 	// the Mapper should then reserve ".gz" and ".br".
@@ -223,7 +228,7 @@ func (s *Site) renderInBackground(r *http.Request, t Target, render RenderFunc) 
 	if !ok {
 		return
 	}
-	rr := r.Clone(context.WithoutCancel(r.Context()))
+	rr := s.detachedRequest(r)
 	s.Store.goBackground(func() { _ = s.lead(nil, rr, t, f, render, true) })
 }
 
@@ -276,4 +281,14 @@ func (s *Site) Regenerate(w http.ResponseWriter, r *http.Request, render RenderF
 		// outcomeOutdated: the content changed while rendering; again.
 	}
 	w.WriteHeader(RegenConflict)
+}
+
+// detachedRequest is a copy of r for a render that runs on its own
+// goroutine and may outlive r.
+func (s *Site) detachedRequest(r *http.Request) *http.Request {
+	rr := r.Clone(context.WithoutCancel(r.Context()))
+	if s.Detach != nil {
+		rr = s.Detach(rr)
+	}
+	return rr
 }

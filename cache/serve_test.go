@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -254,5 +256,41 @@ func TestSiteRefusesInternalAndBadPaths(t *testing.T) {
 	}
 	if n := b.renders.Load(); n != 1 {
 		t.Errorf("renders = %d, want 1 (the POST)", n)
+	}
+}
+
+type varsKey struct{}
+
+// TestBackgroundRendersAreDetached: a render on its own goroutine gets the
+// request through Site.Detach, so it never shares per-request state (in
+// Caddy: the vars map) with the request that started it.
+func TestBackgroundRendersAreDetached(t *testing.T) {
+	s, _ := newTestSite(t)
+	s.Detach = func(r *http.Request) *http.Request {
+		return r.WithContext(context.WithValue(r.Context(), varsKey{}, map[string]any{}))
+	}
+	b := &backend{body: "v1"}
+	serve(t, s, b, "GET", "/p.html")
+	if _, err := s.Store.Invalidate("p.html"); err != nil {
+		t.Fatal(err)
+	}
+	own := map[string]any{}
+	var mu sync.Mutex
+	var shared bool
+	render := func(w http.ResponseWriter, r *http.Request) error {
+		m, _ := r.Context().Value(varsKey{}).(map[string]any)
+		mu.Lock()
+		shared = shared || m == nil || fmt.Sprintf("%p", m) == fmt.Sprintf("%p", own)
+		mu.Unlock()
+		return b.render(w, r)
+	}
+	req := httptest.NewRequest("GET", "/p.html", nil)
+	req = req.WithContext(context.WithValue(req.Context(), varsKey{}, own))
+	if err := s.ServeHTTP(httptest.NewRecorder(), req, render); err != nil { // stale answer, render in background
+		t.Fatal(err)
+	}
+	s.Store.bg.Wait()
+	if b.renders.Load() != 2 || shared {
+		t.Fatalf("background render: renders=%d, shared per-request state=%v", b.renders.Load(), shared)
 	}
 }

@@ -622,7 +622,7 @@ func (a *ssiAssembly) prefetch(r *http.Request, t Target) *flight {
 		a.ahead = make(chan struct{}, ssiAhead)
 	}
 	ahead, render := a.ahead, a.render
-	rr := r.Clone(context.WithoutCancel(r.Context()))
+	rr := s.detachedRequest(r)
 	s.Store.goBackground(func() {
 		ahead <- struct{}{}
 		defer func() { <-ahead }()

@@ -1,8 +1,10 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"sync"
 
@@ -157,6 +159,7 @@ func (h *Cache) site(r *http.Request) (*cache.Site, error) {
 		Mapper:        cache.Mapper{QueryParams: h.QueryParams},
 		RenderTimeout: timeDuration(h.RenderTimeout),
 	}
+	s.Detach = detachRequest
 	if h.Precompress {
 		s.Precompress = true
 		s.Mapper.ReservedSuffixes = []string{cache.GzipSuffix, cache.BrotliSuffix}
@@ -175,6 +178,14 @@ func (h *Cache) site(r *http.Request) (*cache.Site, error) {
 		store.SetRenderer(&serverRenderer{srv: h.srv, resolvePath: resolve}, r.Host)
 	}
 	return actual.(*cache.Site), nil
+}
+
+// detachRequest gives a request that is rendered on its own goroutine its
+// own copy of Caddy's vars map: handlers such as reverse_proxy write to it
+// without a lock, and the original request's handlers go on using theirs.
+func detachRequest(r *http.Request) *http.Request {
+	vars, _ := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	return r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, maps.Clone(vars)))
 }
 
 // Interface guards
