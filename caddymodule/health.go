@@ -163,12 +163,7 @@ func withoutErrors(body imaging.Health) imaging.Health {
 
 // Cleanup releases the shared store and the staging client's connections.
 func (h *Health) Cleanup() error {
-	if h.store != nil {
-		h.store.Release()
-	}
-	if h.client != nil {
-		h.client.Close()
-	}
+	releaseImageDeps(h.store, h.client)
 	return nil
 }
 

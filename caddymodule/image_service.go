@@ -251,12 +251,7 @@ func (h *ImageService) directlyUnderPrefix(path string) bool {
 
 // Cleanup releases the shared store and the staging client's connections.
 func (h *ImageService) Cleanup() error {
-	if h.store != nil {
-		h.store.Release()
-	}
-	if h.client != nil {
-		h.client.Close()
-	}
+	releaseImageDeps(h.store, h.client)
 	return nil
 }
 

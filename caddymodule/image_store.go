@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/delivery-edge/edge/imaging"
+	"github.com/delivery-edge/edge/stagingclient"
 )
 
 // imageStores holds one open image store per store configuration (folder
@@ -237,3 +238,14 @@ var (
 	_ caddy.Destructor = (*sharedImageStore)(nil)
 	_ fmt.Stringer     = (*sharedImageStore)(nil)
 )
+
+// releaseImageDeps gives back what an image handler holds: its reference
+// to the shared store and its staging client's connections.
+func releaseImageDeps(store *imageStoreRef, client *stagingclient.Client) {
+	if store != nil {
+		store.Release()
+	}
+	if client != nil {
+		client.Close()
+	}
+}
