@@ -85,6 +85,9 @@ func (e *Engine) ApplyChanges(changes []Change, position string, upTo int64) err
 	}
 	e.markOutdated(touched)
 	e.wakeWorkers()
+	if len(touched) > 1000 {
+		e.reg.releaseMapping()
+	}
 	return nil
 }
 
