@@ -25,6 +25,10 @@ type CheckReport struct {
 	BadIndex []string
 	// TempFiles are files left in the temp folder.
 	TempFiles []string
+	// RetiredEntries and RetiredKeys count the entries and index keys of
+	// removed files that wait for the background sweep (not a problem:
+	// reads skip them).
+	RetiredEntries, RetiredKeys int
 }
 
 // Problems is the number of findings.
@@ -35,6 +39,9 @@ func (r CheckReport) Problems() int {
 func (r CheckReport) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d files, %d entries, %d problems", r.Files, r.Entries, r.Problems())
+	if r.RetiredEntries+r.RetiredKeys > 0 {
+		fmt.Fprintf(&b, " (%d removed entries and %d index keys wait for the sweep)", r.RetiredEntries, r.RetiredKeys)
+	}
 	for _, l := range []struct {
 		name string
 		v    []string
@@ -77,6 +84,11 @@ func (e *Engine) Check() (CheckReport, error) {
 				rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("%s: undecodable entry: %v", id.File, err))
 				return nil
 			}
+			if !e.reg.retired.visible(id, entry.Created) {
+				rep.Entries--
+				rep.RetiredEntries++
+				return nil
+			}
 			for _, d := range entry.indexDeps() {
 				if idx.Get(append(indexPrefix(d.Kind, d.Name), k...)) == nil {
 					rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("%s: %s %q not indexed", id.File, d.Kind, d.Name))
@@ -92,13 +104,17 @@ func (e *Engine) Check() (CheckReport, error) {
 			return err
 		}
 		c := idx.Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		for k, iv := c.First(); k != nil; k, iv = c.Next() {
 			i := bytes.IndexByte(k, 0)
 			if i < 1 || len(k) < i+3 {
 				rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("malformed index key %q", k))
 				continue
 			}
 			fk := k[i+1:]
+			if !e.reg.retired.visible(fileIDOf(fk), indexCreated(iv)) {
+				rep.RetiredKeys++
+				continue
+			}
 			v := entries.Get(fk)
 			if v == nil {
 				rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("index %c %q points to missing entry %s", k[0], k[1:i], fileIDOf(fk).File))

@@ -85,12 +85,15 @@ type Stats struct {
 	Removed, Pregenerated int64
 	RemovalQueue          int
 	PregenQueue           int
+	// Retired counts removed files whose reverse-index keys wait for the
+	// background sweep (see retire.go).
+	Retired int
 }
 
 // Stats returns the engine's counters and the lengths of its queues.
 func (e *Engine) Stats() Stats {
 	st := Stats{Hits: e.access.Hits(), Removed: e.stats.removed.Load(), Pregenerated: e.stats.pregenerated.Load(),
-		Renders: map[string]int64{}}
+		Renders: map[string]int64{}, Retired: e.reg.Retired()}
 	e.mu.Lock()
 	for _, s := range e.stores {
 		for o := range outcomeCount {

@@ -170,3 +170,26 @@ func unmarshalEntry(b []byte, e *Entry) error {
 	}
 	return r.err
 }
+
+// skip passes over a string without copying it.
+func (r *entryReader) skip() {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.err = errBadEntry
+		return
+	}
+	r.b = r.b[n:]
+}
+
+// entryTimes reads only the creation and expiry times of an encoded entry.
+func entryTimes(b []byte) (created, expires int64, err error) {
+	r := entryReader{b: b}
+	if v := r.byte(); v != entryCodecVersion {
+		return 0, 0, fmt.Errorf("%w: version %d", errBadEntry, v)
+	}
+	r.skip()
+	r.skip()
+	created = r.varint()
+	expires = r.varint()
+	return created, expires, r.err
+}

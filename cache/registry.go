@@ -80,6 +80,7 @@ type Registry struct {
 	pending map[FileID]pendingRecord // written to the journal, not yet to bbolt
 	wake    chan struct{}
 	applied *sync.Cond // broadcast after every applied batch
+	retired retiredSet // files whose index keys wait for the sweep (retire.go)
 	closing chan struct{}
 	done    chan struct{}
 }
@@ -105,7 +106,7 @@ func OpenRegistry(dir string, log *zap.Logger) (*Registry, error) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketRoots, bucketEntries, bucketIndex, bucketExpiry, bucketAccess,
-			bucketResources, bucketMeta} {
+			bucketResources, bucketMeta, bucketRetired} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -119,6 +120,10 @@ func OpenRegistry(dir string, log *zap.Logger) (*Registry, error) {
 	r := &Registry{db: db, log: log, pending: map[FileID]pendingRecord{},
 		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
 	r.applied = sync.NewCond(&r.mu)
+	if err := db.View(r.loadRetired); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("read retired entries of %s: %w", path, err)
+	}
 	if r.journal, err = openJournal(filepath.Join(dir, "journal.log")); err != nil {
 		db.Close()
 		return nil, err
@@ -246,6 +251,9 @@ func (r *Registry) findMetaTx(tx *bolt.Tx, kind DepKind, name string, fn func(Fi
 			continue
 		}
 		d, meta := dependencyFromIndex(kind, name, v)
+		if !r.retired.visible(id, meta.created) {
+			continue // a removed file's key awaiting the sweep
+		}
 		if !fn(id, d, meta) {
 			return nil
 		}
@@ -300,6 +308,9 @@ func (r *Registry) GetTx(tx *bolt.Tx, id FileID) (Entry, bool, error) {
 	var e Entry
 	if err := unmarshalEntry(v, &e); err != nil {
 		return Entry{}, false, fmt.Errorf("read registry entry %s: %w", id.File, err)
+	}
+	if !r.retired.visible(id, e.Created) {
+		return Entry{}, false, nil // removed; the sweep deletes it
 	}
 	return e, true, nil
 }
@@ -395,10 +406,10 @@ func writeEntries(tx *bolt.Tx, latest map[FileID]*Entry) error {
 		put.add(bucketEntries, key, marshalEntry(e))
 		put.index(key, e)
 	}
-	if err := del.apply(tx, true); err != nil {
+	if err := del.apply(tx, true, nil); err != nil {
 		return err
 	}
-	return put.apply(tx, false)
+	return put.apply(tx, false, nil)
 }
 
 // sortedOps collects writes per bucket to apply them in key order.
@@ -426,7 +437,10 @@ func (o *sortedOps) index(fileKey []byte, e *Entry) {
 	}
 }
 
-func (o sortedOps) apply(tx *bolt.Tx, del bool) error {
+// apply writes (or deletes) the collected keys bucket by bucket in key
+// order; between, if set, runs every applyPause operations.
+func (o sortedOps) apply(tx *bolt.Tx, del bool, between func()) error {
+	n := 0
 	for bucket, ops := range o {
 		if del && bucket == string(bucketResources) {
 			continue // the newest hash of a resource outlives its files
@@ -434,6 +448,9 @@ func (o sortedOps) apply(tx *bolt.Tx, del bool) error {
 		slices.SortFunc(ops, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
 		b := tx.Bucket([]byte(bucket))
 		for _, op := range ops {
+			if n++; between != nil && n%applyPause == 0 {
+				between()
+			}
 			var err error
 			if del {
 				err = b.Delete(op.k)
@@ -447,6 +464,8 @@ func (o sortedOps) apply(tx *bolt.Tx, del bool) error {
 	}
 	return nil
 }
+
+const applyPause = 128
 
 func expiryKey(ms int64, fileKey []byte) []byte {
 	k := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(fileKey)), uint64(ms))
@@ -484,6 +503,7 @@ func (r *Registry) writer() {
 	defer close(r.done)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	lastRelease := time.Now()
 	for {
 		closing := false
 		select {
@@ -496,10 +516,26 @@ func (r *Registry) writer() {
 		if closing {
 			return
 		}
+		if time.Since(lastRelease) >= mappingReleaseEvery {
+			r.releaseMapping()
+			lastRelease = time.Now()
+		}
 	}
 }
 
 const maxBatch = 2000
+
+// mappingReleaseEvery is how often the writer hands the registry's mapped
+// pages back to the kernel (see releaseMapping).
+const mappingReleaseEvery = time.Second
+
+// releaseMapping keeps the registry's share of the resident memory near its
+// working set; bulk operations call it when they finish a batch.
+func (r *Registry) releaseMapping() {
+	if err := releaseMapping(r.db); err != nil {
+		r.log.Debug("releasing the registry's mapped pages", zap.Error(err))
+	}
+}
 
 func (r *Registry) flushPending() {
 	for {

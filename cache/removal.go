@@ -39,6 +39,7 @@ func (e *Engine) removalLoop(ctx context.Context) {
 			}
 			if b == nil {
 				if committing == nil {
+					e.sweepWhileIdle(ctx)
 					break
 				}
 				wait() // the queue may hold more once the last batch is off it
@@ -54,6 +55,37 @@ func (e *Engine) removalLoop(ctx context.Context) {
 			go func(ch chan error) { ch <- e.commitRemoval(b) }(committing)
 		}
 	}
+}
+
+// sweepBatch is how many retired entries one sweep transaction handles.
+const sweepBatch = 32
+
+// sweepWhileIdle deletes the index keys of eagerly removed files while the
+// removal queue has nothing to do; new removal work interrupts it.
+func (e *Engine) sweepWhileIdle(ctx context.Context) {
+	for ctx.Err() == nil && e.reg.Retired() > 0 {
+		n, err := e.reg.sweepRetired(sweepBatch)
+		if err != nil {
+			e.log.Error("removal queue", zap.Error(err))
+			return
+		}
+		e.reg.releaseMapping()
+		if n == 0 || e.queueWaiting(QueueRemoval) {
+			return
+		}
+	}
+}
+
+// queueWaiting reports whether a queue holds jobs.
+func (e *Engine) queueWaiting(q QueueKind) bool {
+	byPrio, _ := queueBuckets(q)
+	waiting := false
+	_ = e.reg.db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(byPrio).Cursor().First()
+		waiting = k != nil
+		return nil
+	})
+	return waiting
 }
 
 // removalBatchWork is one batch of the removal queue between its file
@@ -149,12 +181,14 @@ func (e *Engine) renameOld(store *Store, dirs map[string]*os.Root, j QueuedJob) 
 	return true
 }
 
-// commitRemoval takes a batch's jobs off the queue and removes the
-// registry entries of its files (unless lazy removal leaves that to the
-// cleanup job). A crash before the commit repeats some renames, which is
-// harmless.
+// commitRemoval takes a batch's jobs off the queue and retires the
+// registry entries of its files in the same transaction (unless lazy
+// removal leaves them to the cleanup job); the idle-time sweep deletes
+// retired entries and their index keys (retire.go). A crash before the
+// commit repeats some renames, which is harmless.
 func (e *Engine) commitRemoval(b *removalBatchWork) error {
 	var viaJournal []FileID
+	removals := make(map[FileID]int64, len(b.forget)) // entries to retire
 	err := e.reg.db.Update(func(tx *bolt.Tx) error {
 		for _, j := range b.jobs {
 			if err := complete(tx, QueueRemoval, j); err != nil {
@@ -168,8 +202,15 @@ func (e *Engine) commitRemoval(b *removalBatchWork) error {
 			}
 		}
 		viaJournal = viaJournal[:0]
-		removals := make(map[FileID]*Entry, len(b.forget))
+		clear(removals)
 		for id, created := range b.forget {
+			if created != 0 && !e.reg.hasPending(id) {
+				// The tombstone hides exactly the entries up to the one the
+				// job was queued for, so a newer render stays; no need to
+				// read the entry (a random page of a large file).
+				removals[id] = created
+				continue
+			}
 			switch entry, ok, err := e.reg.GetTx(tx, id); {
 			case err != nil:
 				return err
@@ -178,12 +219,13 @@ func (e *Engine) commitRemoval(b *removalBatchWork) error {
 			case e.reg.hasPending(id):
 				viaJournal = append(viaJournal, id) // keep the journal's order
 			default:
-				removals[id] = nil
+				removals[id] = entry.Created
 			}
 		}
-		return writeEntries(tx, removals)
+		return e.reg.retire(tx, removals)
 	})
 	if err != nil {
+		e.reg.unretire(removals)
 		return err
 	}
 	for _, id := range viaJournal {
@@ -194,6 +236,7 @@ func (e *Engine) commitRemoval(b *removalBatchWork) error {
 	if len(b.rerender) > 0 {
 		e.wakeWorkers()
 	}
+	e.reg.releaseMapping() // the queue's pages lie all over the file
 	e.stats.removed.Add(int64(len(b.jobs)))
 	return nil
 }

@@ -57,7 +57,11 @@ func (e *Engine) runExpiry(now time.Time) (int, error) {
 		var keys [][]byte
 		for k, _ := c.First(); k != nil && len(keys) < expiryBatch && bytes.Compare(k[:8], limit) <= 0; k, _ = c.Next() {
 			keys = append(keys, append([]byte(nil), k...))
-			due = append(due, fileIDOf(k[8:]))
+			id := fileIDOf(k[8:])
+			if e.reg.Retired() > 0 && !e.reg.liveExpiry(tx, id, int64(binary.BigEndian.Uint64(k[:8]))) {
+				continue // a removed file's key awaiting the sweep
+			}
+			due = append(due, id)
 		}
 		for _, k := range keys {
 			if err := tx.Bucket(bucketExpiry).Delete(k); err != nil {

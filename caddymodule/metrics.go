@@ -15,8 +15,8 @@ import (
 type metricsCollector struct {
 	app *App
 
-	hits, renders, removed, pregenerated, queue *prometheus.Desc
-	connected, sourceTime, lag, events          *prometheus.Desc
+	hits, renders, removed, pregenerated, queue, retired *prometheus.Desc
+	connected, sourceTime, lag, events                   *prometheus.Desc
 }
 
 func newMetricsCollector(a *App) *metricsCollector {
@@ -30,6 +30,7 @@ func newMetricsCollector(a *App) *metricsCollector {
 		removed:      d("removal_jobs_total", "Jobs of the removal queue done."),
 		pregenerated: d("pregenerated_total", "Files pre-generated."),
 		queue:        d("queue_length", "Jobs waiting in a queue.", "queue"),
+		retired:      d("registry_retired", "Removed files whose reverse-index keys wait for the background sweep."),
 		connected:    d("staging_connected", "1 when the last poll of the staging servers succeeded."),
 		sourceTime:   d("staging_applied_source_time_ms", "Source time of the newest applied event (Unix ms)."),
 		lag:          d("staging_lag_seconds", "How far the applied events are behind the staging servers."),
@@ -53,7 +54,7 @@ func registerMetrics(reg *prometheus.Registry, c *metricsCollector) error {
 
 // Describe implements prometheus.Collector.
 func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.hits, c.renders, c.removed, c.pregenerated, c.queue,
+	for _, d := range []*prometheus.Desc{c.hits, c.renders, c.removed, c.pregenerated, c.queue, c.retired,
 		c.connected, c.sourceTime, c.lag, c.events} {
 		ch <- d
 	}
@@ -71,6 +72,7 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.pregenerated, prometheus.CounterValue, float64(st.Pregenerated))
 		ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(st.RemovalQueue), "removal")
 		ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(st.PregenQueue), "pregeneration")
+		ch <- prometheus.MustNewConstMetric(c.retired, prometheus.GaugeValue, float64(st.Retired))
 	}
 	if ps, ok := c.app.stagingStats(); ok {
 		connected := 0.0
