@@ -1,6 +1,7 @@
 // Command bare-server is the benchmarks' ceiling for a handler inside
 // net/http: a plain Go server answering from a docroot with
-// http.ServeContent on the open file (sendfile), or from memory.
+// http.ServeContent on the open file (sendfile), or from memory; over
+// HTTP or, with -cert and -key, HTTPS.
 package main
 
 import (
@@ -21,6 +22,8 @@ func main() {
 	addr := flag.String("listen", "127.0.0.1:8090", "listen address")
 	root := flag.String("root", ".", "docroot")
 	memory := flag.Bool("memory", false, "answer from memory (files read once)")
+	cert := flag.String("cert", "", "TLS certificate file (with -key: serve HTTPS, HTTP/1.1 and HTTP/2)")
+	key := flag.String("key", "", "TLS key file")
 	flag.Parse()
 
 	var mu sync.RWMutex
@@ -61,5 +64,9 @@ func main() {
 		}
 		http.ServeContent(w, r, "", info.ModTime(), f)
 	})
-	log.Fatal((&http.Server{Addr: *addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}).ListenAndServe())
+	srv := &http.Server{Addr: *addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if *cert != "" {
+		log.Fatal(srv.ListenAndServeTLS(*cert, *key))
+	}
+	log.Fatal(srv.ListenAndServe())
 }
