@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
@@ -47,6 +48,10 @@ type Cache struct {
 	log   *zap.Logger
 	srv   *caddyhttp.Server // the server this handler is part of
 	sites *sync.Map         // resolved docroot -> *cache.Site
+	// rootVar is set when Root is exactly one variable placeholder
+	// ({http.vars.NAME}, the default): the docroot is then read from the
+	// request's vars without running the replacer.
+	rootVar string
 }
 
 // SSIOptions configure server-side includes.
@@ -75,6 +80,7 @@ func (h *Cache) Provision(ctx caddy.Context) error {
 	if h.Root == "" {
 		h.Root = "{http.vars.root}"
 	}
+	h.rootVar = varPlaceholder(h.Root)
 	app, err := ctx.App("delivery")
 	if err != nil {
 		return fmt.Errorf("loading delivery app: %w", err)
@@ -82,6 +88,20 @@ func (h *Cache) Provision(ctx caddy.Context) error {
 	h.app = app.(*App)
 	h.srv, _ = ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	return nil
+}
+
+// varPlaceholder returns NAME when s is exactly the placeholder
+// {http.vars.NAME}, else "".
+func varPlaceholder(s string) string {
+	name, ok := strings.CutPrefix(s, "{http.vars.")
+	if !ok || !strings.HasSuffix(name, "}") {
+		return ""
+	}
+	name = name[:len(name)-1]
+	if name == "" || strings.ContainsAny(name, "{}") {
+		return ""
+	}
+	return name
 }
 
 // Validate checks the configuration.
@@ -136,10 +156,17 @@ func handlerError(err error) error {
 
 // site returns the cache site of the request's docroot.
 func (h *Cache) site(r *http.Request) (*cache.Site, error) {
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	root := h.Root
-	if repl != nil {
-		root = repl.ReplaceAll(root, ".")
+	var root string
+	if h.rootVar != "" {
+		// The vars handler expanded the value's placeholders already.
+		root, _ = caddyhttp.GetVar(r.Context(), h.rootVar).(string)
+		if root == "" {
+			root = "."
+		}
+	} else if repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); repl != nil {
+		root = repl.ReplaceAll(h.Root, ".")
+	} else {
+		root = h.Root
 	}
 	if s, ok := h.sites.Load(root); ok {
 		return s.(*cache.Site), nil
