@@ -179,6 +179,9 @@ func (r *Registry) Put(id FileID, e Entry) error { return r.submit(id, &e) }
 func (r *Registry) Remove(id FileID) error { return r.submit(id, nil) }
 
 func (r *Registry) submit(id FileID, e *Entry) error {
+	if e != nil {
+		e.Created = r.retired.after(id, e.Created)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	seq, err := r.journal.append(journalRecord{Root: id.Root, File: id.File, Entry: e})

@@ -48,6 +48,9 @@ func (e *Engine) removalLoop(ctx context.Context) {
 			}
 			wait()
 			clear(busy)
+			if e.reg.Retired() > retiredHighWater {
+				e.sweepOnce() // a queue that never idles must not grow the backlog forever
+			}
 			for _, j := range b.jobs {
 				busy[string(j.order)] = true
 			}
@@ -60,20 +63,30 @@ func (e *Engine) removalLoop(ctx context.Context) {
 // sweepBatch is how many retired entries one sweep transaction handles.
 const sweepBatch = 32
 
-// sweepWhileIdle deletes the index keys of eagerly removed files while the
-// removal queue has nothing to do; new removal work interrupts it.
+// retiredHighWater is the tombstone backlog above which the removal queue
+// sweeps one batch between its own batches even when it is never idle.
+const retiredHighWater = 100_000
+
+// sweepWhileIdle deletes the entries and index keys of eagerly removed
+// files while the removal queue has nothing to do; new removal work
+// interrupts it.
 func (e *Engine) sweepWhileIdle(ctx context.Context) {
 	for ctx.Err() == nil && e.reg.Retired() > 0 {
-		n, err := e.reg.sweepRetired(sweepBatch)
-		if err != nil {
-			e.log.Error("removal queue", zap.Error(err))
-			return
-		}
-		e.reg.releaseMapping()
-		if n == 0 || e.queueWaiting(QueueRemoval) {
+		if e.sweepOnce() == 0 || e.queueWaiting(QueueRemoval) {
 			return
 		}
 	}
+}
+
+// sweepOnce sweeps one batch and reports how many tombstones it took.
+func (e *Engine) sweepOnce() int {
+	n, err := e.reg.sweepRetired(sweepBatch)
+	if err != nil {
+		e.log.Error("removal queue", zap.Error(err))
+		return 0
+	}
+	e.reg.releaseMapping()
+	return n
 }
 
 // queueWaiting reports whether a queue holds jobs.

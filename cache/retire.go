@@ -63,6 +63,20 @@ func (s *retiredSet) visible(id FileID, created int64) bool {
 	return !ok || created > cur
 }
 
+// after returns a creation time for a new entry of id that its file's
+// tombstone cannot hide (the wall clock may have stepped back since).
+func (s *retiredSet) after(id FileID, created int64) int64 {
+	if s.n.Load() == 0 {
+		return created
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.ids[id]; ok && created <= cur {
+		return cur + 1
+	}
+	return created
+}
+
 // Retired is the number of files whose retired entries wait for the sweep.
 func (r *Registry) Retired() int { return int(r.retired.n.Load()) }
 

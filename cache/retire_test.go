@@ -130,3 +130,33 @@ func TestEngineRemovalRetiresAndSweeps(t *testing.T) {
 		t.Fatalf("re-rendered page's dependencies: %v", got)
 	}
 }
+
+// TestRetiredThenRenderedWithAnOlderClock: a render whose clock reads
+// earlier than the tombstone of its file (the wall clock stepped back) is
+// still visible, and the sweep leaves it alone.
+func TestRetiredThenRenderedWithAnOlderClock(t *testing.T) {
+	r := openTestRegistry(t, t.TempDir())
+	defer r.Close()
+	a := FileID{1, "a.html"}
+	story := Dependency{Kind: DepDocument, Name: "story1"}
+	if err := r.Put(a, Entry{Key: "/a.html", Created: 1000, Deps: []Dependency{story}}); err != nil {
+		t.Fatal(err)
+	}
+	r.Sync()
+	if err := r.db.Update(func(tx *bolt.Tx) error { return r.retire(tx, map[FileID]int64{a: 1000}) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Put(a, Entry{Key: "/a.html", Created: 900, Deps: []Dependency{story}}); err != nil {
+		t.Fatal(err)
+	}
+	r.Sync()
+	if _, err := r.sweepRetired(10); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok, _ := r.Get(a); !ok || e.Created <= 1000 {
+		t.Fatalf("re-rendered entry: found=%v created=%d, want found after the tombstone", ok, e.Created)
+	}
+	if got := findFiles(t, r, DepDocument, "story1"); !slices.Equal(got, []string{"a.html"}) {
+		t.Fatalf("story1 dependents %v", got)
+	}
+}
