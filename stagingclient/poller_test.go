@@ -17,8 +17,8 @@ import (
 )
 
 // runPoller starts p.Run in a goroutine and returns a stop function that
-// cancels it and returns Run's error and how long Run took to return.
-func runPoller(t *testing.T, p *stagingclient.Poller, from int64, apply stagingclient.ApplyFunc) (stop func() (error, time.Duration)) {
+// cancels it and returns how long Run took to return and its error.
+func runPoller(t *testing.T, p *stagingclient.Poller, from int64, apply stagingclient.ApplyFunc) (stop func() (time.Duration, error)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -26,7 +26,7 @@ func runPoller(t *testing.T, p *stagingclient.Poller, from int64, apply stagingc
 	var once sync.Once
 	var err error
 	var took time.Duration
-	stop = func() (error, time.Duration) {
+	stop = func() (time.Duration, error) {
 		once.Do(func() {
 			start := time.Now()
 			cancel()
@@ -37,7 +37,7 @@ func runPoller(t *testing.T, p *stagingclient.Poller, from int64, apply stagingc
 				t.Fatal("Run did not return within 5s of the cancellation")
 			}
 		})
-		return err, took
+		return took, err
 	}
 	t.Cleanup(func() { stop() })
 	return stop
@@ -165,7 +165,7 @@ func TestPollerCancellation(t *testing.T) {
 				RetryBase: 10 * time.Second, RetryMax: 10 * time.Second})
 			stop := runPoller(t, p, 0, apply)
 			time.Sleep(150 * time.Millisecond) // let it get into the state
-			err, took := stop()
+			took, err := stop()
 			t.Logf("Run returned %v after %v", err, took)
 			if !errors.Is(err, context.Canceled) {
 				t.Errorf("Run returned %v, want context.Canceled", err)
