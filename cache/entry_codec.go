@@ -105,15 +105,18 @@ func (r *entryReader) byte() byte {
 	return c
 }
 
-func (r *entryReader) string() string {
+func (r *entryReader) string() string { return string(r.field()) }
+
+// field reads a length-prefixed string without copying it.
+func (r *entryReader) field() []byte {
 	n := r.uvarint()
 	if r.err != nil || n > uint64(len(r.b)) {
 		r.err = errBadEntry
-		return ""
+		return nil
 	}
-	s := string(r.b[:n])
+	f := r.b[:n]
 	r.b = r.b[n:]
-	return s
+	return f
 }
 
 // count reads a length that must fit the remaining bytes (each element
@@ -171,24 +174,14 @@ func unmarshalEntry(b []byte, e *Entry) error {
 	return r.err
 }
 
-// skip passes over a string without copying it.
-func (r *entryReader) skip() {
-	n := r.uvarint()
-	if r.err != nil || n > uint64(len(r.b)) {
-		r.err = errBadEntry
-		return
-	}
-	r.b = r.b[n:]
-}
-
 // entryTimes reads only the creation and expiry times of an encoded entry.
 func entryTimes(b []byte) (created, expires int64, err error) {
 	r := entryReader{b: b}
 	if v := r.byte(); v != entryCodecVersion {
 		return 0, 0, fmt.Errorf("%w: version %d", errBadEntry, v)
 	}
-	r.skip()
-	r.skip()
+	r.field() // key
+	r.field() // host
 	created = r.varint()
 	expires = r.varint()
 	return created, expires, r.err

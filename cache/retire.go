@@ -77,6 +77,17 @@ func (s *retiredSet) after(id FileID, created int64) int64 {
 	return created
 }
 
+// has reports whether id has a tombstone not swept yet.
+func (s *retiredSet) has(id FileID) bool {
+	if s.n.Load() == 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.ids[id]
+	return ok
+}
+
 // Retired is the number of files whose retired entries wait for the sweep.
 func (r *Registry) Retired() int { return int(r.retired.n.Load()) }
 
@@ -215,8 +226,12 @@ func indexCreated(v []byte) int64 {
 	return c
 }
 
-// liveExpiry reports whether an expiry key belongs to a file's live entry.
+// liveExpiry reports whether an expiry key belongs to a file's live entry;
+// only a file with a tombstone can have a stale one.
 func (r *Registry) liveExpiry(tx *bolt.Tx, id FileID, expires int64) bool {
+	if !r.retired.has(id) {
+		return true
+	}
 	v := tx.Bucket(bucketEntries).Get(id.key())
 	if v == nil {
 		return false

@@ -44,6 +44,12 @@ func TestRetiredEntries(t *testing.T) {
 	if _, ok, _ := r.Get(a); ok {
 		t.Fatal("retired entry still readable")
 	}
+	_ = r.db.View(func(tx *bolt.Tx) error {
+		if r.liveExpiry(tx, a, 5000) || !r.liveExpiry(tx, FileID{1, "other.html"}, 5000) {
+			t.Error("expiry keys: a retired file's key must be stale, an untouched file's live")
+		}
+		return nil
+	})
 	if r.Retired() != 2 || indexKeys(t, r) != full {
 		t.Fatalf("retired %d, index keys %d (want 2, %d untouched)", r.Retired(), indexKeys(t, r), full)
 	}

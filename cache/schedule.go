@@ -58,7 +58,7 @@ func (e *Engine) runExpiry(now time.Time) (int, error) {
 		for k, _ := c.First(); k != nil && len(keys) < expiryBatch && bytes.Compare(k[:8], limit) <= 0; k, _ = c.Next() {
 			keys = append(keys, append([]byte(nil), k...))
 			id := fileIDOf(k[8:])
-			if e.reg.Retired() > 0 && !e.reg.liveExpiry(tx, id, int64(binary.BigEndian.Uint64(k[:8]))) {
+			if !e.reg.liveExpiry(tx, id, int64(binary.BigEndian.Uint64(k[:8]))) {
 				continue // a removed file's key awaiting the sweep
 			}
 			due = append(due, id)
