@@ -52,6 +52,11 @@ type Site struct {
 	// RenderTimeout bounds one render; a render that takes longer counts as
 	// failed (the ".old" copy is served if there is one).
 	RenderTimeout time.Duration
+	// RenderWait is how long the request that finds only a ".old" copy and
+	// starts the render waits for it before it gets the copy (see
+	// render_wait.go). Zero or negative: it gets the copy at once, and so
+	// does every request while the render runs.
+	RenderWait time.Duration
 	// SSI, when set, assembles files with server-side includes (ssi.go).
 	SSI *SSIConfig
 	// Detach, when set, gives a copy of a request its own per-request
@@ -171,15 +176,19 @@ func (s *Site) serveOld(w http.ResponseWriter, r *http.Request, t Target, render
 	return true
 }
 
-// miss coalesces the renders of one file. When a ".old" copy exists,
-// every request gets it at once and the file is rendered in the
-// background (like Varnish's grace mode); otherwise the first request
-// renders and the others wait for that render.
+// miss coalesces the renders of one file. When a ".old" copy exists, the
+// request that starts the render waits for it up to RenderWait and the
+// others get the copy at once (render_wait.go); otherwise the first
+// request renders and the others wait for that render.
 func (s *Site) miss(w http.ResponseWriter, r *http.Request, t Target, render RenderFunc) error {
 	for attempt := 0; ; attempt++ {
 		if old, info, ok := s.Store.openRegular(t.File + OldSuffix); ok {
 			defer old.Close()
-			s.renderInBackground(r, t, render)
+			if f := s.renderInBackground(r, t, render); f != nil && s.RenderWait > 0 {
+				if done, err := s.awaitRender(w, r, t, f, render); done {
+					return err
+				}
+			}
 			s.serveFile(w, r, old, info, 0, t, true, render)
 			return nil
 		}
@@ -221,15 +230,17 @@ func (s *Site) miss(w http.ResponseWriter, r *http.Request, t Target, render Ren
 	}
 }
 
-// renderInBackground starts a render of t that no client waits for,
-// unless one is under way.
-func (s *Site) renderInBackground(r *http.Request, t Target, render RenderFunc) {
+// renderInBackground starts a render of t on a goroutine of its own,
+// unless one is under way or the last one failed a moment ago; it returns
+// the flight it started (nil if none).
+func (s *Site) renderInBackground(r *http.Request, t Target, render RenderFunc) *flight {
 	f, ok := s.Store.flights.joinBackground(t.File)
 	if !ok {
-		return
+		return nil
 	}
 	rr := s.detachedRequest(r)
 	s.Store.goBackground(func() { _ = s.lead(nil, rr, t, f, render, true) })
+	return f
 }
 
 // Outcomes of Regenerate, as HTTP statuses for the synthetic request that

@@ -68,6 +68,9 @@ type ssiPart struct {
 	stale  bool
 	pieces []ssiPiece
 	size   int64 // assembled size, when nothing below is rendered live
+	// pending is the render this assembly started for a part it found
+	// only as a ".old" copy (ssi_settle.go).
+	pending *flight
 }
 
 // ssiPiece is a range of a part's file, or what a directive becomes.
@@ -127,6 +130,7 @@ func (s *Site) writeAssembled(w http.ResponseWriter, r *http.Request, a *ssiAsse
 		w.WriteHeader(http.StatusInternalServerError) // the file cannot be read
 		return
 	}
+	a.settle(root)
 	h := w.Header()
 	ct := mime.TypeByExtension(t.Ext)
 	if ct == "" {
@@ -357,6 +361,7 @@ func (a *ssiAssembly) resolve(p *ssiPart, ref ssiRef) ssiPiece {
 	}
 	f, info, epoch, ok := store.openServe(t.File)
 	stale := false
+	var pending *flight
 	if ok {
 		store.touch(t.File, a.now)
 		var body *ssiBody
@@ -378,9 +383,10 @@ func (a *ssiAssembly) resolve(p *ssiPart, ref ssiRef) ssiPiece {
 		// Too large to keep (or unreadable, which build reports): copied
 		// from the open file.
 	} else if f, info, ok = store.openRegular(t.File + OldSuffix); ok {
-		// Stale while it renders, as for any request.
+		// Stale while it renders, as for any request; the assembly that
+		// started the render waits for it before it answers (ssi_settle.go).
 		stale = true
-		a.s.renderInBackground(a.subRequest(p, u), t, a.render)
+		pending = a.s.renderInBackground(a.subRequest(p, u), t, a.render)
 	} else {
 		a.live++
 		l := &ssiLive{t: t, u: u, parent: p}
@@ -390,7 +396,7 @@ func (a *ssiAssembly) resolve(p *ssiPart, ref ssiRef) ssiPiece {
 		return ssiPiece{live: l}
 	}
 	a.files = append(a.files, f)
-	child := &ssiPart{t: t, f: f, info: info, parent: p, depth: p.depth + 1, stale: stale}
+	child := &ssiPart{t: t, f: f, info: info, parent: p, depth: p.depth + 1, stale: stale, pending: pending}
 	if !a.build(child) {
 		return ssiPiece{comment: ssiComment(ref.Path, "failed: unreadable")}
 	}
@@ -530,7 +536,7 @@ func (a *ssiAssembly) writeDirective(w io.Writer, p *ssiPart, d ssiDirective) {
 	switch d.Kind {
 	case ssiInclude:
 		for _, ref := range d.Refs {
-			pc := a.resolve(p, ref)
+			pc := a.settled(a.resolve(p, ref))
 			switch {
 			case pc.part != nil:
 				a.writePart(w, pc.part)

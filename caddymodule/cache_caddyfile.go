@@ -12,6 +12,7 @@ import (
 //		root           <path>
 //		query_params   <name...>
 //		render_timeout <duration>
+//		render_wait    <duration>
 //		precompress
 //		ssi [{
 //			max_depth <n>
@@ -43,6 +44,12 @@ func (h *Cache) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.RenderTimeout = dur
+		case "render_wait":
+			dur, err := parseDuration(d, "render_wait")
+			if err != nil {
+				return err
+			}
+			h.RenderWait = &dur
 		case "precompress":
 			if d.NextArg() {
 				return d.ArgErr()

@@ -34,6 +34,13 @@ type Cache struct {
 	// RenderTimeout bounds one render; when it passes, the ".old" copy is
 	// served if there is one, else 504. Default: 30s.
 	RenderTimeout caddy.Duration `json:"render_timeout,omitempty"`
+	// RenderWait is how long the request that finds only the ".old" copy
+	// of a page (it was removed) and starts its render waits for it; if the
+	// render takes longer, that request gets the copy (marked
+	// Delivery-Stale) and the render goes on. Requests arriving while the
+	// render runs get the copy at once. Default 5s; 0 answers every request
+	// from the copy at once.
+	RenderWait *caddy.Duration `json:"render_wait,omitempty"`
 	// SSI, when present, resolves `<!--#include virtual="/path" -->` in
 	// cached HTML from the same cache when it is served; every other SSI
 	// directive is stripped.
@@ -108,6 +115,9 @@ func varPlaceholder(s string) string {
 func (h *Cache) Validate() error {
 	if h.RenderTimeout < 0 {
 		return errors.New("render_timeout must not be negative")
+	}
+	if h.RenderWait != nil && *h.RenderWait < 0 {
+		return errors.New("render_wait must not be negative")
 	}
 	if h.SSI != nil && (h.SSI.MaxDepth < 0 || h.SSI.MaxDepth > maxSSIDepth) {
 		return fmt.Errorf("ssi max_depth must be between 1 and %d", maxSSIDepth)
@@ -185,6 +195,10 @@ func (h *Cache) site(r *http.Request) (*cache.Site, error) {
 		Store:         store,
 		Mapper:        cache.Mapper{QueryParams: h.QueryParams},
 		RenderTimeout: timeDuration(h.RenderTimeout),
+		RenderWait:    cache.DefaultRenderWait,
+	}
+	if h.RenderWait != nil {
+		s.RenderWait = timeDuration(*h.RenderWait)
 	}
 	s.Detach = detachRequest
 	if h.Precompress {

@@ -131,9 +131,11 @@ func invalidate(t *testing.T, e *harness.Edge, key, name string) {
 	})
 }
 
+// TestOldServedDuringRegeneration: with render_wait 0 (grace mode) every
+// request gets the copy at once. render_wait_test.go covers the default.
 func TestOldServedDuringRegeneration(t *testing.T) {
 	o := harness.StartOrigin(t, origin.RenderConfig{})
-	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr, Route: servletRoute})
+	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr, Route: servletRoute, Cache: "render_wait 0"})
 	_, _, before := harness.Get(t, nil, e.URL()+storyPath)
 	invalidate(t, e, "story100", "politik/story100.html")
 	o.Content.Update("story100", map[string]any{"title": "Neuer Titel"})
