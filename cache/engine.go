@@ -29,6 +29,10 @@ type Options struct {
 	// HotMaxFile is the largest file the hot set holds (default 1 MiB, at
 	// most a tenth of HotBytes).
 	HotMaxFile int64
+	// HotValid is how long a file held in memory is served before a hit
+	// checks, with one stat, that the file on disk is still the same
+	// (default 1s; negative: on every hit). See file_ident.go.
+	HotValid time.Duration
 }
 
 // Defaults of the hot set.
@@ -124,6 +128,9 @@ func Open(o Options) (*Engine, error) {
 		o.HotMaxFile = DefaultHotMaxFile
 	}
 	o.HotMaxFile = min(o.HotMaxFile, o.HotBytes/10)
+	if o.HotValid == 0 {
+		o.HotValid = DefaultHotValid
+	}
 	reg, err := OpenRegistry(o.DataDir, log)
 	if err != nil {
 		return nil, err

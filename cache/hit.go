@@ -61,7 +61,7 @@ func hasSuffixFold(s, suffix string) bool {
 func newHotEntry(body, gz, br []byte, info fs.FileInfo, ctype string, ssi bool) *hotEntry {
 	one := func(v string) []string { return []string{v}[:1:1] }
 	etag := etagOf(info)
-	e := &hotEntry{body: body, gzip: gz, brotli: br, modTime: info.ModTime(), ssi: ssi, info: info,
+	e := &hotEntry{body: body, gzip: gz, brotli: br, modTime: info.ModTime(), ssi: ssi, info: info, ident: identOfInfo(info),
 		etag: one(etag), lastMod: one(info.ModTime().UTC().Format(http.TimeFormat)), ctype: one(ctype),
 		length: one(strconv.Itoa(len(body)))}
 	if gz != nil {

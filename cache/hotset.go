@@ -29,6 +29,14 @@ type hotEntry struct {
 	gzEtag   []string
 	brLength []string
 	brEtag   []string
+
+	// ident is the identity of the file the entry was read from, checked
+	// against the disk at most once per HotValid (file_ident.go); cname is
+	// the file's name NUL-terminated, for that check; checked is when it was
+	// last checked (monoNow).
+	ident   fileIdent
+	cname   []byte
+	checked atomic.Int64
 }
 
 const hotShards = 64
@@ -47,6 +55,7 @@ const hotShards = 64
 // only when an entry is added.
 type HotSet struct {
 	maxEntry int64
+	valid    int64 // ns an entry is served without a look at the disk; < 0: every hit
 	seed     maphash.Seed
 	shards   [hotShards]hotShard
 
@@ -115,9 +124,10 @@ func mapLen(m *map[string]*hotEntry) int {
 }
 
 // NewHotSet makes a hot set of budget bytes; files larger than maxEntry
-// are never held.
-func NewHotSet(budget, maxEntry int64) *HotSet {
-	return &HotSet{maxEntry: maxEntry, seed: maphash.MakeSeed(),
+// are never held. An entry is served for up to valid without checking
+// that its file on disk is unchanged (negative: checked on every hit).
+func NewHotSet(budget, maxEntry int64, valid time.Duration) *HotSet {
+	return &HotSet{maxEntry: maxEntry, valid: int64(valid), seed: maphash.MakeSeed(),
 		policy: newS3FIFO(budget, int(max(budget/(16<<10), 1024)))}
 }
 
@@ -148,8 +158,10 @@ func (h *HotSet) admissible(info fs.FileInfo) bool {
 // fill adds an entry read from disk, unless the file changed since epoch
 // was taken or the policy does not admit it.
 func (h *HotSet) fill(name string, e *hotEntry, epoch uint64) {
-	size := int64(len(e.body) + len(e.gzip) + len(e.brotli) + len(name) + 256)
+	size := int64(len(e.body) + len(e.gzip) + len(e.brotli) + 2*len(name) + 256)
 	e.node = &s3Node{key: name, size: size}
+	e.cname = append([]byte(name), 0)
+	e.checked.Store(monoNow())
 	sh := h.shard(name)
 	sh.mu.Lock()
 	if sh.epoch.Load() != epoch {

@@ -15,7 +15,7 @@ import (
 func testEntry(n int) *hotEntry { return &hotEntry{body: make([]byte, n)} }
 
 func TestHotSetFillGetInvalidate(t *testing.T) {
-	h := NewHotSet(1<<20, 64<<10)
+	h := NewHotSet(1<<20, 64<<10, DefaultHotValid)
 	ep := h.epoch("a.html")
 	h.fill("a.html", testEntry(1000), ep)
 	if h.get("a.html") == nil {
@@ -38,7 +38,7 @@ func TestHotSetFillGetInvalidate(t *testing.T) {
 }
 
 func TestHotSetStaysWithinBudget(t *testing.T) {
-	h := NewHotSet(100_000, 20_000)
+	h := NewHotSet(100_000, 20_000, DefaultHotValid)
 	for i := range 1000 {
 		name := fmt.Sprintf("p%d.html", i%200)
 		if h.get(name) == nil {
@@ -61,7 +61,7 @@ func TestHotSetStaysWithinBudget(t *testing.T) {
 // from many goroutines: after an invalidation of a version has returned,
 // no read may return that version.
 func TestHotSetCoherentUnderRace(t *testing.T) {
-	h := NewHotSet(1<<20, 64<<10)
+	h := NewHotSet(1<<20, 64<<10, DefaultHotValid)
 	const files = 8
 	var versions [files]atomic.Int64 // the newest version on "disk"
 	var invalidated [files]atomic.Int64
@@ -152,7 +152,7 @@ func BenchmarkHotSetPolicy(b *testing.B) {
 		b.Run(fmt.Sprintf("s3fifo/zipf%.1f", s), func(b *testing.B) {
 			var hits, total atomic.Int64
 			for range b.N {
-				h := NewHotSet(budget, 1<<20)
+				h := NewHotSet(budget, 1<<20, DefaultHotValid)
 				runMix(keys, func(k int) bool {
 					if h.get(names[k]) != nil {
 						return true

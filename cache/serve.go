@@ -107,7 +107,7 @@ func (s *Site) serveFromMemory(w http.ResponseWriter, r *http.Request, file stri
 	if hot == nil {
 		return false
 	}
-	e := hot.get(file)
+	e := s.Store.hotGet(file)
 	if e == nil {
 		return false
 	}

@@ -352,7 +352,7 @@ func (a *ssiAssembly) resolve(p *ssiPart, ref ssiRef) ssiPiece {
 	}
 	store := a.s.Store
 	if store.hot != nil {
-		if e := store.hot.get(t.File); e != nil {
+		if e := store.hotGet(t.File); e != nil {
 			store.touch(t.File, a.now)
 			child := &ssiPart{t: t, info: e.info, body: e.part, parent: p, depth: p.depth + 1}
 			a.build(child) // cannot fail: the body is in hand

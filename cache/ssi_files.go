@@ -16,9 +16,9 @@ import (
 // store's hot set (hit.go), which holds them with their parsed directives
 // and is told of every change, so a part in memory costs no system call.
 // For the others (too large, or no hot set), the directives of a file are
-// kept by file version — device, inode, modification time and size: a new
-// version is a new file (the cache renames files into place), so a body
-// never changes and is parsed once.
+// kept by file version — device, inode, size, modification and change
+// time, read from the file each assembly opens: a file replaced or edited
+// in place by another process is a new version, parsed again.
 
 const (
 	ssiMaxBodyBytes   = 256 << 10 // larger files are read from disk each time
@@ -26,16 +26,15 @@ const (
 	ssiMaxBodies      = 50000
 )
 
-// ssiFileKey names one version of a file.
+// ssiFileKey names one version of a file: its identity (file_ident.go),
+// whose change time also tells an edit in place.
 type ssiFileKey struct {
-	dev, ino    uint64
-	mtime, size int64
-	name        string // only where there are no inode numbers
+	fileIdent
+	name string // only where there are no inode numbers
 }
 
 func ssiKeyOf(info fs.FileInfo, name string) ssiFileKey {
-	k := ssiFileKey{mtime: info.ModTime().UnixNano(), size: info.Size()}
-	k.dev, k.ino = ssiFileID(info)
+	k := ssiFileKey{fileIdent: identOfInfo(info)}
 	if k.ino == 0 {
 		k.name = name
 	}

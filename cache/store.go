@@ -25,6 +25,8 @@ type Store struct {
 	dir     string
 	rootID  uint16
 	root    *os.Root
+	dirf    *os.File // the docroot folder, for stats relative to it (file_ident.go)
+	dirfd   uintptr
 	e       *Engine
 	reg     *Registry
 	access  *AccessLog
@@ -84,11 +86,16 @@ func openStore(dir string, rootID uint16, e *Engine, log *zap.Logger) (*Store, e
 		root.Close()
 		return nil, fmt.Errorf("create %s in docroot: %w", TempDir, err)
 	}
-	s := &Store{dir: dir, rootID: rootID, root: root, e: e, reg: e.reg, access: e.access,
-		log: log.With(zap.String("docroot", dir)), flights: newFlights()}
+	dirf, err := os.Open(dir)
+	if err != nil {
+		root.Close()
+		return nil, fmt.Errorf("open docroot: %w", err)
+	}
+	s := &Store{dir: dir, rootID: rootID, root: root, dirf: dirf, dirfd: dirf.Fd(), e: e, reg: e.reg,
+		access: e.access, log: log.With(zap.String("docroot", dir)), flights: newFlights()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if e.opts.HotBytes > 0 {
-		s.hot = NewHotSet(e.opts.HotBytes, e.opts.HotMaxFile)
+		s.hot = NewHotSet(e.opts.HotBytes, e.opts.HotMaxFile, e.opts.HotValid)
 	}
 	s.removeStaleTemp()
 	return s, nil
@@ -103,7 +110,7 @@ func (s *Store) ID(file string) FileID { return FileID{Root: s.rootID, File: fil
 func (s *Store) close() error {
 	s.cancel()
 	s.bg.Wait()
-	return s.root.Close()
+	return errors.Join(s.dirf.Close(), s.root.Close())
 }
 
 // goBackground runs fn as background work of the store; close waits for it.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -63,6 +64,12 @@ type App struct {
 	HotCacheBytes int64 `json:"hot_cache_bytes,omitempty"`
 	// HotMaxFile is the largest file held in memory (default 1 MiB).
 	HotMaxFile int64 `json:"hot_max_file,omitempty"`
+	// HotCacheValid is how long a file held in memory is served before a
+	// hit checks, with one stat, that the file on disk is still the same
+	// one; a file replaced, edited, renamed or deleted by another process is
+	// seen within this time. Default 1s; 0 checks on every hit. Taken when
+	// the data folder is opened.
+	HotCacheValid *caddy.Duration `json:"hot_cache_valid,omitempty"`
 
 	dataDir  string
 	engine   *engineHandle
@@ -159,7 +166,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.dataDir = abs
 	h, _, err := engines.LoadOrNew(abs, func() (caddy.Destructor, error) {
 		return &engineHandle{opts: cache.Options{DataDir: abs, Logger: a.log, HotBytes: a.HotCacheBytes,
-			HotMaxFile: a.HotMaxFile}}, nil
+			HotMaxFile: a.HotMaxFile, HotValid: a.hotValid()}}, nil
 	})
 	if err != nil {
 		return err
@@ -178,6 +185,18 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	return nil
+}
+
+// hotValid is HotCacheValid as the engine takes it (0: its default,
+// negative: every hit).
+func (a *App) hotValid() time.Duration {
+	switch {
+	case a.HotCacheValid == nil:
+		return 0
+	case *a.HotCacheValid <= 0:
+		return -1
+	}
+	return timeDuration(*a.HotCacheValid)
 }
 
 // invalidationConfig is the engine configuration of this app.

@@ -28,6 +28,14 @@ var appOptions = map[string]func(d *caddyfile.Dispenser, a *App) error{
 	"image_updates": parseImageUpdates,
 	"hot_cache":     parseHotCache,
 	"hot_max_file":  parseHotMaxFile,
+	"hot_cache_valid": func(d *caddyfile.Dispenser, a *App) error {
+		var v caddy.Duration
+		if err := durationArg(d, "hot_cache_valid", &v); err != nil {
+			return err
+		}
+		a.HotCacheValid = &v
+		return nil
+	},
 }
 
 // UnmarshalCaddyfile sets up the app from the `delivery` global option;

@@ -1,0 +1,73 @@
+package cache
+
+import (
+	"io/fs"
+	"time"
+)
+
+// Files changed behind the edge's back.
+//
+// The docroot belongs to the edge, but it is a folder on disk: deploy tools
+// put robots.txt and assets there, an operator deletes or renames a page to
+// have it rendered again, a backup comes back with rsync. The files on disk
+// are the truth. What the edge keeps of a file in memory (the hot set, with
+// a page's precompressed copies and its SSI directives) carries the
+// identity of the file it was read from — device, inode, size,
+// modification and change time — and a hit checks it against the disk
+// with one stat at most once per HotValid, as nginx's
+// open_file_cache_valid does. A file that is not the one in memory any
+// more is dropped and served from disk (or rendered) instead. An edit in
+// place changes the change time whatever else it keeps.
+
+// DefaultHotValid is how long a file in memory is served without looking
+// at the disk.
+const DefaultHotValid = time.Second
+
+// fileIdent tells one version of a file from another.
+type fileIdent struct {
+	dev, ino           uint64
+	size, mtime, ctime int64
+}
+
+// monoStart anchors monoNow.
+var monoStart = time.Now()
+
+// monoNow is a monotonic clock in nanoseconds; reading it allocates
+// nothing and touches no shared state.
+func monoNow() int64 { return int64(time.Since(monoStart)) }
+
+// identOfInfo is the identity of a file from what Stat returned.
+func identOfInfo(info fs.FileInfo) fileIdent {
+	id := fileIdent{size: info.Size(), mtime: info.ModTime().UnixNano()}
+	id.dev, id.ino, id.ctime = sysIdent(info)
+	return id
+}
+
+// fresh reports whether e may be served without looking at the disk; when
+// it is false the caller checks the file (and only that caller: others
+// serve the entry meanwhile).
+func (h *HotSet) fresh(e *hotEntry) bool {
+	if h.valid < 0 {
+		return false // check on every hit
+	}
+	now := monoNow()
+	last := e.checked.Load()
+	if now-last < h.valid {
+		return true
+	}
+	return !e.checked.CompareAndSwap(last, now)
+}
+
+// hotGet returns the in-memory copy of a file if it is still the file on
+// disk; a copy of a file that changed is dropped.
+func (s *Store) hotGet(name string) *hotEntry {
+	e := s.hot.get(name)
+	if e == nil || s.hot.fresh(e) {
+		return e
+	}
+	if id, ok := s.statIdent(name, e.cname); ok && id == e.ident {
+		return e
+	}
+	s.hot.invalidate(name)
+	return nil
+}
