@@ -18,10 +18,10 @@ import (
 // already in the log is not applied again (applied is false); it is only
 // added to the group's index if it was logged under another group.
 //
-// A key that names a document (a document ID or UUID that files depend
-// on) also queues the document's own pages — the files with a full
-// dependency on it — for pre-generation when pre-generation is on,
-// whether or not they were read recently.
+// A key that names a document (see queueFlushTx) is pre-generated,
+// not renamed, when pre-generation is on, whether or not its files were
+// read recently: every file the flush invalidates under the key, and the
+// document's own pages (the files with a full dependency on it).
 func (e *Engine) Flush(key, group string, ts int64, forwardTo []string) (applied bool, err error) {
 	f := Flush{Key: key, Group: group, Time: ts}
 	if !f.valid() {
@@ -122,37 +122,51 @@ func (e *Engine) applyFlushTx(tx *bolt.Tx, f Flush, now time.Time) (bool, []File
 }
 
 // queueFlushTx queues the invalidation of the files registered under key
-// and, when key names a document and pre-generation is on, the forced
-// pre-generation of that document's own pages. It returns the files.
+// and returns them. Each file goes where its use calls for, except when
+// pre-generation is on and the key names a document: then those files and
+// the document's own pages (full dependency) are queued for
+// pre-generation whatever their use (a queued purge stays a purge).
+//
+// A key names a document when some file depends on a document of that
+// name (the registry's document index has it: the render backend reported
+// it as a document ID or UUID), or when it has the shape of a UUID, so
+// that the UUID of a document that cached files only register as a key
+// counts too. Every other key ("section:/politik", "home", …) is plain.
 func (e *Engine) queueFlushTx(tx *bolt.Tx, key string, now time.Time) ([]FileID, error) {
 	files, meta, err := e.reg.affected(tx, Change{Kind: DepKey, ID: key, State: StatePublished})
 	if err != nil {
 		return nil, err
 	}
-	pages := map[FileID]bool{}
+	force := map[FileID]bool{}
 	if e.config().Pregenerate {
-		seen := map[FileID]bool{}
-		for _, id := range files {
-			seen[id] = true
-		}
+		doc := looksLikeUUID(key)
+		var pages []FileID
 		err := e.reg.FindTx(tx, DepDocument, key, func(id FileID, d Dependency) bool {
+			doc = true
 			if d.Full() {
-				pages[id] = true
-				if !seen[id] {
-					seen[id] = true
-					files = append(files, id)
-				}
+				pages = append(pages, id)
 			}
 			return true
 		})
 		if err != nil {
 			return nil, err
 		}
-		sortFileIDs(files)
+		if doc {
+			for _, id := range files {
+				force[id] = true
+			}
+			for _, id := range pages {
+				if !force[id] {
+					force[id] = true
+					files = append(files, id)
+				}
+			}
+			sortFileIDs(files)
+		}
 	}
 	for _, job := range SplitJobs(files, key) {
 		for _, id := range job.Files {
-			if pages[id] {
+			if force[id] {
 				err = e.forcePregenTx(tx, id, job.Priority, now)
 			} else {
 				err = e.queueFilesMeta(tx, Job{Files: []FileID{id}, Priority: job.Priority}, false, now, meta)
@@ -163,6 +177,28 @@ func (e *Engine) queueFlushTx(tx *bolt.Tx, key string, now time.Time) ([]FileID,
 		}
 	}
 	return files, nil
+}
+
+// looksLikeUUID reports whether s has the canonical textual form of a
+// UUID: 8-4-4-4-12 hexadecimal digits.
+func looksLikeUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // forcePregenTx queues a file for pre-generation whatever its use; a

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"path/filepath"
@@ -147,6 +148,117 @@ func TestFlushOfDocumentKeyPregeneratesItsPages(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// readLongAgo records a read of a cached file after it was written and
+// then lets the fixture's recent interval pass, so the usual queue choice
+// for it is removal.
+func (f *engineFixture) readLongAgo(name string, recent time.Duration) {
+	f.t.Helper()
+	id := f.site.Store.ID(name)
+	e, ok, err := f.eng.reg.Get(id)
+	if err != nil || !ok {
+		f.t.Fatalf("%s not registered: %v", name, err)
+	}
+	f.eng.access.Touch(id, e.Created+1)
+	time.Sleep(3 * recent)
+}
+
+func TestFlushOfDocumentKeyPregeneratesWhatItInvalidates(t *testing.T) {
+	const uuidKey = "0b7c6a7e-3f1d-4e2a-9c51-7d8e2f4a6b10"
+	const recent = 20 * time.Millisecond
+	for _, tt := range []struct {
+		name        string
+		pregenerate bool
+		key         string
+		keyed       string // the page registered under key
+		want        string // its state afterwards
+		renders     int    // its renders
+	}{
+		// teaser-s1 depends on story1 by property only: it is no page of
+		// the document, but it is registered under the key.
+		{"document ID (the registry knows it), read long ago", true, "story1", "/teaser-s1.html", "file", 2},
+		{"UUID no file depends on, read long ago", true, uuidKey, "/list.html", "file", 2},
+		{"plain key, read long ago", true, "section:/sec", "/list.html", "old", 1},
+		{"plain key that is nearly a UUID", true, uuidKey[:35] + "g", "/list.html", "old", 1},
+		{"document ID, pre-generation off", false, "story1", "/teaser-s1.html", "old", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newEngineFixture(t, InvalidationConfig{Pregenerate: tt.pregenerate, Recent: recent})
+			f.pages.extra[tt.keyed] = http.Header{HeaderCacheKeys: {`"` + tt.key + `"`}}
+			f.ensure(tt.keyed)
+			f.readLongAgo(tt.keyed[1:], recent)
+			f.pages.set(func(p *pages) { p.version = 2 })
+			f.flush(tt.key, "live", 42)
+			f.settle()
+			if got := f.state(tt.keyed[1:]); got != tt.want {
+				t.Fatalf("%s: %s, want %s", tt.keyed, got, tt.want)
+			}
+			if n := f.pages.count(tt.keyed); n != tt.renders {
+				t.Fatalf("%s rendered %d times, want %d", tt.keyed, n, tt.renders)
+			}
+			if tt.want == "file" {
+				if body, _ := f.file(tt.keyed[1:]); body != tt.keyed+" v2" {
+					t.Fatalf("%s not re-rendered: %q", tt.keyed, body)
+				}
+			}
+		})
+	}
+}
+
+func TestFlushOfDocumentKeyKeepsAQueuedPurge(t *testing.T) {
+	f := newEngineFixture(t, InvalidationConfig{Pregenerate: true})
+	f.pages.extra["/teaser-s1.html"] = http.Header{HeaderCacheKeys: {`"story1"`}}
+	f.ensure("/teaser-s1.html")
+	id := f.site.Store.ID("teaser-s1.html")
+	rollback := errors.New("rollback")
+	err := f.eng.reg.db.Update(func(tx *bolt.Tx) error {
+		// The content is gone: its purge waits in the removal queue.
+		if _, err := enqueue(tx, QueueRemoval, QueuedJob{Root: id.Root, File: id.File, Op: OpPurge, Priority: 1}); err != nil {
+			return err
+		}
+		files, err := f.eng.queueFlushTx(tx, "story1", time.Now())
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(files, id) {
+			t.Errorf("flush did not find the keyed file: %v", files)
+		}
+		if r, p := countQueues(tx); r != 1 || p != 0 {
+			t.Errorf("queue lengths %d/%d, want the purge alone (1/0)", r, p)
+		}
+		cur := tx.Bucket(bucketQueueFiles).Get(id.key())
+		byPrio, _ := queueBuckets(QueueRemoval)
+		var j QueuedJob
+		if len(cur) != 10 || json.Unmarshal(tx.Bucket(byPrio).Get(cur[1:]), &j) != nil || j.Op != OpPurge {
+			t.Errorf("queued for the file: %q %+v, want the purge", cur, j)
+		}
+		return rollback
+	})
+	if !errors.Is(err, rollback) {
+		t.Fatal(err)
+	}
+}
+
+func TestLooksLikeUUID(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{"0b7c6a7e-3f1d-4e2a-9c51-7d8e2f4a6b10", true},
+		{"0B7C6A7E-3F1D-4E2A-9C51-7D8E2F4A6B10", true},
+		{"0b7c6a7e3f1d4e2a9c517d8e2f4a6b10", false},
+		{"{0b7c6a7e-3f1d-4e2a-9c51-7d8e2f4a6b10}", false},
+		{"0b7c6a7e-3f1d-4e2a-9c51-7d8e2f4a6b1", false},
+		{"0b7c6a7e-3f1d-4e2a-9c51_7d8e2f4a6b10", false},
+		{"0b7c6a7e-3f1d-4e2a-9c51-7d8e2f4a6b1z", false},
+		{"story100", false},
+		{"", false},
+	} {
+		if got := looksLikeUUID(tt.in); got != tt.want {
+			t.Errorf("looksLikeUUID(%q) = %v, want %v", tt.in, got, tt.want)
+		}
 	}
 }
 

@@ -76,6 +76,8 @@ type App struct {
 	log      *zap.Logger
 	ctx      caddy.Context
 	features []appFeature
+	// rendersReleased is set when the app stops; guarded by renderers.mu.
+	rendersReleased bool
 }
 
 // appFeature is a part of the app with a lifecycle of its own (the staging
@@ -224,7 +226,8 @@ func (a *App) Engine() (*cache.Engine, error) {
 }
 
 // Start opens the data folder (if no handler has yet), applies this
-// config's invalidation settings and starts the features.
+// config's invalidation settings, starts the features and gives the
+// docroots it knows without a request their renderer for pre-generation.
 func (a *App) Start() error {
 	eng, err := a.Engine()
 	if err != nil {
@@ -239,13 +242,16 @@ func (a *App) Start() error {
 			return err
 		}
 	}
+	a.claimStartRenderers(eng)
 	a.log.Info("delivery edge started", zap.String("data_dir", a.dataDir))
 	return nil
 }
 
-// Stop stops this config's features; the shared engine stays open until
-// Cleanup releases the last reference to it.
+// Stop hands pre-generation back to the previous config (if one still
+// runs) and stops this config's features; the shared engine stays open
+// until Cleanup releases the last reference to it.
 func (a *App) Stop() error {
+	renderers.release(a)
 	var errs []error
 	for _, f := range a.features {
 		errs = append(errs, f.stop())

@@ -79,8 +79,9 @@ func (Cache) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision finds the delivery app; nothing on disk is touched until the
-// first request.
+// Provision finds the delivery app; nothing on disk is touched here. The
+// docroot is opened when the app starts if it is the same for every
+// request (see startSites), else at the first request.
 func (h *Cache) Provision(ctx caddy.Context) error {
 	h.log = ctx.Logger()
 	h.sites = new(sync.Map)
@@ -211,12 +212,10 @@ func (h *Cache) site(r *http.Request) (*cache.Site, error) {
 	actual, loaded := h.sites.LoadOrStore(root, s)
 	if !loaded && h.srv != nil {
 		// This config's server carries pre-generation for the docroot from
-		// now on (the newest config to serve it wins).
-		resolve := DefaultResolvePath
-		if p := h.app.Pregenerate; p != nil && p.ResolvePath != "" {
-			resolve = p.ResolvePath
-		}
-		store.SetRenderer(&serverRenderer{srv: h.srv, resolvePath: resolve}, r.Host)
+		// now on (the newest config to serve it wins), with this request's
+		// host for work that has none. The app did so at start already
+		// when the docroot does not depend on the request.
+		renderers.claim(store, h.app, h.app.renderer(h.srv), r.Host)
 	}
 	return actual.(*cache.Site), nil
 }

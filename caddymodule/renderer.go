@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -84,6 +86,63 @@ func (sr *serverRenderer) Resolve(ctx context.Context, host, doc string) (string
 		return "", fmt.Errorf("resolve %s: %s %q is not a path", doc, HeaderDocumentURL, u)
 	}
 	return u, nil
+}
+
+// rendererClaims records, per docroot, the renderers the running configs
+// offer for it, newest last. The newest carries pre-generation; when its
+// config stops (a reload, or a new config that failed to start) the one
+// before it takes over again, and when none is left the docroot has no
+// renderer (its work waits in the queue for the next config).
+type rendererClaims struct {
+	mu      sync.Mutex
+	byStore map[*cache.Store][]rendererClaim
+}
+
+type rendererClaim struct {
+	owner *App
+	r     *serverRenderer
+	host  string
+}
+
+var renderers = &rendererClaims{byStore: map[*cache.Store][]rendererClaim{}}
+
+// claim makes r (of owner's config) carry pre-generation for store, with
+// host for work that has none of its own. It replaces owner's earlier
+// claim for the store.
+func (c *rendererClaims) claim(store *cache.Store, owner *App, r *serverRenderer, host string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if owner.rendersReleased {
+		return // a request still served by a config that has stopped
+	}
+	list := slices.DeleteFunc(c.byStore[store], func(cl rendererClaim) bool { return cl.owner == owner })
+	c.byStore[store] = append(list, rendererClaim{owner: owner, r: r, host: host})
+	store.SetRenderer(r, host)
+}
+
+// release drops owner's claims when its config stops.
+func (c *rendererClaims) release(owner *App) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	owner.rendersReleased = true
+	for store, list := range c.byStore {
+		i := slices.IndexFunc(list, func(cl rendererClaim) bool { return cl.owner == owner })
+		if i < 0 {
+			continue
+		}
+		newest := i == len(list)-1
+		list = slices.Delete(list, i, i+1)
+		switch {
+		case len(list) == 0:
+			delete(c.byStore, store)
+			store.SetRenderer(nil, "")
+		case newest:
+			c.byStore[store] = list
+			store.SetRenderer(list[len(list)-1].r, list[len(list)-1].host)
+		default:
+			c.byStore[store] = list
+		}
+	}
 }
 
 // discardWriter is the response writer of a pre-generation request: it

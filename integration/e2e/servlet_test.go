@@ -246,3 +246,26 @@ func TestServletErrorsOverHTTP(t *testing.T) {
 		t.Errorf("servlet path rendered %d times", n)
 	}
 }
+
+// TestServletFlushOfDocumentKeyRendersItsKeyedFiles: a teaser fragment
+// registers its story's ID as a cache key and depends on the story only by
+// properties. Written once and never read since, the usual queue choice
+// would rename it; a flush of the story's key renders it again at once,
+// without a request.
+func TestServletFlushOfDocumentKeyRendersItsKeyedFiles(t *testing.T) {
+	o := harness.StartOrigin(t, origin.RenderConfig{})
+	port := harness.FreePort(t)
+	e := harness.StartEdge(t, groupOptions(o, []int{port}, port, "pregenerate {\nworkers 2\n}"))
+	const fragment = "/fragments/teaser/story104.html"
+	cachePages(t, e, fragment)
+	eventuallyE2E(t, 10*time.Second, "fragment cached", func() bool { return e.Exists(fragment[1:]) })
+
+	flushOn(t, e, "story104")
+	eventuallyE2E(t, 10*time.Second, "fragment rendered again without a request", func() bool {
+		return o.Renders(fragment) == 2
+	})
+	eventuallyE2E(t, 10*time.Second, "fragment in place", func() bool { return e.Exists(fragment[1:]) })
+	if e.Exists(fragment[1:] + ".old") {
+		t.Error("the fragment was renamed to .old")
+	}
+}

@@ -144,13 +144,16 @@ func (rd *Render) story(p *page, path string) bool {
 	return true
 }
 
-// teaserFragment renders the teaser of one story as its own cache fragment.
+// teaserFragment renders the teaser of one story as its own cache
+// fragment. It registers the story's ID as a cache key, so a flush of the
+// story (cache servlet, key=<id>) renews its teasers as well as its page.
 func (rd *Render) teaserFragment(p *page, id string) bool {
 	doc, ok := rd.published(id)
 	if !ok || doc.NodeType != "story" {
 		return false
 	}
 	p.dependOn(doc.ID, teaserProps...)
+	p.keys = append(p.keys, doc.ID)
 	p.teaserHTML(doc)
 	return true
 }
