@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -180,26 +181,8 @@ func (e *Engine) queueFlushTx(tx *bolt.Tx, key string, now time.Time) ([]FileID,
 }
 
 // looksLikeUUID reports whether s has the canonical textual form of a
-// UUID: 8-4-4-4-12 hexadecimal digits.
-func looksLikeUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// UUID (8-4-4-4-12 hexadecimal digits).
+func looksLikeUUID(s string) bool { return len(s) == 36 && uuid.Validate(s) == nil }
 
 // forcePregenTx queues a file for pre-generation whatever its use; a
 // rename of the same file that waits in the removal queue is replaced
