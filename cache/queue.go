@@ -106,7 +106,10 @@ func priorityOf(order []byte) int { return 255 - int(order[0]) }
 
 // enqueue adds a job unless the same file already waits in a queue with
 // at least the same priority; a queued job of lower priority is replaced
-// (also across queues). It reports whether the job was added.
+// (also across queues). A purge is never replaced by a rename or a
+// render: the content is gone, so the job stays a purge (with the higher
+// priority, and the render queued after it). It reports whether the job
+// was added.
 func enqueue(tx *bolt.Tx, q QueueKind, j QueuedJob) (bool, error) {
 	files := tx.Bucket(bucketQueueFiles)
 	dk := j.dedupKey()
@@ -114,7 +117,16 @@ func enqueue(tx *bolt.Tx, q QueueKind, j QueuedJob) (bool, error) {
 		if priorityOf(cur[1:]) >= j.Priority {
 			return false, nil
 		}
-		if err := dequeue(tx, QueueKind(cur[0]), cur[1:], dk); err != nil {
+		curQ, order := QueueKind(cur[0]), bytes.Clone(cur[1:])
+		if j.Op != OpPurge && curQ == QueueRemoval {
+			byPrio, _ := queueBuckets(QueueRemoval)
+			var old QueuedJob
+			if v := tx.Bucket(byPrio).Get(order); v != nil && json.Unmarshal(v, &old) == nil && old.Op == OpPurge {
+				j.Rerender = old.Rerender || j.Op == OpRender
+				j.Op, q = OpPurge, QueueRemoval
+			}
+		}
+		if err := dequeue(tx, curQ, order, dk); err != nil {
 			return false, err
 		}
 	}

@@ -105,3 +105,41 @@ func TestQueueAgeing(t *testing.T) {
 		t.Fatalf("busy skipping: %+v", jobs)
 	}
 }
+
+// TestQueuePurgeIsNeverDowngraded: a rename or render of higher priority
+// for a file whose purge waits keeps the purge (the content is gone), with
+// the higher priority and, for a render, a render after it.
+func TestQueuePurgeIsNeverDowngraded(t *testing.T) {
+	for _, tc := range []struct {
+		q            QueueKind
+		op           string
+		wantRerender bool
+	}{
+		{QueueRemoval, OpRename, false},
+		{QueuePregen, OpRender, true},
+	} {
+		t.Run(tc.op, func(t *testing.T) {
+			r := openTestRegistry(t, t.TempDir())
+			defer r.Close()
+			now := time.Now()
+			ms := now.UnixMilli()
+			queueTx(t, r, func(tx *bolt.Tx) error {
+				if _, err := enqueue(tx, QueueRemoval, QueuedJob{Root: 1, File: "gone.html", Op: OpPurge, Priority: 10, Enqueued: ms}); err != nil {
+					return err
+				}
+				added, err := enqueue(tx, tc.q, QueuedJob{Root: 1, File: "gone.html", Op: tc.op, Priority: 90, Enqueued: ms})
+				if !added {
+					t.Error("higher priority job not taken")
+				}
+				return err
+			})
+			got := next(t, r, QueueRemoval, 10, now)
+			if len(got) != 1 || got[0].Op != OpPurge || got[0].Priority != 90 || got[0].Rerender != tc.wantRerender {
+				t.Fatalf("removal queue = %+v, want one purge of priority 90 (rerender %v)", got, tc.wantRerender)
+			}
+			if pre := next(t, r, QueuePregen, 10, now); len(pre) != 0 {
+				t.Fatalf("pre-generation queue = %+v, want empty", pre)
+			}
+		})
+	}
+}
