@@ -34,9 +34,10 @@ type stagingFeature struct {
 	cfg    stagingclient.PollerConfig
 	log    *zap.Logger
 
-	poller atomic.Pointer[stagingclient.Poller]
-	cancel context.CancelFunc
-	done   chan struct{}
+	poller  atomic.Pointer[stagingclient.Poller]
+	unknown unknownEvents
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // newStagingClient makes a client from a staging block, with placeholders
@@ -88,7 +89,9 @@ func provisionStaging(a *App, ctx caddy.Context) (appFeature, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stagingFeature{app: a, client: client, cfg: cfg, log: log}, nil
+	f := &stagingFeature{app: a, client: client, cfg: cfg, log: log}
+	f.unknown.log = log
+	return f, nil
 }
 
 func (f *stagingFeature) start(eng *cache.Engine) error {
@@ -118,7 +121,7 @@ func (f *stagingFeature) run(ctx context.Context, eng *cache.Engine) {
 	poller := stagingclient.NewPoller(f.client, f.cfg)
 	f.poller.Store(poller)
 	err = poller.Run(ctx, from, func(_ context.Context, events []stagingclient.Event, upTo int64) error {
-		return eng.ApplyChanges(changesOf(events), stagingPosition, upTo)
+		return eng.ApplyChanges(changesOf(events, &f.unknown), stagingPosition, upTo)
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		f.log.Error("staging poller stopped", zap.Error(err))
@@ -135,17 +138,22 @@ func (f *stagingFeature) stop() error {
 	return nil
 }
 
-// changesOf turns staging events into cache changes.
-func changesOf(events []stagingclient.Event) []cache.Change {
+// changesOf turns staging events into cache changes; unknown decides
+// about events of a kind or state the edge does not know.
+func changesOf(events []stagingclient.Event, unknown *unknownEvents) []cache.Change {
 	out := make([]cache.Change, 0, len(events))
 	for _, ev := range events {
+		ev, ok := unknown.triage(ev)
+		if !ok {
+			continue
+		}
 		c := cache.Change{ID: ev.ID, UUID: ev.UUID, State: ev.State, ChangedProps: ev.ChangedProperties}
 		switch ev.Kind {
 		case stagingclient.KindNode:
 			c.Kind = cache.DepNode
 		case stagingclient.KindYellow:
 			c.Kind = cache.DepYellow
-		default:
+		default: // KindDocument: triage passes known kinds only
 			c.Kind = cache.DepDocument
 		}
 		out = append(out, c)
