@@ -85,6 +85,9 @@ func imageUpdatesSource(a *App) (*StagingConfig, error) {
 	if sc.MaxAttempts != 0 {
 		base.MaxAttempts = sc.MaxAttempts
 	}
+	if sc.CAFile != "" {
+		base.CAFile = sc.CAFile
+	}
 	return &base, nil
 }
 

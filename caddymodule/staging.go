@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -55,6 +56,15 @@ func newStagingClient(sc *StagingConfig, option string, log *zap.Logger) (*stagi
 	if err := stagingclient.ValidateToken(token); err != nil {
 		return nil, stagingclient.PollerConfig{}, fmt.Errorf("%s: token: %w", option, err)
 	}
+	var roots *x509.CertPool
+	if caFile := repl.ReplaceKnown(sc.CAFile, ""); caFile != "" {
+		// Reading the file here lets `caddy validate` report a missing
+		// or empty one; nothing is dialled.
+		var err error
+		if roots, err = stagingclient.LoadCAFile(caFile); err != nil {
+			return nil, stagingclient.PollerConfig{}, fmt.Errorf("%s: ca_file: %w", option, err)
+		}
+	}
 	longPoll := defaultLongPoll
 	switch {
 	case sc.LongPoll < 0:
@@ -67,6 +77,7 @@ func newStagingClient(sc *StagingConfig, option string, log *zap.Logger) (*stagi
 		Token:       token,
 		Timeout:     timeDuration(sc.Timeout),
 		MaxAttempts: sc.MaxAttempts,
+		RootCAs:     roots,
 		Logger:      log,
 	})
 	if err != nil {
