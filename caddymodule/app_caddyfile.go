@@ -126,6 +126,7 @@ func checkBaseURL(s string) error {
 //		long_poll     <duration>|off
 //		timeout       <duration>
 //		max_attempts  <n>
+//		ca_file       <pem file>
 //	}
 func parseStagingOption(d *caddyfile.Dispenser, a *App) error {
 	sc, err := parseStagingBlock(d, "staging", true)
@@ -179,6 +180,10 @@ func parseStagingBlock(d *caddyfile.Dispenser, option string, needURL bool) (*St
 			}
 		case "max_attempts":
 			if err := intArg(d, option+" max_attempts", &sc.MaxAttempts); err != nil {
+				return nil, err
+			}
+		case "ca_file":
+			if err := oneArg(d, &sc.CAFile); err != nil {
 				return nil, err
 			}
 		default:
@@ -347,7 +352,8 @@ func parseImageStore(d *caddyfile.Dispenser, a *App) error {
 }
 
 // parseImageUpdates reads `image_updates` (events from `staging`) or
-// `image_updates <url...> { token … }` (events from the primary).
+// `image_updates <url...> { token … }` (events from the primary), with the
+// options of the staging block.
 func parseImageUpdates(d *caddyfile.Dispenser, a *App) error {
 	sc, err := parseStagingBlock(d, "image_updates", false)
 	if err != nil {

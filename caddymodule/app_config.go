@@ -25,6 +25,11 @@ type StagingConfig struct {
 	// MaxAttempts bounds the silent retries of a request that hits a
 	// server which is not up to date (default 8).
 	MaxAttempts int `json:"max_attempts,omitempty"`
+	// CAFile is a PEM file of CA certificates trusted, in addition to the
+	// system's, for https URLs (servers with certificates of a private
+	// CA). It is read at provisioning. In `image_updates` without URLs,
+	// empty means: the one of `staging`.
+	CAFile string `json:"ca_file,omitempty"`
 }
 
 // PregenerateConfig turns on the pre-generation queue (the `pregenerate`

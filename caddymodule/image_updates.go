@@ -47,6 +47,7 @@ type imageUpdatesFeature struct {
 	cfg     stagingclient.PollerConfig
 	updater *imaging.Updater
 	log     *zap.Logger
+	unknown unknownEvents
 
 	// cleanupFirst and cleanupEvery time the cleanup job (tests shorten
 	// them).
@@ -84,6 +85,9 @@ func imageUpdatesSource(a *App) (*StagingConfig, error) {
 	if sc.MaxAttempts != 0 {
 		base.MaxAttempts = sc.MaxAttempts
 	}
+	if sc.CAFile != "" {
+		base.CAFile = sc.CAFile
+	}
 	return &base, nil
 }
 
@@ -107,11 +111,13 @@ func provisionImageUpdates(a *App, ctx caddy.Context) (appFeature, error) {
 		return nil, err
 	}
 	ctx.OnCancel(store.Release)
-	return &imageUpdatesFeature{
+	f := &imageUpdatesFeature{
 		app: a, client: client, cfg: cfg, log: log,
 		updater:      imaging.NewUpdater(store, stagingCMS{c: client}, log),
 		cleanupFirst: imageCleanupFirst, cleanupEvery: imageCleanupInterval,
-	}, nil
+	}
+	f.unknown.log = log
+	return f, nil
 }
 
 func (f *imageUpdatesFeature) start(eng *cache.Engine) error {
@@ -169,9 +175,15 @@ func (f *imageUpdatesFeature) poll(ctx context.Context, eng *cache.Engine) {
 // apply hands the image and image variant events of a batch to the
 // updater, in order, and then stores upTo. A failed event fails the batch,
 // which the poller offers again; applying an event twice is harmless.
+// Events of an unknown kind are skipped; an unknown state of an image
+// counts as a change of it (see unknownEvents).
 func (f *imageUpdatesFeature) apply(ctx context.Context, eng *cache.Engine, events []stagingclient.Event, upTo int64) error {
 	for _, ev := range events {
 		if ev.NodeType != imaging.NodeTypeImage && ev.NodeType != imaging.NodeTypeImageVariant {
+			continue
+		}
+		ev, ok := f.unknown.triage(ev)
+		if !ok {
 			continue
 		}
 		err := f.updater.HandleEvent(ctx, imaging.ImageEvent{NodeType: ev.NodeType, UUID: ev.UUID, ID: ev.ID,

@@ -17,6 +17,7 @@ type metricsCollector struct {
 
 	hits, renders, removed, pregenerated, queue, retired *prometheus.Desc
 	connected, sourceTime, lag, events                   *prometheus.Desc
+	unknownEvents                                        *prometheus.Desc
 }
 
 func newMetricsCollector(a *App) *metricsCollector {
@@ -35,6 +36,8 @@ func newMetricsCollector(a *App) *metricsCollector {
 		sourceTime:   d("staging_applied_source_time_ms", "Source time of the newest applied event (Unix ms)."),
 		lag:          d("staging_lag_seconds", "How far the applied events are behind the staging servers."),
 		events:       d("staging_events_total", "Events applied."),
+		unknownEvents: d("staging_events_unknown_total",
+			"Events of a kind or state the edge does not know (unknown kind: skipped; unknown state: every property changed).", "kind", "state"),
 	}
 }
 
@@ -55,7 +58,7 @@ func registerMetrics(reg *prometheus.Registry, c *metricsCollector) error {
 // Describe implements prometheus.Collector.
 func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.hits, c.renders, c.removed, c.pregenerated, c.queue, c.retired,
-		c.connected, c.sourceTime, c.lag, c.events} {
+		c.connected, c.sourceTime, c.lag, c.events, c.unknownEvents} {
 		ch <- d
 	}
 }
@@ -83,6 +86,9 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.sourceTime, prometheus.GaugeValue, float64(ps.Applied))
 		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, ps.Lag.Seconds())
 		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(ps.Events))
+	}
+	for p, n := range c.app.unknownEventCounts() {
+		ch <- prometheus.MustNewConstMetric(c.unknownEvents, prometheus.CounterValue, float64(n), p.kind, p.state)
 	}
 }
 

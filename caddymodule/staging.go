@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -34,9 +35,10 @@ type stagingFeature struct {
 	cfg    stagingclient.PollerConfig
 	log    *zap.Logger
 
-	poller atomic.Pointer[stagingclient.Poller]
-	cancel context.CancelFunc
-	done   chan struct{}
+	poller  atomic.Pointer[stagingclient.Poller]
+	unknown unknownEvents
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // newStagingClient makes a client from a staging block, with placeholders
@@ -54,6 +56,15 @@ func newStagingClient(sc *StagingConfig, option string, log *zap.Logger) (*stagi
 	if err := stagingclient.ValidateToken(token); err != nil {
 		return nil, stagingclient.PollerConfig{}, fmt.Errorf("%s: token: %w", option, err)
 	}
+	var roots *x509.CertPool
+	if caFile := repl.ReplaceKnown(sc.CAFile, ""); caFile != "" {
+		// Reading the file here lets `caddy validate` report a missing
+		// or empty one; nothing is dialled.
+		var err error
+		if roots, err = stagingclient.LoadCAFile(caFile); err != nil {
+			return nil, stagingclient.PollerConfig{}, fmt.Errorf("%s: ca_file: %w", option, err)
+		}
+	}
 	longPoll := defaultLongPoll
 	switch {
 	case sc.LongPoll < 0:
@@ -66,6 +77,7 @@ func newStagingClient(sc *StagingConfig, option string, log *zap.Logger) (*stagi
 		Token:       token,
 		Timeout:     timeDuration(sc.Timeout),
 		MaxAttempts: sc.MaxAttempts,
+		RootCAs:     roots,
 		Logger:      log,
 	})
 	if err != nil {
@@ -88,7 +100,9 @@ func provisionStaging(a *App, ctx caddy.Context) (appFeature, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stagingFeature{app: a, client: client, cfg: cfg, log: log}, nil
+	f := &stagingFeature{app: a, client: client, cfg: cfg, log: log}
+	f.unknown.log = log
+	return f, nil
 }
 
 func (f *stagingFeature) start(eng *cache.Engine) error {
@@ -118,7 +132,7 @@ func (f *stagingFeature) run(ctx context.Context, eng *cache.Engine) {
 	poller := stagingclient.NewPoller(f.client, f.cfg)
 	f.poller.Store(poller)
 	err = poller.Run(ctx, from, func(_ context.Context, events []stagingclient.Event, upTo int64) error {
-		return eng.ApplyChanges(changesOf(events), stagingPosition, upTo)
+		return eng.ApplyChanges(changesOf(events, &f.unknown), stagingPosition, upTo)
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		f.log.Error("staging poller stopped", zap.Error(err))
@@ -135,17 +149,22 @@ func (f *stagingFeature) stop() error {
 	return nil
 }
 
-// changesOf turns staging events into cache changes.
-func changesOf(events []stagingclient.Event) []cache.Change {
+// changesOf turns staging events into cache changes; unknown decides
+// about events of a kind or state the edge does not know.
+func changesOf(events []stagingclient.Event, unknown *unknownEvents) []cache.Change {
 	out := make([]cache.Change, 0, len(events))
 	for _, ev := range events {
+		ev, ok := unknown.triage(ev)
+		if !ok {
+			continue
+		}
 		c := cache.Change{ID: ev.ID, UUID: ev.UUID, State: ev.State, ChangedProps: ev.ChangedProperties}
 		switch ev.Kind {
 		case stagingclient.KindNode:
 			c.Kind = cache.DepNode
 		case stagingclient.KindYellow:
 			c.Kind = cache.DepYellow
-		default:
+		default: // KindDocument: triage passes known kinds only
 			c.Kind = cache.DepDocument
 		}
 		out = append(out, c)

@@ -3,6 +3,7 @@ package stagingclient
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,6 +91,10 @@ type Config struct {
 	// TLSConfig is used by the default HTTP client (ignored with
 	// HTTPClient).
 	TLSConfig *tls.Config
+	// RootCAs, when set, are the CAs the default HTTP client trusts for
+	// https staging URLs, in place of TLSConfig.RootCAs (see LoadCAFile
+	// for a private CA). It cannot be combined with HTTPClient.
+	RootCAs *x509.CertPool
 	// UserAgent is sent with every request. Default "delivery-edge-stagingclient".
 	UserAgent string
 	// Logger gets retries at debug level. Default: no logging.
@@ -199,6 +204,9 @@ func New(cfg Config) (*Client, error) {
 	if c.log == nil {
 		c.log = zap.NewNop()
 	}
+	if cfg.HTTPClient != nil && cfg.RootCAs != nil {
+		return nil, errors.New("stagingclient: RootCAs apply to the default HTTP client only, not to Config.HTTPClient")
+	}
 	if cfg.HTTPClient != nil {
 		c.hc = cfg.HTTPClient
 		c.fresh = cfg.HTTPClient
@@ -221,6 +229,12 @@ func New(cfg Config) (*Client, error) {
 		t.Proxy = nil // staging servers are internal; no proxy from the environment
 		if cfg.TLSConfig != nil {
 			t.TLSClientConfig = cfg.TLSConfig.Clone()
+		}
+		if cfg.RootCAs != nil {
+			if t.TLSClientConfig == nil {
+				t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+			t.TLSClientConfig.RootCAs = cfg.RootCAs
 		}
 		t.MaxIdleConnsPerHost = 16
 		c.hc = &http.Client{Transport: t}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/delivery-edge/edge/stagingclient"
 )
@@ -57,8 +58,34 @@ func TestDecodePage(t *testing.T) {
 		{name: "event without id", body: `{"events":[{"sourceTime":1,"kind":"node","state":"published"}],"sourceTime":1}`, wantErr: `event 0: missing "id"`},
 		{name: "event without state", body: `{"events":[{"sourceTime":1,"kind":"node","id":"/a"}],"sourceTime":1}`, wantErr: `event 0: missing "state"`},
 		{name: "event without sourceTime", body: `{"events":[{"kind":"node","id":"/a","state":"deleted"}],"sourceTime":1}`, wantErr: `event 0: missing "sourceTime"`},
-		{name: "unknown kind", body: `{"events":[{"sourceTime":1,"kind":"folder","id":"a","state":"published"}],"sourceTime":1}`, wantErr: `unknown kind "folder"`},
-		{name: "unknown state", body: `{"events":[{"sourceTime":1,"kind":"node","id":"a","state":"gone"}],"sourceTime":1}`, wantErr: `unknown state "gone"`},
+		{name: "unknown kind and state are passed on", body: `{"events":[{"sourceTime":1,"kind":"folder","id":"a","state":"published"},` +
+			`{"sourceTime":2,"kind":"node","id":"/a","state":"saved"},` + ev(3, ``) + `],"sourceTime":3}`,
+			check: func(t *testing.T, p stagingclient.Page) {
+				if len(p.Events) != 3 || p.Events[0].Kind != "folder" || p.Events[1].State != "saved" || p.Events[2].ID != "story1" {
+					t.Fatalf("events %+v", p.Events)
+				}
+				if stagingclient.KnownKind("folder") || !stagingclient.KnownKind(p.Events[1].Kind) ||
+					stagingclient.KnownState("saved") || !stagingclient.KnownState(p.Events[0].State) {
+					t.Error("KnownKind/KnownState disagree with the constants")
+				}
+				if upTo, more := p.UpTo(); upTo != 3 || more {
+					t.Errorf("UpTo = %d, %v, want 3, false", upTo, more)
+				}
+			}},
+		{name: "overlong kind and state are cut", body: `{"events":[{"sourceTime":1,"kind":"` + strings.Repeat("k", 70) +
+			`","id":"a","state":"` + strings.Repeat("a", 63) + `é"}],"sourceTime":1}`,
+			check: func(t *testing.T, p stagingclient.Page) {
+				if k := p.Events[0].Kind; k != strings.Repeat("k", stagingclient.MaxNameLen) {
+					t.Errorf("kind %q (%d bytes)", k, len(k))
+				}
+				// "é" is two bytes: cutting at 64 would split it.
+				if s := p.Events[0].State; s != strings.Repeat("a", 63) {
+					t.Errorf("state %q (%d bytes)", s, len(s))
+				}
+			}},
+		{name: "empty kind", body: `{"events":[{"sourceTime":1,"kind":"","id":"a","state":"published"}],"sourceTime":1}`, wantErr: `event 0: empty "kind"`},
+		{name: "empty state", body: `{"events":[{"sourceTime":1,"kind":"node","id":"a","state":""}],"sourceTime":1}`, wantErr: `event 0: empty "state"`},
+		{name: "kind not a string", body: `{"events":[{"sourceTime":1,"kind":7,"id":"a","state":"published"}],"sourceTime":1}`, wantErr: "cannot unmarshal number"},
 		{name: "event as string", body: `{"events":["x"],"sourceTime":1}`, wantErr: "cannot unmarshal string"},
 		{name: "changedProperties not strings", body: `{"events":[` + ev(1, `,"changedProperties":[1]`) + `],"sourceTime":1}`, wantErr: "cannot unmarshal number"},
 		{name: "empty property name", body: `{"events":[` + ev(1, `,"changedProperties":[""]`) + `],"sourceTime":1}`, wantErr: "empty name"},
@@ -110,7 +137,7 @@ func TestDecodeDocumentAndVariants(t *testing.T) {
 }
 
 // FuzzDecodePage: the decoder never panics; what it accepts keeps the
-// protocol's invariants and survives a round trip unchanged; what it
+// protocol's invariants (order, bounded kind and state) and survives a round trip unchanged; what it
 // refuses is refused with ErrBadResponse.
 func FuzzDecodePage(f *testing.F) {
 	for _, s := range []string{
@@ -118,6 +145,7 @@ func FuzzDecodePage(f *testing.F) {
 		`{"events":[{"sourceTime":1,"kind":"document","id":"story1","uuid":"u","nodeType":"story","state":"published","changedProperties":["a"]}],"sourceTime":2}`,
 		`{"events":[{"sourceTime":1,"kind":"node","id":"/p","state":"deleted","changedProperties":[]},{"sourceTime":3,"kind":"yellow","id":"x","state":"offline"}],"sourceTime":3}`,
 		`{"events":[{"sourceTime":1e3,"kind":"node","id":"/p","state":"deleted"}],"sourceTime":1000}`,
+		`{"events":[{"sourceTime":1,"kind":"folder","id":"a","state":"saved"}],"sourceTime":1}`,
 		`{"events":null,"sourceTime":1}`,
 		`{"error":"NotUpToDate","sourceTime":5}`,
 		`[1,2,3]`, `"x"`, `{"events":[{}]}`, ``,
@@ -141,15 +169,10 @@ func FuzzDecodePage(f *testing.F) {
 			if e.SourceTime <= prev || e.SourceTime > p.SourceTime || e.ID == "" {
 				t.Fatalf("event %d %+v breaks the order (since %d, page %d)", i, e, since, p.SourceTime)
 			}
-			switch e.Kind {
-			case stagingclient.KindDocument, stagingclient.KindNode, stagingclient.KindYellow:
-			default:
-				t.Fatalf("kind %q accepted", e.Kind)
-			}
-			switch e.State {
-			case stagingclient.StatePublished, stagingclient.StateOffline, stagingclient.StateDeleted:
-			default:
-				t.Fatalf("state %q accepted", e.State)
+			for _, v := range []string{e.Kind, e.State} {
+				if v == "" || len(v) > stagingclient.MaxNameLen || !utf8.ValidString(v) {
+					t.Fatalf("kind or state %q accepted", v)
+				}
 			}
 			prev = e.SourceTime
 		}

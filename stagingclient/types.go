@@ -7,16 +7,20 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unicode/utf8"
 )
 
-// Event kinds (SPEC §5).
+// Event kinds the edge knows. Servers may send others (a newer CMS); the
+// decoder passes them on, and KnownKind tells them apart.
 const (
 	KindDocument = "document"
 	KindNode     = "node"
 	KindYellow   = "yellow"
 )
 
-// Document states (SPEC §5).
+// Document states the edge knows. Servers may send others (a primary's
+// "saved", a newer CMS); the decoder passes them on, and KnownState tells
+// them apart.
 const (
 	StatePublished = "published"
 	StateOffline   = "offline"
@@ -37,7 +41,8 @@ type Event struct {
 	// SourceTime is the event's position in the log, identical on every
 	// staging server and strictly increasing.
 	SourceTime int64 `json:"sourceTime"`
-	// Kind is KindDocument, KindNode or KindYellow.
+	// Kind is KindDocument, KindNode or KindYellow, or a kind this client
+	// does not know (at most MaxNameLen bytes).
 	Kind string `json:"kind"`
 	// ID is the document's ID ("story100"; "/politik" for a structure node).
 	ID string `json:"id"`
@@ -45,13 +50,28 @@ type Event struct {
 	UUID string `json:"uuid,omitempty"`
 	// NodeType is "story", "image", "imageVariant", "structureNode", ….
 	NodeType string `json:"nodeType,omitempty"`
-	// State is StatePublished, StateOffline or StateDeleted.
+	// State is StatePublished, StateOffline or StateDeleted, or a state
+	// this client does not know (at most MaxNameLen bytes).
 	State string `json:"state"`
 	// ChangedProperties lists the properties that changed. nil means the
 	// server did not say (treat as "everything changed"); an empty, non-nil
 	// slice means that no property changed.
 	ChangedProperties []string `json:"changedProperties,omitzero"`
 }
+
+// KnownKind reports whether kind is one of KindDocument, KindNode and
+// KindYellow.
+func KnownKind(kind string) bool { return validKinds[kind] }
+
+// KnownState reports whether state is one of StatePublished, StateOffline
+// and StateDeleted.
+func KnownState(state string) bool { return validStates[state] }
+
+// MaxNameLen bounds the kind and state of a decoded event: longer values
+// (which no known one is) are cut to this many bytes at a UTF-8 boundary,
+// so that an event of a kind or state nobody expected can still be
+// logged, counted and passed over without carrying arbitrary data along.
+const MaxNameLen = 64
 
 // AllChanged reports whether the event must be taken to change every
 // property (the server sent no property list).
@@ -148,9 +168,12 @@ type wirePage struct {
 
 // DecodePage decodes and checks an events answer for a request with the
 // given since. It rejects anything that is not exactly one JSON object with
-// an "events" array and a "sourceTime", events that lack a required field,
-// have an unknown kind or state, are not strictly ordered, or are not newer
-// than since. Unknown fields are ignored. Errors wrap ErrBadResponse.
+// an "events" array and a "sourceTime", events that lack a required field
+// or have an empty kind or state, are not strictly ordered, or are not
+// newer than since. Unknown fields are ignored. A kind or state the client
+// does not know is no error: one such event must not hold up every later
+// one, so it is passed on (cut to MaxNameLen bytes) for the caller to
+// decide about (KnownKind, KnownState). Errors wrap ErrBadResponse.
 func DecodePage(data []byte, since int64) (Page, error) {
 	var w wirePage
 	if err := decodeStrict(data, &w); err != nil {
@@ -195,14 +218,14 @@ func (we wireEvent) check() (Event, error) {
 		return Event{}, fmt.Errorf("sourceTime %d is not positive", *we.SourceTime)
 	case we.Kind == nil:
 		return Event{}, errors.New(`missing "kind"`)
-	case !validKinds[*we.Kind]:
-		return Event{}, fmt.Errorf("unknown kind %q", *we.Kind)
+	case *we.Kind == "":
+		return Event{}, errors.New(`empty "kind"`)
 	case we.ID == nil || *we.ID == "":
 		return Event{}, errors.New(`missing "id"`)
 	case we.State == nil:
 		return Event{}, errors.New(`missing "state"`)
-	case !validStates[*we.State]:
-		return Event{}, fmt.Errorf("unknown state %q", *we.State)
+	case *we.State == "":
+		return Event{}, errors.New(`empty "state"`)
 	}
 	for _, p := range we.ChangedProperties {
 		if p == "" {
@@ -211,13 +234,26 @@ func (we wireEvent) check() (Event, error) {
 	}
 	return Event{
 		SourceTime:        *we.SourceTime,
-		Kind:              *we.Kind,
+		Kind:              cutName(*we.Kind),
 		ID:                *we.ID,
 		UUID:              we.UUID,
 		NodeType:          we.NodeType,
-		State:             *we.State,
+		State:             cutName(*we.State),
 		ChangedProperties: we.ChangedProperties,
 	}, nil
+}
+
+// cutName cuts s to at most MaxNameLen bytes without splitting a UTF-8
+// sequence.
+func cutName(s string) string {
+	if len(s) <= MaxNameLen {
+		return s
+	}
+	n := MaxNameLen
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // DecodeDocument decodes and checks a document answer. Errors wrap

@@ -218,3 +218,34 @@ func TestAdminHandlerAlone(t *testing.T) {
 		t.Errorf("replicas without staging: %d", rec.Code)
 	}
 }
+
+// TestAdminAppendEvents: raw events of any kind and state go into the log
+// in one step, with new source times, and the staging API serves them.
+func TestAdminAppendEvents(t *testing.T) {
+	c := NewContent()
+	_, srv := stagingServer(t, c, StagingConfig{})
+	before := c.LastSourceTime()
+	a := call(t, "POST", srv.URL+"/admin/events", strings.NewReader(
+		`[{"kind":"folder","id":"story1","state":"published"},{"kind":"document","id":"story2","state":"saved","changedProperties":["title"]}]`))
+	var got []Event
+	a.json(t, &got)
+	if a.code != 200 || len(got) != 2 || got[0].SourceTime <= before || got[1].SourceTime <= got[0].SourceTime ||
+		got[0].Kind != "folder" || got[1].State != "saved" || strings.Join(got[1].ChangedProperties, ",") != "title" {
+		t.Fatalf("%d %s", a.code, a.body)
+	}
+	if len(c.IDs()) != 0 {
+		t.Errorf("raw events changed documents: %v", c.IDs())
+	}
+	var page struct {
+		Events []Event `json:"events"`
+	}
+	get(t, srv.URL+"/api/v1/events?since=0").json(t, &page)
+	if len(page.Events) != 2 || page.Events[1].State != "saved" {
+		t.Errorf("staging API serves %+v", page.Events)
+	}
+	for _, bad := range []string{`[{"kind":"folder","id":"a"}]`, `[{"id":"a","state":"x"}]`, `{}`, ``} {
+		if a := call(t, "POST", srv.URL+"/admin/events", strings.NewReader(bad)); a.code != 400 {
+			t.Errorf("POST %s: %d %s", bad, a.code, a.body)
+		}
+	}
+}

@@ -44,6 +44,8 @@
 //	GET    /admin/imagevariants              the variant definitions
 //	PUT    /admin/imagevariants              replace them: [{"name":"16x9-768","aspect":"16x9","width":768}]
 //	GET    /admin/events?since=<ms>&limit=<n>  the primary's event log (limit default 1000)
+//	POST   /admin/events                     append raw events, any kind and state, no document
+//	                                         change: [{"kind":"folder","id":"story1","state":"saved"}]
 //	GET    /admin/stats                      {"lastSourceTime","events","documents","staging":{…}}
 //	PUT    /admin/staging/replicas/<i>       {"lag":"2s","down":true} (either field optional)
 package origin

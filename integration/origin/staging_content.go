@@ -32,3 +32,22 @@ func (c *Content) EventCount() int {
 	defer c.mu.RUnlock()
 	return len(c.events)
 }
+
+// AppendEvents adds raw events to the log, each with the next source time,
+// in one step (a reader sees all of them or none), and returns them with
+// their source times; no document changes. Tests use it for events the
+// store never writes itself, such as a kind or state the edge does not
+// know.
+func (c *Content) AppendEvents(evs ...Event) []Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Event, len(evs))
+	for i, ev := range evs {
+		ev.SourceTime = c.nextSourceTime()
+		ev.ChangedProperties = slices.Clone(ev.ChangedProperties)
+		c.events = append(c.events, ev)
+		out[i] = ev
+	}
+	c.changed.Broadcast()
+	return out
+}
