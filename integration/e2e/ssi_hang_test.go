@@ -104,6 +104,9 @@ func TestSSISequenceCompletesAndEdgeStops(t *testing.T) {
 			if took > 5*time.Second {
 				t.Errorf("the edge took %v to stop after SIGTERM", took.Round(100*time.Millisecond))
 			}
+			if strings.Contains(e.Log(), "WARNING: DATA RACE") { // an edge built with -race
+				t.Error("the race detector reported a data race in the edge")
+			}
 		})
 	}
 }
