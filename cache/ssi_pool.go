@@ -97,7 +97,7 @@ type ssiTagHash struct {
 // outgrows it by at most one key).
 const ssiTagScratch = 4 << 10
 
-// ssiTagHashes hands out ETag hashes, reset and with empty scratch.
+// ssiTagHashPool hands out ETag hashes, reset and with empty scratch.
 type ssiTagHashPool struct{ p sync.Pool }
 
 func (c *ssiTagHashPool) get() *ssiTagHash {
