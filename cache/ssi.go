@@ -268,11 +268,11 @@ func (f *ssiStreamWriter) Write(p []byte) (int, error) {
 	if !f.active {
 		return f.w.Write(p)
 	}
-	if f.a.err != nil {
+	if f.a.stopped() { // the client is gone: the backend's answer can stop too
 		return 0, f.a.err
 	}
 	f.p.Write(p)
-	if f.a.err != nil {
+	if f.a.stopped() {
 		return 0, f.a.err
 	}
 	return len(p), nil

@@ -3,10 +3,10 @@ package cache
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"mime"
@@ -159,15 +159,17 @@ func (s *Site) writeAssembled(w http.ResponseWriter, r *http.Request, a *ssiAsse
 		return
 	}
 	// Parts are small: they are gathered into writes of up to 32 KB.
-	bw := ssiWriterPool.Get().(*bufio.Writer)
+	bw := ssiWriters.Get().(*bufio.Writer)
 	bw.Reset(w)
 	a.writePart(bw, root)
-	if err := bw.Flush(); err != nil && a.err == nil {
-		a.err = errClientWrite
+	if a.err == nil {
+		if err := bw.Flush(); err != nil {
+			a.err = errClientWrite
+		}
 	}
 	bw.Reset(nil)
-	ssiWriterPool.Put(bw)
-	if a.err != nil && a.live == 0 && !errors.Is(a.err, errClientWrite) {
+	ssiWriters.Put(bw)
+	if a.err != nil && a.live == 0 && !a.clientFailed() {
 		// A part changed under us: the length promised is wrong, so the
 		// answer must not look complete.
 		panic(http.ErrAbortHandler)
@@ -436,45 +438,63 @@ func (a *ssiAssembly) closeFiles() {
 // etag hashes the identities of every part, in order, and what each
 // directive became.
 func (a *ssiAssembly) etag(root *ssiPart) string {
-	bp := ssiBufPool.Get().(*[]byte)
-	defer ssiBufPool.Put(bp)
-	b := binary.BigEndian.AppendUint64((*bp)[:0], uint64(a.s.SSI.maxDepth()))
-	var walk func(p *ssiPart)
-	walk = func(p *ssiPart) {
-		dev, ino := ssiFileID(p.info)
-		b = binary.BigEndian.AppendUint64(b, dev)
-		b = binary.BigEndian.AppendUint64(b, ino)
-		b = binary.BigEndian.AppendUint64(b, uint64(p.info.ModTime().UnixNano()))
-		b = binary.BigEndian.AppendUint64(b, uint64(p.info.Size()))
-		b = append(b, p.t.Key...)
-		if p.stale {
-			b = append(b, 1)
-		}
-		b = append(b, 0)
-		for _, pc := range p.pieces {
-			switch {
-			case pc.part != nil:
-				b = append(b, '{')
-				walk(pc.part)
-				b = append(b, '}')
-			case !pc.isText:
-				b = append(b, pc.comment...)
-			}
-		}
+	th := ssiTagHashes.get()
+	defer ssiTagHashes.put(th)
+	th.b = binary.BigEndian.AppendUint64(th.b, uint64(a.s.SSI.maxDepth()))
+	th.part(root)
+	th.flush(true)
+	return `"ssi-` + hex.EncodeToString(th.h.Sum(th.sum[:0])[:16]) + `"`
+}
+
+// part adds the identity of p and of everything below it.
+func (th *ssiTagHash) part(p *ssiPart) {
+	dev, ino := ssiFileID(p.info)
+	b := th.b
+	b = binary.BigEndian.AppendUint64(b, dev)
+	b = binary.BigEndian.AppendUint64(b, ino)
+	b = binary.BigEndian.AppendUint64(b, uint64(p.info.ModTime().UnixNano()))
+	b = binary.BigEndian.AppendUint64(b, uint64(p.info.Size()))
+	b = append(b, p.t.Key...)
+	if p.stale {
+		b = append(b, 1)
 	}
-	walk(root)
-	sum := sha256.Sum256(b)
-	*bp = b[:0]
-	return `"ssi-` + hex.EncodeToString(sum[:16]) + `"`
+	th.b = append(b, 0)
+	for _, pc := range p.pieces {
+		switch {
+		case pc.part != nil:
+			th.b = append(th.b, '{')
+			th.part(pc.part)
+			th.b = append(th.b, '}')
+		case !pc.isText:
+			th.b = append(th.b, pc.comment...)
+		}
+		th.flush(false)
+	}
 }
 
 // ---- Writing -----------------------------------------------------------
 
-var errClientWrite = errors.New("client write failed")
+var (
+	errClientWrite = errors.New("client write failed")
+	errClientGone  = errors.New("client gone")
+)
 
-var ssiWriterPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+// stopped reports whether the answer is over: writing to the client
+// failed, a part could not be read, or the client went away (the
+// request's context is done).
+func (a *ssiAssembly) stopped() bool {
+	if a.err == nil {
+		if err := a.r.Context().Err(); err != nil {
+			a.err = fmt.Errorf("%w: %w", errClientGone, err)
+		}
+	}
+	return a.err != nil
+}
 
-var ssiBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// clientFailed reports whether the answer stopped because of the client.
+func (a *ssiAssembly) clientFailed() bool {
+	return errors.Is(a.err, errClientWrite) || errors.Is(a.err, errClientGone)
+}
 
 func (a *ssiAssembly) write(w io.Writer, b []byte) {
 	if a.err != nil || len(b) == 0 {
@@ -491,7 +511,7 @@ func (a *ssiAssembly) writeText(w io.Writer) func([]byte) {
 
 func (a *ssiAssembly) writePart(w io.Writer, p *ssiPart) {
 	for _, pc := range p.pieces {
-		if a.err != nil {
+		if a.stopped() {
 			return
 		}
 		switch {
@@ -509,25 +529,18 @@ func (a *ssiAssembly) writePart(w io.Writer, p *ssiPart) {
 	}
 }
 
+// copyRange copies n bytes of f from off to w, a chunk at a time, until
+// the client goes away.
 func (a *ssiAssembly) copyRange(w io.Writer, f *os.File, off, n int64) {
-	bp := ssiBufPool.Get().(*[]byte)
-	defer ssiBufPool.Put(bp)
-	buf := *bp
-	for n > 0 && a.err == nil {
-		m := int(min(n, int64(len(buf))))
-		k, err := f.ReadAt(buf[:m], off)
-		a.write(w, buf[:k])
-		if k < m {
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			if a.err == nil {
-				a.err = err
-			}
-			return
+	err := readChunks(f, off, n, func(b []byte) error {
+		a.write(w, b)
+		if a.stopped() {
+			return a.err
 		}
-		off += int64(k)
-		n -= int64(k)
+		return nil
+	})
+	if err != nil && a.err == nil {
+		a.err = fmt.Errorf("%s: %w", f.Name(), err)
 	}
 }
 
@@ -556,7 +569,7 @@ func (a *ssiAssembly) writeDirective(w io.Writer, p *ssiPart, d ssiDirective) {
 // writeLive renders a missing include through the cache's miss path (one
 // coalesced render, stored and registered on its own) straight into w.
 func (a *ssiAssembly) writeLive(w io.Writer, l *ssiLive) {
-	if a.err != nil {
+	if a.stopped() {
 		return
 	}
 	if bw, ok := w.(*bufio.Writer); ok {
@@ -708,7 +721,7 @@ func (c *ssiCapture) Write(p []byte) (int, error) {
 	}
 	c.wrote = true
 	c.a.write(c.out, p)
-	if c.a.err != nil {
+	if c.a.stopped() {
 		return 0, c.a.err
 	}
 	return len(p), nil

@@ -98,9 +98,12 @@ func (c *ssiBodies) evict() {
 }
 
 // readBody reads a file once: whole when it is small, else in chunks for
-// its directives only.
+// its directives only (a large file without the mark is not read at all).
 func readBody(f *os.File, size int64, marked bool) (*ssiBody, error) {
 	b := &ssiBody{}
+	if !marked && size > ssiMaxBodyBytes {
+		return b, nil
+	}
 	var p ssiParser
 	if marked {
 		b.lay = &ssiLayout{}
@@ -120,20 +123,8 @@ func readBody(f *os.File, size int64, marked bool) (*ssiBody, error) {
 		}
 		return b, nil
 	}
-	bp := ssiBufPool.Get().(*[]byte)
-	defer ssiBufPool.Put(bp)
-	buf := *bp
-	for off := int64(0); off < size; {
-		m := int(min(size-off, int64(len(buf))))
-		k, err := f.ReadAt(buf[:m], off)
-		p.Write(buf[:k])
-		off += int64(k)
-		if k < m {
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
+	if err := readChunks(f, 0, size, func(c []byte) error { p.Write(c); return nil }); err != nil {
+		return nil, err
 	}
 	p.End()
 	return b, nil
