@@ -150,7 +150,7 @@ func contentType(ext string, head []byte) string {
 // whichever site reads it first.
 func (s *Store) readHot(f *os.File, info fs.FileInfo, t Target) (*hotEntry, bool) {
 	ssi := info.Mode()&ssiMarkBit != 0
-	part, err := readBody(f, info.Size(), ssi)
+	part, err := readBody(f, info.Size(), ssi, s.hot.maxEntry)
 	if err != nil || part.data == nil {
 		return nil, false
 	}

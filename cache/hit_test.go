@@ -306,3 +306,25 @@ type discardResponse struct{ h http.Header }
 func (d *discardResponse) Header() http.Header         { return d.h }
 func (d *discardResponse) WriteHeader(int)             {}
 func (d *discardResponse) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestHotSetHoldsFilesUpToItsLimit: a file larger than what SSI keeps of a
+// part (256 KB) but within hot_max_file is served from memory.
+func TestHotSetHoldsFilesUpToItsLimit(t *testing.T) {
+	s, root := newHitSite(t, 16<<20)
+	body := bytes.Repeat([]byte("y"), 600<<10)
+	if err := os.WriteFile(filepath.Join(root, "big.html"), body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		rec := httptest.NewRecorder()
+		if err := s.ServeHTTP(rec, httptest.NewRequest("GET", "/big.html", nil), nil); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(rec.Body.Bytes(), body) {
+			t.Fatalf("body of %d bytes", rec.Body.Len())
+		}
+	}
+	if s.Store.hot.get("big.html") == nil {
+		t.Fatal("a 600 KB file is not held in memory with a 1 MiB limit")
+	}
+}

@@ -69,7 +69,7 @@ func (c *ssiBodies) get(f *os.File, info fs.FileInfo, name string) (*ssiBody, er
 	if v, ok := c.m.Load(k); ok {
 		return v.(*ssiBody), nil
 	}
-	b, err := readBody(f, info.Size(), marked)
+	b, err := readBody(f, info.Size(), marked, ssiMaxBodyBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -97,11 +97,12 @@ func (c *ssiBodies) evict() {
 	})
 }
 
-// readBody reads a file once: whole when it is small, else in chunks for
-// its directives only (a large file without the mark is not read at all).
-func readBody(f *os.File, size int64, marked bool) (*ssiBody, error) {
+// readBody reads a file once: whole when it is at most keep bytes, else in
+// chunks for its directives only (a larger file without the mark is not
+// read at all).
+func readBody(f *os.File, size int64, marked bool, keep int64) (*ssiBody, error) {
 	b := &ssiBody{}
-	if !marked && size > ssiMaxBodyBytes {
+	if !marked && size > keep {
 		return b, nil
 	}
 	var p ssiParser
@@ -109,7 +110,7 @@ func readBody(f *os.File, size int64, marked bool) (*ssiBody, error) {
 		b.lay = &ssiLayout{}
 		p.directive = func(d ssiDirective) { b.lay.dirs = append(b.lay.dirs, d) }
 	}
-	if size <= ssiMaxBodyBytes {
+	if size <= keep {
 		b.data = make([]byte, size)
 		if n, err := f.ReadAt(b.data, 0); int64(n) < size {
 			if err == nil {
