@@ -45,6 +45,8 @@ func NewUpdater(store Store, cms CMS, log *zap.Logger) *Updater {
 //     deletes its objects across all images via the variant index.
 //
 // Events of other node types, and malformed ones, are ignored (logged). An
+// image event that changed the store is logged at info level, one that
+// found it as the event leaves it (a replay) at debug level. An
 // error means the store or CMS failed; the event should be retried.
 func (u *Updater) HandleEvent(ctx context.Context, ev ImageEvent) error {
 	switch ev.NodeType {
@@ -65,6 +67,10 @@ func (u *Updater) imageChanged(ctx context.Context, ev ImageEvent) error {
 	uid := id.String()
 	switch ev.State {
 	case StateOffline, StateDeleted:
+		prev, err := loadState(ctx, u.store, uid)
+		if err != nil {
+			return fmt.Errorf("image %s %s: %w", uid, ev.State, err)
+		}
 		if err := saveState(ctx, u.store, imageState{UUID: uid, State: ev.State, SourceTime: ev.SourceTime}); err != nil {
 			return fmt.Errorf("image %s %s: %w", uid, ev.State, err)
 		}
@@ -72,16 +78,29 @@ func (u *Updater) imageChanged(ctx context.Context, ev ImageEvent) error {
 		if err != nil {
 			return fmt.Errorf("image %s %s: %w", uid, ev.State, err)
 		}
-		u.log.Info("image marked", zap.String("uuid", uid), zap.String("state", ev.State), zap.Int("deleted", n))
+		u.logChange(n > 0 || prev == nil || prev.State != ev.State, "image marked",
+			zap.String("uuid", uid), zap.String("state", ev.State), zap.Int("deleted", n))
 		return nil
 	default: // published, or unknown = treat as changed
 		n, err := u.store.DeletePrefix(ctx, ImagePrefix(uid))
 		if err != nil {
 			return fmt.Errorf("%w: image %s changed: %w", ErrStoreUnavailable, uid, err)
 		}
-		u.log.Info("image changed, variants deleted", zap.String("uuid", uid), zap.Int("deleted", n))
+		u.logChange(n > 0, "image changed, variants deleted", zap.String("uuid", uid), zap.Int("deleted", n))
 		return nil
 	}
+}
+
+// logChange logs what an event did: at info level when it changed the
+// store, at debug level when it changed nothing. Events are applied again
+// after a restart or a failed batch, and a store that already reflects
+// them should not fill the log with one line per image.
+func (u *Updater) logChange(changed bool, msg string, fields ...zap.Field) {
+	if changed {
+		u.log.Info(msg, fields...)
+		return
+	}
+	u.log.Debug(msg, fields...)
 }
 
 // deleteImageObjects deletes every object of image uid, the state record
@@ -122,6 +141,8 @@ func (u *Updater) variantsChanged(ctx context.Context, ev ImageEvent) error {
 		if err != nil {
 			return err
 		}
+		// A definition that differs from the stored copy is a change even
+		// when no objects of it were stored; a replay finds no difference.
 		u.log.Info("variant definition changed, objects deleted", zap.String("variant", name), zap.Int("deleted", n))
 	}
 	b, err := json.Marshal(current)
