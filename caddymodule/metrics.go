@@ -17,6 +17,7 @@ type metricsCollector struct {
 
 	hits, renders, removed, pregenerated, queue, retired *prometheus.Desc
 	connected, sourceTime, lag, events                   *prometheus.Desc
+	imageNegativeHits, imageNegativeEvicted              *prometheus.Desc
 }
 
 func newMetricsCollector(a *App) *metricsCollector {
@@ -35,6 +36,10 @@ func newMetricsCollector(a *App) *metricsCollector {
 		sourceTime:   d("staging_applied_source_time_ms", "Source time of the newest applied event (Unix ms)."),
 		lag:          d("staging_lag_seconds", "How far the applied events are behind the staging servers."),
 		events:       d("staging_events_total", "Events applied."),
+		imageNegativeHits: d("image_negative_hits_total",
+			"Image requests answered 404/422 from the negative cache, without asking the CMS."),
+		imageNegativeEvicted: d("image_negative_evicted_total",
+			"Entries dropped from the full image negative cache before their time."),
 	}
 }
 
@@ -55,7 +60,7 @@ func registerMetrics(reg *prometheus.Registry, c *metricsCollector) error {
 // Describe implements prometheus.Collector.
 func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.hits, c.renders, c.removed, c.pregenerated, c.queue, c.retired,
-		c.connected, c.sourceTime, c.lag, c.events} {
+		c.connected, c.sourceTime, c.lag, c.events, c.imageNegativeHits, c.imageNegativeEvicted} {
 		ch <- d
 	}
 }
@@ -83,6 +88,10 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.sourceTime, prometheus.GaugeValue, float64(ps.Applied))
 		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, ps.Lag.Seconds())
 		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(ps.Events))
+	}
+	if ns, ok := imageNegativeStats(); ok {
+		ch <- prometheus.MustNewConstMetric(c.imageNegativeHits, prometheus.CounterValue, float64(ns.Hits))
+		ch <- prometheus.MustNewConstMetric(c.imageNegativeEvicted, prometheus.CounterValue, float64(ns.Evicted))
 	}
 }
 

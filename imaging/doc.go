@@ -49,7 +49,10 @@
 // versions; a stored object is served with its ETag (conditional GET, HEAD
 // and ranges through http.ServeContent), otherwise it is generated once for
 // all concurrent requests (singleflight, a semaphore bounds generations),
-// stored and served. Cache-Control carries the long max-age when the
+// stored and served. An image the CMS does not know (404) and an original
+// the generator refuses (422) are remembered in a [NegativeCache] for
+// NegativeTTL, so that requests for them do not reach the CMS again; the
+// [Updater] clears an image's entry when an event for it arrives. Cache-Control carries the long max-age when the
 // versions served are at least as new as the URL's stamps, else the short
 // one (the replica may be behind).
 //

@@ -16,9 +16,10 @@ import (
 // events should be applied in source-time order; persisting the source time
 // of the last applied event is the caller's job.
 type Updater struct {
-	store Store
-	cms   CMS
-	log   *zap.Logger
+	store   Store
+	cms     CMS
+	log     *zap.Logger
+	onImage func(uuid string)
 }
 
 // NewUpdater returns an Updater. cms is used for variant definitions (on
@@ -29,6 +30,13 @@ func NewUpdater(store Store, cms CMS, log *zap.Logger) *Updater {
 	}
 	return &Updater{store: store, cms: cms, log: log}
 }
+
+// OnImageChange sets fn to be called with the UUID (canonical form) of
+// every image event once it has been applied to the store, so that what is
+// kept outside the store can follow: the access side's NegativeCache.Forget
+// makes a newly published image servable at once. Call it before the
+// first event.
+func (u *Updater) OnImageChange(fn func(uuid string)) { u.onImage = fn }
 
 // HandleEvent applies one event:
 //
@@ -80,6 +88,7 @@ func (u *Updater) imageChanged(ctx context.Context, ev ImageEvent) error {
 		}
 		u.logChange(n > 0 || prev == nil || prev.State != ev.State, "image marked",
 			zap.String("uuid", uid), zap.String("state", ev.State), zap.Int("deleted", n))
+		u.notifyImage(uid)
 		return nil
 	default: // published, or unknown = treat as changed
 		n, err := u.store.DeletePrefix(ctx, ImagePrefix(uid))
@@ -87,7 +96,15 @@ func (u *Updater) imageChanged(ctx context.Context, ev ImageEvent) error {
 			return fmt.Errorf("%w: image %s changed: %w", ErrStoreUnavailable, uid, err)
 		}
 		u.logChange(n > 0, "image changed, variants deleted", zap.String("uuid", uid), zap.Int("deleted", n))
+		u.notifyImage(uid)
 		return nil
+	}
+}
+
+// notifyImage tells the OnImageChange hook.
+func (u *Updater) notifyImage(uid string) {
+	if u.onImage != nil {
+		u.onImage(uid)
 	}
 }
 
