@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
@@ -101,6 +102,8 @@ type Access struct {
 	negative *NegativeCache
 	// scope names the generator limits in the negative cache.
 	scope string
+	// prefix is cfg.Prefix percent-encoded, as request paths are matched.
+	prefix string
 }
 
 // AccessOption changes how NewAccess sets up the service.
@@ -132,6 +135,7 @@ func NewAccess(cfg AccessConfig, store Store, cms CMS, log *zap.Logger, opts ...
 	if a.negative == nil {
 		a.negative = NewNegativeCache(0)
 	}
+	a.prefix = (&url.URL{Path: cfg.Prefix}).EscapedPath()
 	g := a.gen.Config()
 	a.scope = strconv.FormatInt(g.MaxPixels, 10) + "/" + strconv.FormatInt(g.MaxBytes, 10)
 	return a
@@ -164,13 +168,15 @@ func (a *Access) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	path := r.URL.Path
-	if a.cfg.Prefix != "" {
-		if !strings.HasPrefix(path, a.cfg.Prefix+"/") {
+	// The path as sent: the slug is percent-encoded, and may hold an
+	// encoded slash.
+	path := r.URL.EscapedPath()
+	if a.prefix != "" {
+		if !strings.HasPrefix(path, a.prefix+"/") {
 			a.writeError(w, r, fmt.Errorf("path outside %s: %w", a.cfg.Prefix, ErrNotFound))
 			return
 		}
-		path = path[len(a.cfg.Prefix):]
+		path = path[len(a.prefix):]
 	}
 	parts, err := Parse(path, r.URL.Query(), a.cfg.Widths)
 	if err != nil {

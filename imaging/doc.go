@@ -4,7 +4,9 @@
 // The package holds:
 //
 //   - the URL format: [Parse] and [BuildURL] for
-//     /<prefix>/<uuid>/<imageStamp>/<variantStamp>/<variant>[/<slug>].<format>;
+//     /<prefix>/<uuid>/<imageStamp>/<variantStamp>/<variant>[/<slug>].<format>
+//     (the slug free text, percent-encoded), [BuildAbsoluteURL] with a base
+//     checked by [ParseBaseURL] for absolute URLs;
 //   - variant generation: [Generator] decodes an original with a pixel and
 //     byte limit checked before decoding, honours EXIF orientation, crops to
 //     the variant's aspect ratio around the focal point, resizes and encodes
