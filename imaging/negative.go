@@ -8,8 +8,8 @@ import (
 )
 
 // DefaultNegativeMax is the number of images a NegativeCache remembers
-// unless told otherwise. An entry costs roughly 200 bytes, so a full
-// cache holds some 20 MB.
+// unless told otherwise. An entry costs about 250 bytes, so a full cache
+// holds some 25 MB.
 const DefaultNegativeMax = 100_000
 
 // NegativeCache remembers, for a while, answers that cannot become an
