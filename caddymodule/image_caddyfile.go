@@ -72,6 +72,7 @@ func pathPrefixOf(set caddy.ModuleMap) string {
 //		generate_timeout <duration>
 //		variants_ttl     <duration>
 //		recheck_interval <duration>
+//		negative_ttl     <duration>|off
 //		max_pixels       <n>
 //		max_bytes        <size>
 //		jpeg_quality     <1-100>
@@ -120,6 +121,17 @@ func (h *ImageService) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = durationArg(d, option, &h.VariantsTTL)
 		case "recheck_interval":
 			err = durationArg(d, option, &h.RecheckInterval)
+		case "negative_ttl":
+			// 0 and off both mean "not remembered" (in JSON, 0 is the
+			// default and negative is off).
+			if offArg(d) {
+				h.NegativeTTL = -1
+				continue
+			}
+			err = durationArg(d, option, &h.NegativeTTL)
+			if err == nil && h.NegativeTTL == 0 {
+				h.NegativeTTL = -1
+			}
 		case "max_generations":
 			err = intArg(d, option, &h.MaxGenerations)
 		case "max_pixels":

@@ -54,6 +54,15 @@ type ImageService struct {
 	// RecheckInterval is the least time between two CMS look-ups of one
 	// image caused by URLs newer than the stored version (default 10s).
 	RecheckInterval caddy.Duration `json:"recheck_interval,omitempty"`
+	// NegativeTTL is how long an image the CMS does not know (404) and an
+	// original that was refused (422: more than max_pixels or max_bytes,
+	// or not decodable) are remembered, so that requests for them do not
+	// ask the CMS again (default 30s; negative: not remembered). An event
+	// for the image, applied by `image_updates` in this process, ends it
+	// at once; other edges see a newly published image within NegativeTTL.
+	// At most 100,000 images are remembered per image store; beyond that
+	// the oldest entries are dropped.
+	NegativeTTL caddy.Duration `json:"negative_ttl,omitempty"`
 	// MaxPixels refuses originals with more pixels, read from the header
 	// before decoding (default 50,000,000).
 	MaxPixels int64 `json:"max_pixels,omitempty"`
@@ -116,7 +125,8 @@ func (h *ImageService) Provision(ctx caddy.Context) error {
 	if mem, ttl := h.memoryCache(); mem > 0 {
 		st = newMemCachedStore(store, mem, ttl)
 	}
-	h.access = imaging.NewAccess(h.accessConfig(), st, stagingCMS{c: client}, log)
+	h.access = imaging.NewAccess(h.accessConfig(), st, stagingCMS{c: client}, log,
+		imaging.WithNegativeCache(store.negative))
 	return nil
 }
 
@@ -155,6 +165,7 @@ func (h *ImageService) accessConfig() imaging.AccessConfig {
 		GenerateTimeout: timeDuration(h.GenerateTimeout),
 		VariantsTTL:     timeDuration(h.VariantsTTL),
 		RecheckInterval: timeDuration(h.RecheckInterval),
+		NegativeTTL:     timeDuration(h.NegativeTTL),
 		Generator: imaging.GeneratorConfig{
 			MaxPixels: h.MaxPixels,
 			MaxBytes:  h.MaxBytes,

@@ -26,9 +26,15 @@ var imageStores = caddy.NewUsagePool()
 // creates no folder and connects to nothing; an S3 client is made (and its
 // configuration checked) up front, but it does not dial until a request
 // needs it.
+//
+// It also carries what the image handlers and the image update service of
+// one store share in this process: the negative cache (unknown images,
+// refused originals), which the handlers fill and the update service
+// clears per image as its events arrive.
 type sharedImageStore struct {
-	desc string
-	open func() (imaging.Store, error)
+	desc     string
+	open     func() (imaging.Store, error)
+	negative *imaging.NegativeCache
 
 	mu    sync.Mutex
 	store imaging.Store
@@ -55,7 +61,7 @@ func acquireImageStore(a *App) (*imageStoreRef, error) {
 		return nil, err
 	}
 	v, _, err := imageStores.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return &sharedImageStore{desc: desc, open: open}, nil
+		return &sharedImageStore{desc: desc, open: open, negative: imaging.NewNegativeCache(0)}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -117,6 +123,20 @@ func imageStoreSpec(a *App) (key, desc string, open func() (imaging.Store, error
 	default:
 		return "", "", nil, fmt.Errorf("image_store: unknown type %q (want file or s3)", cfg.Type)
 	}
+}
+
+// imageNegativeStats sums the negative caches of the image stores open in
+// this process (normally one); ok is false when there is none.
+func imageNegativeStats() (st imaging.NegativeStats, ok bool) {
+	imageStores.Range(func(_, v any) bool {
+		s := v.(*sharedImageStore).negative.Stats()
+		st.Entries += s.Entries
+		st.Hits += s.Hits
+		st.Evicted += s.Evicted
+		ok = true
+		return true
+	})
+	return st, ok
 }
 
 // String describes the store for logs.

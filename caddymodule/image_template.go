@@ -29,18 +29,22 @@ func init() {
 //
 // imageURL takes the image's UUID, the image document's and the variant
 // definition's modification times (Unix ms: numbers or decimal strings),
-// the variant name, the slug ("" for none), the format and, for variants
-// defined by their aspect ratio alone, the width. Its arguments are
-// checked as the image service checks a request (a width must be in
-// Widths), and a template that passes bad ones fails with the reason.
+// the variant name, the slug ("" for none; any text of up to 200 bytes,
+// percent-encoded into the URL), the format and, for variants defined by
+// their aspect ratio alone, the width. Its arguments are checked as the
+// image service checks a request (a width must be in Widths), and a
+// template that passes bad ones fails with the reason. With BaseURL the
+// URLs are absolute (https://img.example.com/image/…), for pages served
+// from another host than the images.
 //
 // In the Caddyfile:
 //
 //	templates {
 //		extensions {
 //			image_urls {
-//				prefix /image
-//				widths 320 640 960 1280
+//				prefix   /image
+//				widths   320 640 960 1280
+//				base_url https://img.example.com
 //			}
 //		}
 //	}
@@ -51,6 +55,14 @@ type ImageURLFunctions struct {
 	// Widths are the ?width= values the image service allows; keep them
 	// equal to its `widths`.
 	Widths []int `json:"widths,omitempty"`
+	// BaseURL makes imageURL write absolute URLs: the scheme, host,
+	// optional port and optional path under which clients reach the image
+	// service ("https://img.example.com", "https://cdn.example.com/edge").
+	// No user info, query or fragment. Global placeholders ({env.X}) are
+	// replaced. Empty: URLs are paths.
+	BaseURL string `json:"base_url,omitempty"`
+
+	base string // BaseURL checked and in canonical form
 }
 
 // CaddyModule returns the Caddy module information.
@@ -64,10 +76,17 @@ func (ImageURLFunctions) CaddyModule() caddy.ModuleInfo {
 // DefaultImagePrefix is the image service's prefix when none is given.
 const DefaultImagePrefix = "/image"
 
-// Provision applies the defaults.
+// Provision applies the defaults and checks the base URL.
 func (f *ImageURLFunctions) Provision(caddy.Context) error {
 	if f.Prefix == "" {
 		f.Prefix = DefaultImagePrefix
+	}
+	if f.BaseURL != "" {
+		base, err := imaging.ParseBaseURL(caddy.NewReplacer().ReplaceKnown(f.BaseURL, ""))
+		if err != nil {
+			return fmt.Errorf("image_urls base_url: %w", err)
+		}
+		f.base = base
 	}
 	return nil
 }
@@ -120,11 +139,10 @@ func (f *ImageURLFunctions) imageURL(uuid string, imageMs, variantMs any, varian
 	if prefix == "" {
 		prefix = DefaultImagePrefix
 	}
-	s, err := imaging.URLFor(prefix, u, f.Widths)
-	if err != nil {
+	if err := u.Validate(f.Widths); err != nil {
 		return "", fmt.Errorf("imageURL: %w", err)
 	}
-	return s, nil
+	return imaging.BuildAbsoluteURL(f.base, prefix, u), nil
 }
 
 // imageStamp encodes a Unix-ms time as a URL stamp.
@@ -169,8 +187,9 @@ func templateMillis(v any) (int64, error) {
 // UnmarshalCaddyfile reads
 //
 //	image_urls {
-//		prefix <path>
-//		widths <n...>
+//		prefix   <path>
+//		widths   <n...>
+//		base_url <scheme://host[:port][/path]>
 //	}
 func (f *ImageURLFunctions) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // module name
@@ -200,6 +219,16 @@ func (f *ImageURLFunctions) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if err := checkWidths(f.Widths); err != nil {
 				return d.Errf("image_urls widths: %v", err)
+			}
+		case "base_url":
+			if err := oneArg(d, &f.BaseURL); err != nil {
+				return err
+			}
+			// Checked here unless a placeholder is only known at run time.
+			if !strings.Contains(f.BaseURL, "{") {
+				if _, err := imaging.ParseBaseURL(f.BaseURL); err != nil {
+					return d.Errf("image_urls base_url: %v", err)
+				}
 			}
 		default:
 			return d.Errf("image_urls: unknown option %q", name)

@@ -358,6 +358,8 @@ func TestImageURLTemplateFunctions(t *testing.T) {
 			"/image/" + uuid + "/AAABijkh-E4/AAABibBxx9M/16x9/mein-bild.webp?width=640"},
 		{`{{imageURL "` + uuid + `" 1 2 "original" "x" "svg"}}`, nil,
 			"/image/" + uuid + "/AAAAAAAAAAE/AAAAAAAAAAI/original/x.svg"},
+		{`{{imageURL "` + uuid + `" 1 2 "1x1-144" .Slug "jpg"}}`, map[string]any{"Slug": "Grüße aus Köln / 2024"},
+			"/image/" + uuid + "/AAAAAAAAAAE/AAAAAAAAAAI/1x1-144/Gr%C3%BC%C3%9Fe%20aus%20K%C3%B6ln%20%2F%202024.jpg"},
 		{`{{imageStamp 1693175642190}}`, nil, "AAABijkh-E4"},
 	} {
 		got, err := run(tc.tpl, tc.data)
@@ -382,11 +384,33 @@ func TestImageURLTemplateFunctions(t *testing.T) {
 		{`{{imageURL "` + uuid + `" 1 2 "16x9-768" "" "svg"}}`, "svg"},
 		{`{{imageURL "not-a-uuid" 1 2 "16x9-768" "" "jpg"}}`, "uuid"},
 		{`{{imageURL "` + uuid + `" -5 2 "16x9-768" "" "jpg"}}`, "image modification time"},
-		{`{{imageURL "` + uuid + `" 1 2 "16x9-768" "a/b" "jpg"}}`, "slug"},
+		{`{{imageURL "` + uuid + `" 1 2 "16x9-768" "` + strings.Repeat("ü", 101) + `" "jpg"}}`, "slug"},
 		{`{{imageURL "` + uuid + `" 1 2 "16x9-768" "" "bmp"}}`, "format"},
 	} {
 		if got, err := run(tc.tpl, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s = %q, %v; want an error about %s", tc.tpl, got, err, tc.want)
+		}
+	}
+}
+
+// TestImageURLTemplateBaseURL: with base_url, imageURL writes absolute
+// URLs; a bad base fails provisioning, naming the option.
+func TestImageURLTemplateBaseURL(t *testing.T) {
+	t.Setenv("IMAGE_HOST", "img.example.com")
+	f := &ImageURLFunctions{BaseURL: "https://{env.IMAGE_HOST}/edge/", Widths: []int{640}}
+	if err := f.Provision(caddy.Context{}); err != nil {
+		t.Fatal(err)
+	}
+	const uuid = "491e3bf6-3b4a-4f3e-9a43-0c6b8f4f1d2a"
+	got, err := f.imageURL(uuid, 1693175642190, 1690882394067, "16x9", "Köln", "webp", 640)
+	want := "https://img.example.com/edge/image/" + uuid + "/AAABijkh-E4/AAABibBxx9M/16x9/K%C3%B6ln.webp?width=640"
+	if err != nil || got != want {
+		t.Fatalf("imageURL = %q, %v; want %q", got, err, want)
+	}
+	for _, bad := range []string{"img.example.com", "ftp://img.example.com", "https://img.example.com/?a=b", "https://u:p@x"} {
+		f := &ImageURLFunctions{BaseURL: bad}
+		if err := f.Provision(caddy.Context{}); err == nil || !strings.Contains(err.Error(), "image_urls base_url") {
+			t.Errorf("base_url %q: %v, want an error naming base_url", bad, err)
 		}
 	}
 }

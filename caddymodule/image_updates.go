@@ -111,9 +111,13 @@ func provisionImageUpdates(a *App, ctx caddy.Context) (appFeature, error) {
 		return nil, err
 	}
 	ctx.OnCancel(store.Release)
+	updater := imaging.NewUpdater(store, stagingCMS{c: client}, log)
+	// An event for an image ends what the image handlers of this process
+	// remember of it (unknown, original refused): a newly published image
+	// is served at once instead of after negative_ttl.
+	updater.OnImageChange(store.negative.Forget)
 	f := &imageUpdatesFeature{
-		app: a, client: client, cfg: cfg, log: log,
-		updater:      imaging.NewUpdater(store, stagingCMS{c: client}, log),
+		app: a, client: client, cfg: cfg, log: log, updater: updater,
 		cleanupFirst: imageCleanupFirst, cleanupEvery: imageCleanupInterval,
 	}
 	f.unknown.log = log

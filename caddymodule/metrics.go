@@ -18,6 +18,7 @@ type metricsCollector struct {
 	hits, renders, removed, pregenerated, queue, retired *prometheus.Desc
 	connected, sourceTime, lag, events                   *prometheus.Desc
 	unknownEvents                                        *prometheus.Desc
+	imageNegativeHits, imageNegativeEvicted              *prometheus.Desc
 }
 
 func newMetricsCollector(a *App) *metricsCollector {
@@ -38,6 +39,10 @@ func newMetricsCollector(a *App) *metricsCollector {
 		events:       d("staging_events_total", "Events applied."),
 		unknownEvents: d("staging_events_unknown_total",
 			"Events of a kind or state the edge does not know (unknown kind: skipped; unknown state: every property changed).", "kind", "state"),
+		imageNegativeHits: d("image_negative_hits_total",
+			"Image requests answered 404/422 from the negative cache, without asking the CMS."),
+		imageNegativeEvicted: d("image_negative_evicted_total",
+			"Entries dropped from the full image negative cache before their time."),
 	}
 }
 
@@ -58,7 +63,7 @@ func registerMetrics(reg *prometheus.Registry, c *metricsCollector) error {
 // Describe implements prometheus.Collector.
 func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.hits, c.renders, c.removed, c.pregenerated, c.queue, c.retired,
-		c.connected, c.sourceTime, c.lag, c.events, c.unknownEvents} {
+		c.connected, c.sourceTime, c.lag, c.events, c.unknownEvents, c.imageNegativeHits, c.imageNegativeEvicted} {
 		ch <- d
 	}
 }
@@ -89,6 +94,10 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for p, n := range c.app.unknownEventCounts() {
 		ch <- prometheus.MustNewConstMetric(c.unknownEvents, prometheus.CounterValue, float64(n), p.kind, p.state)
+	}
+	if ns, ok := imageNegativeStats(); ok {
+		ch <- prometheus.MustNewConstMetric(c.imageNegativeHits, prometheus.CounterValue, float64(ns.Hits))
+		ch <- prometheus.MustNewConstMetric(c.imageNegativeEvicted, prometheus.CounterValue, float64(ns.Evicted))
 	}
 }
 

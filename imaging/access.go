@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
@@ -38,9 +39,16 @@ type AccessConfig struct {
 	// VariantsTTL is how long variant definitions are cached (0 = 1 min).
 	VariantsTTL time.Duration `json:"variants_ttl,omitempty"`
 	// RecheckInterval is the least time between two CMS look-ups of one
-	// image caused by URLs whose stamp is newer than the stored version,
-	// or of an image the CMS did not know (0 = 10s).
+	// image caused by URLs whose stamp is newer than the stored version
+	// (0 = 10s).
 	RecheckInterval time.Duration `json:"recheck_interval,omitempty"`
+	// NegativeTTL is how long an image the CMS did not know, and an
+	// original that was refused (too many pixels or bytes, not
+	// decodable), are remembered: requests for them are answered 404 or
+	// 422 without asking the CMS again. An event for the image ends it
+	// early on the edge that runs the update service. 0 = 30s; negative =
+	// not remembered (every request asks the CMS, concurrent ones once).
+	NegativeTTL time.Duration `json:"negative_ttl,omitempty"`
 	// Generator configures variant generation.
 	Generator GeneratorConfig `json:"generator,omitempty"`
 }
@@ -68,8 +76,15 @@ func (c AccessConfig) withDefaults() AccessConfig {
 	if c.RecheckInterval <= 0 {
 		c.RecheckInterval = 10 * time.Second
 	}
+	if c.NegativeTTL == 0 {
+		c.NegativeTTL = DefaultNegativeTTL
+	}
 	return c
 }
+
+// DefaultNegativeTTL is how long unknown images and refused originals are
+// remembered unless AccessConfig.NegativeTTL says otherwise.
+const DefaultNegativeTTL = 30 * time.Second
 
 // Access serves image variants (SPEC §6): from the store when present,
 // else generated from the original fetched from the CMS, stored and
@@ -84,20 +99,46 @@ type Access struct {
 	sem      chan struct{}
 	variants *variantCache
 	rechecks *recheckLimiter
+	negative *NegativeCache
+	// scope names the generator limits in the negative cache.
+	scope string
+	// prefix is cfg.Prefix percent-encoded, as request paths are matched.
+	prefix string
+}
+
+// AccessOption changes how NewAccess sets up the service.
+type AccessOption func(*Access)
+
+// WithNegativeCache makes the service remember unknown images and refused
+// originals in c, which it may share with other Access values and with an
+// Updater (see NegativeCache). Without it the service has a cache of its
+// own, of DefaultNegativeMax entries.
+func WithNegativeCache(c *NegativeCache) AccessOption {
+	return func(a *Access) { a.negative = c }
 }
 
 // NewAccess returns the access service. log may be nil.
-func NewAccess(cfg AccessConfig, store Store, cms CMS, log *zap.Logger) *Access {
+func NewAccess(cfg AccessConfig, store Store, cms CMS, log *zap.Logger, opts ...AccessOption) *Access {
 	cfg = cfg.withDefaults()
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Access{
+	a := &Access{
 		cfg: cfg, store: store, cms: cms, gen: NewGenerator(cfg.Generator), log: log,
 		sem:      make(chan struct{}, cfg.MaxGenerations),
 		variants: &variantCache{cms: cms, store: store, ttl: cfg.VariantsTTL, log: log},
 		rechecks: &recheckLimiter{interval: cfg.RecheckInterval, max: 100_000, last: map[string]time.Time{}},
 	}
+	for _, o := range opts {
+		o(a)
+	}
+	if a.negative == nil {
+		a.negative = NewNegativeCache(0)
+	}
+	a.prefix = (&url.URL{Path: cfg.Prefix}).EscapedPath()
+	g := a.gen.Config()
+	a.scope = strconv.FormatInt(g.MaxPixels, 10) + "/" + strconv.FormatInt(g.MaxBytes, 10)
+	return a
 }
 
 // Config returns the effective configuration (defaults applied).
@@ -127,13 +168,15 @@ func (a *Access) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	path := r.URL.Path
-	if a.cfg.Prefix != "" {
-		if !strings.HasPrefix(path, a.cfg.Prefix+"/") {
+	// The path as sent: the slug is percent-encoded, and may hold an
+	// encoded slash.
+	path := r.URL.EscapedPath()
+	if a.prefix != "" {
+		if !strings.HasPrefix(path, a.prefix+"/") {
 			a.writeError(w, r, fmt.Errorf("path outside %s: %w", a.cfg.Prefix, ErrNotFound))
 			return
 		}
-		path = path[len(a.cfg.Prefix):]
+		path = path[len(a.prefix):]
 	}
 	parts, err := Parse(path, r.URL.Query(), a.cfg.Widths)
 	if err != nil {
@@ -223,7 +266,9 @@ func (a *Access) Lookup(ctx context.Context, p URLParts) (*Served, error) {
 	key := VariantKey(p.UUID, p.Variant, st.Modified, def.Modified, p.Width, p.Ext())
 	obj, err := a.store.Get(ctx, key)
 	if errors.Is(err, ErrNotFound) {
-		obj, err = a.generate(ctx, p, key, st, def)
+		if err = a.remembered(p.UUID, st.Modified); err == nil {
+			obj, err = a.generate(ctx, p, key, st, def)
+		}
 	} else if err != nil {
 		err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}
@@ -268,9 +313,10 @@ func stateError(st *imageState) error {
 // knows (nil = nothing): if the CMS fails or knows nothing newer, st stays
 // in use and the answer gets the short max-age.
 func (a *Access) refreshImage(ctx context.Context, uuid string, st *imageState) (*imageState, error) {
-	unknown := "unknown:" + uuid
-	if st == nil && a.rechecks.recent(unknown) {
-		return nil, fmt.Errorf("image %s unknown to the CMS (asked recently): %w", uuid, ErrNotFound)
+	if st == nil {
+		if err := a.remembered(uuid, 0); err != nil {
+			return nil, err
+		}
 	}
 	res, err, _ := a.flights.Do("img:"+uuid, func() (any, error) {
 		// Detached from the first caller: its cancellation must not fail
@@ -290,7 +336,7 @@ func (a *Access) refreshImage(ctx context.Context, uuid string, st *imageState) 
 			return st, nil
 		}
 		if errors.Is(err, ErrNotFound) {
-			a.rechecks.note(unknown)
+			a.noteUnknown(uuid)
 			return nil, fmt.Errorf("image %s: %w", uuid, err)
 		}
 		return nil, fmt.Errorf("%w: image %s: %w", ErrCMSUnavailable, uuid, err)

@@ -49,7 +49,7 @@ func (a *Access) generateOnce(ctx context.Context, p URLParts, key string, st *i
 	}
 	doc, err := a.cms.Image(ctx, p.UUID)
 	if err != nil {
-		return nil, cmsError("image "+p.UUID, err)
+		return nil, a.cmsError(p.UUID, "image "+p.UUID, err)
 	}
 	switch doc.State {
 	case StateDeleted:
@@ -59,13 +59,15 @@ func (a *Access) generateOnce(ctx context.Context, p URLParts, key string, st *i
 	}
 	rc, err := a.cms.Original(ctx, p.UUID)
 	if err != nil {
-		return nil, cmsError("original of "+p.UUID, err)
+		return nil, a.cmsError(p.UUID, "original of "+p.UUID, err)
 	}
 	src, err := a.gen.ReadSource(rc)
 	rc.Close()
 	if err != nil {
-		if errors.Is(err, ErrSourceTooLarge) {
-			return nil, fmt.Errorf("original of %s: %w", p.UUID, err)
+		if isRefusal(err) {
+			err = fmt.Errorf("original of %s: %w", p.UUID, err)
+			a.noteRefused(p.UUID, st.Modified, err)
+			return nil, err
 		}
 		return nil, fmt.Errorf("%w: original of %s: %w", ErrCMSUnavailable, p.UUID, err)
 	}
@@ -75,7 +77,14 @@ func (a *Access) generateOnce(ctx context.Context, p URLParts, key string, st *i
 	started := time.Now()
 	res, err := a.gen.Generate(src, Spec{Aspect: p.Aspect(), Width: p.Width, Focus: doc.Focus, Format: p.Format})
 	if err != nil {
-		return nil, fmt.Errorf("generate %s: %w", key, err)
+		err = fmt.Errorf("generate %s: %w", key, err)
+		if isRefusal(err) {
+			// The state is not advanced to doc.Modified here, so the
+			// next request looks for st.Modified: that is the version
+			// to remember.
+			a.noteRefused(p.UUID, st.Modified, err)
+		}
+		return nil, err
 	}
 	a.log.Debug("variant generated", zap.String("key", key), zap.Int("bytes", len(res.Data)),
 		zap.Int("width", res.Width), zap.Int("height", res.Height), zap.Duration("took", time.Since(started)))
@@ -119,10 +128,11 @@ func (a *Access) generateOnce(ctx context.Context, p URLParts, key string, st *i
 	return obj, nil
 }
 
-// cmsError classifies a CMS error: not found stays not found, anything
-// else means the CMS is unavailable.
-func cmsError(what string, err error) error {
+// cmsError classifies a CMS error about image uuid: not found stays not
+// found (and is remembered), anything else means the CMS is unavailable.
+func (a *Access) cmsError(uuid, what string, err error) error {
 	if errors.Is(err, ErrNotFound) {
+		a.noteUnknown(uuid)
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return fmt.Errorf("%w: %s: %w", ErrCMSUnavailable, what, err)

@@ -149,20 +149,6 @@ func (l *recheckLimiter) allow(key string) bool {
 	return true
 }
 
-// recent reports whether key was noted less than the interval ago.
-func (l *recheckLimiter) recent(key string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.recentLocked(key)
-}
-
-// note records key as asked now.
-func (l *recheckLimiter) note(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.noteLocked(key)
-}
-
 func (l *recheckLimiter) recentLocked(key string) bool {
 	t, ok := l.last[key]
 	return ok && time.Since(t) < l.interval

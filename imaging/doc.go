@@ -4,7 +4,9 @@
 // The package holds:
 //
 //   - the URL format: [Parse] and [BuildURL] for
-//     /<prefix>/<uuid>/<imageStamp>/<variantStamp>/<variant>[/<slug>].<format>;
+//     /<prefix>/<uuid>/<imageStamp>/<variantStamp>/<variant>[/<slug>].<format>
+//     (the slug free text, percent-encoded), [BuildAbsoluteURL] with a base
+//     checked by [ParseBaseURL] for absolute URLs;
 //   - variant generation: [Generator] decodes an original with a pixel and
 //     byte limit checked before decoding, honours EXIF orientation, crops to
 //     the variant's aspect ratio around the focal point, resizes and encodes
@@ -49,7 +51,10 @@
 // versions; a stored object is served with its ETag (conditional GET, HEAD
 // and ranges through http.ServeContent), otherwise it is generated once for
 // all concurrent requests (singleflight, a semaphore bounds generations),
-// stored and served. Cache-Control carries the long max-age when the
+// stored and served. An image the CMS does not know (404) and an original
+// the generator refuses (422) are remembered in a [NegativeCache] for
+// NegativeTTL, so that requests for them do not reach the CMS again; the
+// [Updater] clears an image's entry when an event for it arrives. Cache-Control carries the long max-age when the
 // versions served are at least as new as the URL's stamps, else the short
 // one (the replica may be behind).
 //

@@ -25,12 +25,13 @@ var (
 	// (HTTP 503).
 	ErrCMSUnavailable = errors.New("imaging: CMS unavailable")
 	// ErrSourceTooLarge means that an original exceeds the configured pixel
-	// or byte limit; it is refused before it is decoded.
+	// or byte limit; it is refused before it is decoded (HTTP 422).
 	ErrSourceTooLarge = errors.New("imaging: source image too large")
 	// ErrBusy means that no generation slot became free in time (HTTP 503).
 	ErrBusy = errors.New("imaging: too many concurrent generations")
 	// ErrUnsupported means that an original cannot be decoded or that the
-	// requested format cannot be made from it (for example svg from a JPEG).
+	// requested format cannot be made from it (for example svg from a JPEG)
+	// (HTTP 422).
 	ErrUnsupported = errors.New("imaging: unsupported image")
 )
 
@@ -52,9 +53,10 @@ func (e *URLError) Error() string {
 func (e *URLError) Is(target error) bool { return target == ErrBadURL }
 
 // HTTPStatus maps an error returned by this package to the HTTP status the
-// image service answers with: 400 bad URL, 404 not found, 410 gone, 503 store
-// or CMS unavailable or too busy, 500 for everything else (such as an
-// original that cannot be decoded or exceeds the limits). A nil error maps to 200.
+// image service answers with: 400 bad URL, 404 not found, 410 gone, 422
+// original refused (exceeds the limits or cannot be decoded: no variant can
+// be made of it until the image changes), 503 store or CMS unavailable or
+// too busy, 500 for everything else. A nil error maps to 200.
 func HTTPStatus(err error) int {
 	switch {
 	case err == nil:
@@ -67,6 +69,8 @@ func HTTPStatus(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrStoreUnavailable), errors.Is(err, ErrCMSUnavailable), errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrSourceTooLarge), errors.Is(err, ErrUnsupported):
+		return http.StatusUnprocessableEntity
 	default:
 		return http.StatusInternalServerError
 	}

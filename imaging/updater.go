@@ -16,9 +16,10 @@ import (
 // events should be applied in source-time order; persisting the source time
 // of the last applied event is the caller's job.
 type Updater struct {
-	store Store
-	cms   CMS
-	log   *zap.Logger
+	store   Store
+	cms     CMS
+	log     *zap.Logger
+	onImage func(uuid string)
 }
 
 // NewUpdater returns an Updater. cms is used for variant definitions (on
@@ -29,6 +30,13 @@ func NewUpdater(store Store, cms CMS, log *zap.Logger) *Updater {
 	}
 	return &Updater{store: store, cms: cms, log: log}
 }
+
+// OnImageChange sets fn to be called with the UUID (canonical form) of
+// every image event once it has been applied to the store, so that what is
+// kept outside the store can follow: the access side's NegativeCache.Forget
+// makes a newly published image servable at once. Call it before the
+// first event.
+func (u *Updater) OnImageChange(fn func(uuid string)) { u.onImage = fn }
 
 // HandleEvent applies one event:
 //
@@ -45,6 +53,8 @@ func NewUpdater(store Store, cms CMS, log *zap.Logger) *Updater {
 //     deletes its objects across all images via the variant index.
 //
 // Events of other node types, and malformed ones, are ignored (logged). An
+// image event that changed the store is logged at info level, one that
+// found it as the event leaves it (a replay) at debug level. An
 // error means the store or CMS failed; the event should be retried.
 func (u *Updater) HandleEvent(ctx context.Context, ev ImageEvent) error {
 	switch ev.NodeType {
@@ -65,6 +75,10 @@ func (u *Updater) imageChanged(ctx context.Context, ev ImageEvent) error {
 	uid := id.String()
 	switch ev.State {
 	case StateOffline, StateDeleted:
+		prev, err := loadState(ctx, u.store, uid)
+		if err != nil {
+			return fmt.Errorf("image %s %s: %w", uid, ev.State, err)
+		}
 		if err := saveState(ctx, u.store, imageState{UUID: uid, State: ev.State, SourceTime: ev.SourceTime}); err != nil {
 			return fmt.Errorf("image %s %s: %w", uid, ev.State, err)
 		}
@@ -72,16 +86,38 @@ func (u *Updater) imageChanged(ctx context.Context, ev ImageEvent) error {
 		if err != nil {
 			return fmt.Errorf("image %s %s: %w", uid, ev.State, err)
 		}
-		u.log.Info("image marked", zap.String("uuid", uid), zap.String("state", ev.State), zap.Int("deleted", n))
+		u.logChange(n > 0 || prev == nil || prev.State != ev.State, "image marked",
+			zap.String("uuid", uid), zap.String("state", ev.State), zap.Int("deleted", n))
+		u.notifyImage(uid)
 		return nil
 	default: // published, or unknown = treat as changed
 		n, err := u.store.DeletePrefix(ctx, ImagePrefix(uid))
 		if err != nil {
 			return fmt.Errorf("%w: image %s changed: %w", ErrStoreUnavailable, uid, err)
 		}
-		u.log.Info("image changed, variants deleted", zap.String("uuid", uid), zap.Int("deleted", n))
+		u.logChange(n > 0, "image changed, variants deleted", zap.String("uuid", uid), zap.Int("deleted", n))
+		u.notifyImage(uid)
 		return nil
 	}
+}
+
+// notifyImage tells the OnImageChange hook.
+func (u *Updater) notifyImage(uid string) {
+	if u.onImage != nil {
+		u.onImage(uid)
+	}
+}
+
+// logChange logs what an event did: at info level when it changed the
+// store, at debug level when it changed nothing. Events are applied again
+// after a restart or a failed batch, and a store that already reflects
+// them should not fill the log with one line per image.
+func (u *Updater) logChange(changed bool, msg string, fields ...zap.Field) {
+	if changed {
+		u.log.Info(msg, fields...)
+		return
+	}
+	u.log.Debug(msg, fields...)
 }
 
 // deleteImageObjects deletes every object of image uid, the state record
@@ -122,6 +158,8 @@ func (u *Updater) variantsChanged(ctx context.Context, ev ImageEvent) error {
 		if err != nil {
 			return err
 		}
+		// A definition that differs from the stored copy is a change even
+		// when no objects of it were stored; a replay finds no difference.
 		u.log.Info("variant definition changed, objects deleted", zap.String("variant", name), zap.Int("deleted", n))
 	}
 	b, err := json.Marshal(current)

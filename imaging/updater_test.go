@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 const otherUUID = "7d444840-9dc0-11d1-b245-5ffdce74fad2"
@@ -192,4 +193,46 @@ func listKeys2(t *testing.T, s Store, prefix string) []string {
 		t.Fatal(err)
 	}
 	return sorted(keys)
+}
+
+// TestUpdaterReplayLogsNothingAtInfo: events applied again (after a
+// restart, or a batch offered again) find nothing to delete and log at
+// debug level only; the first application of a real change logs at info.
+func TestUpdaterReplayLogsNothingAtInfo(t *testing.T) {
+	f := newAccessFixture(t, AccessConfig{})
+	warm(t, f)
+	core, logs := observer.New(zap.InfoLevel)
+	up := NewUpdater(f.store, f.cms, zap.New(core))
+	ctx := testCtx(t)
+	events := []ImageEvent{
+		{NodeType: "image", UUID: testUUID, State: StatePublished, SourceTime: 1},
+		{NodeType: "image", UUID: otherUUID, State: StateOffline, SourceTime: 2},
+	}
+	for _, ev := range events {
+		if err := up.HandleEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := logs.Len(); n != 2 {
+		t.Fatalf("first application: %d info lines, want 2: %v", n, logs.All())
+	}
+	logs.TakeAll()
+	for range 2 {
+		for _, ev := range events {
+			if err := up.HandleEvent(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if all := logs.TakeAll(); len(all) != 0 {
+		t.Fatalf("replay logged at info: %v", all)
+	}
+	// A published event for an image the store never had.
+	if err := up.HandleEvent(ctx, ImageEvent{NodeType: "image", UUID: "00000000-1111-2222-3333-444444444444",
+		State: StatePublished}); err != nil {
+		t.Fatal(err)
+	}
+	if all := logs.TakeAll(); len(all) != 0 {
+		t.Fatalf("event for an unstored image logged at info: %v", all)
+	}
 }

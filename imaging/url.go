@@ -1,6 +1,7 @@
 package imaging
 
 import (
+	"fmt"
 	"net/url"
 	"slices"
 	"strconv"
@@ -15,7 +16,7 @@ const (
 	MaxWidth = 10000
 	// MaxAspectTerm is the largest number on either side of an aspect ratio.
 	MaxAspectTerm = 999
-	// MaxSlugLen is the longest slug accepted.
+	// MaxSlugLen is the longest slug accepted, in bytes, decoded.
 	MaxSlugLen = 200
 	// maxPathLen bounds the whole path, prefix included.
 	maxPathLen = 2048
@@ -41,7 +42,9 @@ type URLParts struct {
 	// Width is the output width: the one in the variant name, the ?width=
 	// value for aspect-only variants, 0 for "original".
 	Width int
-	// Slug is the optional, free SEO slug ("" = none).
+	// Slug is the optional, free SEO slug ("" = none): any text of up to
+	// MaxSlugLen bytes, percent-encoded in the URL. It never changes which
+	// image or variant is served.
 	Slug string
 	// Format is the requested format as written: jpg, jpeg, png, webp, gif
 	// or svg.
@@ -146,11 +149,13 @@ func canonicalFormat(f string) string {
 	return f
 }
 
-// Parse parses an image URL path (already percent-decoded, as in
-// url.URL.Path) and its query. The segments before the UUID form the
-// prefix, which Parse does not check: a caller mounted under a fixed prefix
-// strips or compares it. allowedWidths lists the ?width= values accepted for
-// aspect-only variants; an empty list refuses them all.
+// Parse parses an image URL path as sent, percent-encoded
+// (url.URL.EscapedPath), and its query. The slug is percent-decoded; every
+// other segment must be written literally, so that one image has one URL
+// per slug. The segments before the UUID form the prefix, which Parse does
+// not check: a caller mounted under a fixed prefix strips or compares it.
+// allowedWidths lists the ?width= values accepted for aspect-only
+// variants; an empty list refuses them all.
 //
 // Every error is a *URLError (errors.Is(err, ErrBadURL)).
 func Parse(path string, query url.Values, allowedWidths []int) (URLParts, error) {
@@ -198,9 +203,13 @@ func Parse(path string, query url.Values, allowedWidths []int) (URLParts, error)
 	}
 	name, format := file[:dot], file[dot+1:]
 	if variantSeg != "" {
-		p.Variant, p.Slug = variantSeg, name
+		slug, err := url.PathUnescape(name)
+		if err != nil {
+			return bad("invalid percent-encoding in the slug")
+		}
+		p.Variant, p.Slug = variantSeg, slug
 		if !validSlug(p.Slug) {
-			return bad("invalid slug (1–200 of A-Z a-z 0-9 - _)")
+			return bad("invalid slug (1–200 bytes)")
 		}
 	} else {
 		p.Variant = name
@@ -238,12 +247,13 @@ func Parse(path string, query url.Values, allowedWidths []int) (URLParts, error)
 
 // BuildURL builds the URL (path and, for aspect-only variants, the ?width=
 // query) for u under prefix ("/image", "image" and "/image/" are the same;
-// "" means none). It does not validate u: use Validate for values that do
-// not come from Parse. Parse(BuildURL(prefix, u)) returns u for every valid u.
+// "" means none). The slug is percent-encoded into one path segment. It
+// does not validate u: use Validate for values that do not come from
+// Parse. Parse(BuildURL(prefix, u)) returns u for every valid u.
 func BuildURL(prefix string, u URLParts) string {
 	var b strings.Builder
 	prefix = strings.Trim(prefix, "/")
-	b.Grow(len(prefix) + 100 + len(u.Slug))
+	b.Grow(len(prefix) + 100 + 3*len(u.Slug))
 	if prefix != "" {
 		b.WriteByte('/')
 		b.WriteString(prefix)
@@ -258,7 +268,7 @@ func BuildURL(prefix string, u URLParts) string {
 	b.WriteString(u.Variant)
 	if u.Slug != "" {
 		b.WriteByte('/')
-		b.WriteString(u.Slug)
+		b.WriteString(escapeSlug(u.Slug))
 	}
 	b.WriteByte('.')
 	b.WriteString(u.Format)
@@ -276,6 +286,47 @@ func URLFor(prefix string, u URLParts, allowedWidths []int) (string, error) {
 		return "", err
 	}
 	return BuildURL(prefix, u), nil
+}
+
+// BuildAbsoluteURL is BuildURL(prefix, u) after base, the scheme, host and
+// optional path of the image service as clients reach it
+// ("https://img.example.com", "https://cdn.example.com/edge"), as
+// ParseBaseURL returns it. An empty base gives the path alone.
+func BuildAbsoluteURL(base, prefix string, u URLParts) string {
+	return base + BuildURL(prefix, u)
+}
+
+// ParseBaseURL checks the base of absolute image URLs: http or https, a
+// host with an optional port, and an optional path (where a proxy mounts
+// the edge); no user info, query or fragment. It returns the base in the
+// form BuildAbsoluteURL expects: scheme in lower case, path
+// percent-encoded, no trailing slash.
+func ParseBaseURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("base URL %q: %w", s, err)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	switch {
+	case scheme != "http" && scheme != "https":
+		return "", fmt.Errorf("base URL %q: want http:// or https://", s)
+	case u.Host == "" || u.Opaque != "":
+		return "", fmt.Errorf("base URL %q: no host", s)
+	case u.User != nil:
+		return "", fmt.Errorf("base URL %q: must not carry user info", s)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.ContainsAny(s, "?#"):
+		return "", fmt.Errorf("base URL %q: must not have a query or fragment", s)
+	}
+	if u.Port() != "" {
+		if p, err := strconv.Atoi(u.Port()); err != nil || p < 1 || p > 65535 {
+			return "", fmt.Errorf("base URL %q: bad port", s)
+		}
+	}
+	path := strings.TrimRight(u.EscapedPath(), "/")
+	if strings.Contains(path, "//") {
+		return "", fmt.Errorf("base URL %q: empty path segment", s)
+	}
+	return scheme + "://" + u.Host + path, nil
 }
 
 // Validate checks u as Parse would check the URL BuildURL makes of it.
@@ -296,18 +347,20 @@ func (u URLParts) Validate(allowedWidths []int) error {
 	return nil
 }
 
-// validSlug reports whether s is 1–MaxSlugLen of [A-Za-z0-9_-].
+// escapeSlug percent-encodes a slug into one path segment. Beyond what
+// url.PathEscape encodes, '&' is encoded too: URLs are written into HTML
+// by templates that do not escape them, and "&amp;" in a slug would
+// otherwise be read as an entity.
+func escapeSlug(s string) string {
+	return strings.ReplaceAll(url.PathEscape(s), "&", "%26")
+}
+
+// validSlug reports whether s is a slug: 1–MaxSlugLen bytes of anything.
+// A slug is only ever percent-encoded into its own path segment and never
+// used to find the image, so its content needs no check; UTF-8 text is
+// expected, but other bytes are taken as they come.
 func validSlug(s string) bool {
-	if s == "" || len(s) > MaxSlugLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
+	return s != "" && len(s) <= MaxSlugLen
 }
 
 // parseBoundedInt parses a canonical decimal in 1..max (no sign, no leading

@@ -17,6 +17,11 @@ func FuzzParse(f *testing.F) {
 		"/image/" + testUUID + "/AAABijkh-E4/AAABibBxx9M/16x9.png?width=640",
 		"/" + testUUID + "/AAAAAAAAAAA/AAAAAAAAAAA/original.svg",
 		"/a/b/" + testUUID + "/AAAAAAAAAAA/AAAAAAAAAAA/original/x.gif",
+		"/image/" + testUUID + "/AAABijkh-E4/AAABibBxx9M/16x9-768/Gr%C3%BC%C3%9Fe%20aus%20K%C3%B6ln.webp",
+		"/image/" + testUUID + "/AAABijkh-E4/AAABibBxx9M/16x9/a%2Fb%3Fc%23d%25.png?width=640",
+		"/image/" + testUUID + "/AAABijkh-E4/AAABibBxx9M/original/..%2F..%2Fx.jpg",
+		"/image/" + testUUID + "/AAABijkh-E4/AAABibBxx9M/original/%FF%00 +.gif",
+		"/image/" + testUUID + "/AAABijkh-E4/AAABibBxx9M/original/a%zz.jpg",
 		"/image/../../etc/passwd",
 		"",
 	} {
@@ -48,11 +53,15 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// FuzzBuild checks parse(build(x)) == x for structurally generated parts.
+// FuzzBuild checks parse(build(x)) == x for structurally generated parts:
+// in particular, any slug Validate accepts comes back unchanged.
 func FuzzBuild(f *testing.F) {
 	f.Add(testUUID, int64(1693175642190), int64(0), "16x9-768", 0, "slug", "jpg")
 	f.Add(testUUID, int64(1), int64(2), "4x3", 640, "", "webp")
 	f.Add(testUUID, int64(1), int64(2), "original", 0, "", "svg")
+	f.Add(testUUID, int64(1), int64(2), "16x9-768", 0, "Grüße aus Köln / 100% ?#", "jpg")
+	f.Add(testUUID, int64(1), int64(2), "original", 0, "..", "png")
+	f.Add(testUUID, int64(1), int64(2), "original", 0, "\xff\x00", "gif")
 	f.Fuzz(func(t *testing.T, id string, im, vm int64, variant string, width int, slug, format string) {
 		u := URLParts{UUID: id, ImageModified: im, VariantModified: vm, Variant: variant,
 			Width: width, Slug: slug, Format: format}

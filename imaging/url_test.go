@@ -57,6 +57,14 @@ func TestParseRoundTrip(t *testing.T) {
 			URLParts{UUID: testUUID, Variant: "original", Slug: "x", Format: "jpeg"}},
 		{"max width", "image", "/image/" + testUUID + "/AAAAAAAAAAA/AAAAAAAAAAA/999x1-10000.jpg",
 			URLParts{UUID: testUUID, Variant: "999x1-10000", Width: 10000, Format: "jpg"}},
+		{"slug with spaces and umlauts", "/image", "/image/" + testUUID + "/AAABijkh-E4/AAAAAAAAAAA/16x9-768/Gr%C3%BC%C3%9Fe%20aus%20K%C3%B6ln.webp",
+			URLParts{UUID: testUUID, ImageModified: 1693175642190, Variant: "16x9-768", Width: 768, Slug: "Grüße aus Köln", Format: "webp"}},
+		{"slug with slash, dot, percent, query and fragment marks", "/image", "/image/" + testUUID + "/AAAAAAAAAAA/AAAAAAAAAAA/original/a%2Fb.c%25d%3Fe%23f.png",
+			URLParts{UUID: testUUID, Variant: "original", Slug: "a/b.c%d?e#f", Format: "png"}},
+		{"slug of 200 bytes", "/image", "/image/" + testUUID + "/AAAAAAAAAAA/AAAAAAAAAAA/1x1-144/" + strings.Repeat("%C3%A4", 100) + ".jpg",
+			URLParts{UUID: testUUID, Variant: "1x1-144", Width: 144, Slug: strings.Repeat("ä", 100), Format: "jpg"}},
+		{"slug that looks like a path", "/image", "/image/" + testUUID + "/AAAAAAAAAAA/AAAAAAAAAAA/1x1-144/..%2F..%2Fetc%2Fpasswd.jpg",
+			URLParts{UUID: testUUID, Variant: "1x1-144", Width: 144, Slug: "../../etc/passwd", Format: "jpg"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,6 +84,86 @@ func TestParseRoundTrip(t *testing.T) {
 				t.Fatalf("Validate: %v", err)
 			}
 		})
+	}
+}
+
+// TestParseSlugForms: a slug may come in any percent-encoding (as
+// browsers and proxies send it, or not encoded where that is harmless);
+// it decodes to the same text, and the image and variant stay the same.
+func TestParseSlugForms(t *testing.T) {
+	base := "/image/" + testUUID + "/AAABijkh-E4/AAABibBxx9M/16x9-768/"
+	want, err := Parse(base+"x.jpg", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for raw, slug := range map[string]string{
+		"gr%c3%bc%c3%9fe": "grüße",
+		"a b":             "a b",
+		"a+b":             "a+b",
+		"%41%42":          "AB",
+		"a.b.c":           "a.b.c",
+		"...":             "...",
+		"%00":             "\x00",
+		"%FF%FE":          "\xff\xfe",
+	} {
+		p, err := Parse(base+raw+".jpg", nil, nil)
+		if err != nil {
+			t.Errorf("%q: %v", raw, err)
+			continue
+		}
+		if p.Slug != slug {
+			t.Errorf("%q: slug %q, want %s", raw, p.Slug, slug)
+		}
+		p.Slug = want.Slug
+		if p != want {
+			t.Errorf("%q: parts %+v, want %+v", raw, p, want)
+		}
+	}
+}
+
+func TestBaseURL(t *testing.T) {
+	u := URLParts{UUID: testUUID, ImageModified: 1693175642190, Variant: "16x9", Width: 640, Slug: "Köln", Format: "webp"}
+	for in, want := range map[string]string{
+		"https://img.example.com":            "https://img.example.com",
+		"https://img.example.com/":           "https://img.example.com",
+		"HTTP://img.example.com:8080":        "http://img.example.com:8080",
+		"https://cdn.example.com/edge/":      "https://cdn.example.com/edge",
+		"https://cdn.example.com/a%20b":      "https://cdn.example.com/a%20b",
+		"https://cdn.example.com/a b":        "https://cdn.example.com/a%20b",
+		"http://[::1]:2015":                  "http://[::1]:2015",
+		"https://xn--kln-sna.example/bilder": "https://xn--kln-sna.example/bilder",
+	} {
+		got, err := ParseBaseURL(in)
+		if err != nil || got != want {
+			t.Errorf("ParseBaseURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{
+		"", "img.example.com", "//img.example.com", "ftp://img.example.com", "https://", "https:///x",
+		"https://user:pw@img.example.com", "https://img.example.com?x=1", "https://img.example.com/#top",
+		"https://img.example.com/?", "https://img.example.com:99999", "https://img.example.com//x",
+		"mailto:a@b", "https://img.example.com:x",
+	} {
+		if got, err := ParseBaseURL(in); err == nil {
+			t.Errorf("ParseBaseURL(%q) = %q, want an error", in, got)
+		}
+	}
+	base, _ := ParseBaseURL("https://cdn.example.com/edge/")
+	got := BuildAbsoluteURL(base, "/image", u)
+	if want := "https://cdn.example.com/edge/image/" + testUUID + "/AAABijkh-E4/AAAAAAAAAAA/16x9/K%C3%B6ln.webp?width=640"; got != want {
+		t.Fatalf("BuildAbsoluteURL = %q, want %q", got, want)
+	}
+	// The absolute URL is one the service parses back to the same parts.
+	pu, err := url.Parse(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(strings.TrimPrefix(pu.EscapedPath(), "/edge"), pu.Query(), testWidths)
+	if err != nil || back != u {
+		t.Fatalf("Parse of the absolute URL's path = %+v, %v; want %+v", back, err, u)
+	}
+	if BuildAbsoluteURL("", "/image", u) != BuildURL("/image", u) {
+		t.Fatal("an empty base must give the path alone")
 	}
 }
 
@@ -108,10 +196,13 @@ func TestParseRejects(t *testing.T) {
 		{"width zero", base + "1x1-0.jpg"},
 		{"aspect too big", base + "1000x1-100.jpg"},
 		{"empty slug", base + "1x1-144/.jpg"},
-		{"slug with space", base + "1x1-144/a b.jpg"},
-		{"slug with dot", base + "1x1-144/a.b.jpg"},
-		{"slug with percent", base + "1x1-144/a%2Fb.jpg"},
 		{"slug too long", base + "1x1-144/" + strings.Repeat("a", 201) + ".jpg"},
+		{"slug too long decoded", base + "1x1-144/" + strings.Repeat("%C3%A4", 100) + "a.jpg"},
+		{"slug bad percent-encoding", base + "1x1-144/a%zzb.jpg"},
+		{"slug truncated percent-encoding", base + "1x1-144/ab%2.jpg"},
+		{"encoded variant", base + "1x1%2D144.jpg"},
+		{"encoded format dot", base + "1x1-144/slug%2Ejpg"},
+		{"encoded uuid", "/image/" + strings.Replace(testUUID, "-", "%2D", 1) + "/AAABijkh-E4/AAABibBxx9M/1x1-144.jpg"},
 		{"aspect only without width", base + "16x9.jpg"},
 		{"aspect only width not allowed", base + "16x9.jpg?width=641"},
 		{"aspect only two widths", base + "16x9.jpg?width=640&width=320"},
@@ -197,5 +288,19 @@ func TestURLFor(t *testing.T) {
 	u.Width = 641
 	if _, err := URLFor("/image", u, testWidths); !errors.Is(err, ErrBadURL) {
 		t.Fatalf("URLFor with a width not allowed: %v", err)
+	}
+}
+
+// TestBuildURLSlugIsHTMLSafe: the encoded slug holds nothing that HTML
+// would read (quotes, angle brackets, ampersands), so a template may write
+// the URL into an attribute as it is.
+func TestBuildURLSlugIsHTMLSafe(t *testing.T) {
+	u := URLParts{UUID: testUUID, Variant: "original", Slug: `"><script>a&amp;b's`, Format: "png"}
+	got := BuildURL("/image", u)
+	if strings.ContainsAny(got, `"'<>&`) {
+		t.Fatalf("BuildURL = %q, with characters HTML reads", got)
+	}
+	if p, err := Parse(got, nil, nil); err != nil || p.Slug != u.Slug {
+		t.Fatalf("Parse = %+v, %v", p, err)
 	}
 }

@@ -27,13 +27,14 @@ import (
 )
 
 // imageOrigin is the sample origin for the image tests: the demo content,
-// the render backend and the staging API, with a counter of the original
-// binaries the edge fetched.
+// the render backend and the staging API, with counters of the documents
+// and original binaries the edge fetched.
 type imageOrigin struct {
 	Content    *origin.Content
 	StagingURL string
 	RenderAddr string
 	binaries   atomic.Int64
+	documents  atomic.Int64
 }
 
 func startImageOrigin(t testing.TB, imageURL func(*origin.Content) func(origin.Document, string) string) *imageOrigin {
@@ -42,8 +43,12 @@ func startImageOrigin(t testing.TB, imageURL func(*origin.Content) func(origin.D
 	origin.SeedDemo(o.Content)
 	st := origin.NewStaging(o.Content, origin.StagingConfig{Replicas: 2})
 	stSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/binary") {
+		switch rest, ok := strings.CutPrefix(r.URL.Path, "/api/v1/documents/"); {
+		case !ok:
+		case strings.HasSuffix(rest, "/binary"):
 			o.binaries.Add(1)
+		default:
+			o.documents.Add(1)
 		}
 		st.ServeHTTP(w, r)
 	}))
@@ -60,6 +65,9 @@ func startImageOrigin(t testing.TB, imageURL func(*origin.Content) func(origin.D
 
 // Binaries is how many originals the edge fetched so far.
 func (o *imageOrigin) Binaries() int64 { return o.binaries.Load() }
+
+// Documents is how many documents the edge fetched so far.
+func (o *imageOrigin) Documents() int64 { return o.documents.Load() }
 
 func (o *imageOrigin) stagingBlock() string {
 	return "staging " + o.StagingURL + " {\ntoken " + origin.DemoToken + "\npoll_interval 100ms\nlong_poll 10s\n}"
