@@ -25,11 +25,13 @@ import (
 
 // fastFile returns the docroot file of a plain request path — only bytes
 // that Map keeps as they are, no query, no empty or dot-led segment, not
-// a folder index, not a reserved name — without allocating. Anything else
+// a folder index, not a reserved name, within the bounds of what is
+// stored — without allocating. Anything else
 // goes through Mapper.Map, which gives the same name for such paths.
 func fastFile(u *url.URL) (string, bool) {
 	p := u.Path
-	if u.RawQuery != "" || len(p) < 2 || p[0] != '/' || p[len(p)-1] == '/' {
+	if u.RawQuery != "" || len(p) < 2 || len(p) > MaxPathBytes || p[0] != '/' || p[len(p)-1] == '/' ||
+		strings.Count(p, "/") > MaxPathSegments {
 		return "", false
 	}
 	start := 1

@@ -24,7 +24,8 @@ func TestFastFileAgreesWithMap(t *testing.T) {
 	for _, target := range []string{
 		"/a.html", "/politik/story100.html", "/a/b/c", "/x-y_z~1.html", "/a.html?x=1", "/", "/dir/",
 		"/dir/index.html", "/a%20b.html", "/.hidden", "/a/../b", "/a//b", "/x.old", "/x.OLD/y", "/x.gz",
-		"/x.Br", "/@user:1", "/" + strings.Repeat("x", 300),
+		"/x.Br", "/@user:1", "/" + strings.Repeat("x", 300), deepPath(16), deepPath(17),
+		"/d0" + strings.Repeat("/a", 999), longPath(MaxPathBytes), longPath(MaxPathBytes + 1),
 	} {
 		u, err := url.ParseRequestURI(target)
 		if err != nil {
@@ -46,6 +47,8 @@ func TestFastFileAgreesWithMap(t *testing.T) {
 func FuzzFastFile(f *testing.F) {
 	f.Add("/politik/story100.html")
 	f.Add("/a/.b")
+	f.Add(deepPath(MaxPathSegments + 1))
+	f.Add(longPath(MaxPathBytes + 1))
 	m := &Mapper{ReservedSuffixes: []string{".gz", ".br"}}
 	f.Fuzz(func(t *testing.T, target string) {
 		u, err := url.ParseRequestURI(target)

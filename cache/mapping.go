@@ -28,6 +28,19 @@ const (
 	IndexName = "index.html"
 )
 
+// Bounds of what is stored. A request path beyond them is passed on to the
+// render backend uncached (ErrNotCacheable): every segment of a stored path
+// is a folder on disk, so without a bound one request could make a
+// thousand folders.
+const (
+	// MaxPathSegments is the most segments a stored path has ("/a/b/" and
+	// "/a/b" have two).
+	MaxPathSegments = 16
+	// MaxPathBytes is the longest stored path in bytes, decoded, without
+	// the query ("/a/b/" is five bytes).
+	MaxPathBytes = 1024
+)
+
 const (
 	maxSegmentBytes = 255  // NAME_MAX of common Linux file systems
 	maxFileBytes    = 2048 // whole relative file name, well below PATH_MAX
@@ -98,6 +111,9 @@ func (m *Mapper) Map(u *url.URL) (Target, error) {
 		segs = segs[:len(segs)-1]
 		dirIndex = true
 	}
+	if len(segs) > MaxPathSegments || canonicalPathLen(segs, dirIndex) > MaxPathBytes {
+		return Target{}, ErrNotCacheable
+	}
 	query, err := m.canonicalQuery(u.RawQuery)
 	if err != nil {
 		return Target{}, err
@@ -137,16 +153,38 @@ func (m *Mapper) Map(u *url.URL) (Target, error) {
 	return Target{Key: key, File: name, Ext: extOf(last)}, nil
 }
 
+// canonicalPathLen is the length of the decoded key path of segs: "/" and
+// the segments joined by "/", with a trailing "/" for a folder index.
+func canonicalPathLen(segs []string, dirIndex bool) int {
+	n := len(segs) // a "/" before each segment
+	for _, s := range segs {
+		n += len(s)
+	}
+	if dirIndex || n == 0 {
+		n++
+	}
+	return n
+}
+
 func lastSegmentStart(s string) int { return strings.LastIndexByte(s, '/') + 1 }
 
 // reserved reports whether a decoded path segment names an internal file.
 func (m *Mapper) reserved(seg string, last bool) bool {
+	return reservedSegment(seg, last, m.ReservedSuffixes)
+}
+
+// reservedSegment reports whether a path segment names an internal file:
+// it starts with InternalPrefix or ends in OldSuffix, or (as the last
+// segment) ends in one of the reserved suffixes, whatever the case. The
+// rule holds for decoded segments and for names on disk alike, since the
+// escaping keeps these bytes as they are.
+func reservedSegment(seg string, last bool, reservedSuffixes []string) bool {
 	lower := strings.ToLower(seg)
 	if strings.HasPrefix(lower, InternalPrefix) || strings.HasSuffix(lower, OldSuffix) {
 		return true
 	}
 	if last {
-		for _, s := range m.ReservedSuffixes {
+		for _, s := range reservedSuffixes {
 			if strings.HasSuffix(lower, s) {
 				return true
 			}

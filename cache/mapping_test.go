@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -57,9 +58,26 @@ func TestMapperMap(t *testing.T) {
 		{"/story.html.gz", "", "", "", ErrForbidden},
 		{"/story.html.Br", "", "", "", ErrForbidden},
 		{"/gz/story.html", "/gz/story.html", "gz/story.html", ".html", nil},
+		// The bounds of what is stored: segments and bytes of the decoded path.
+		{deepPath(16), deepPath(16), deepPath(16)[1:], ".html", nil},
+		{deepPath(17), "", "", "", ErrNotCacheable},
+		{deepPath(15) + "/", deepPath(15) + "/", deepPath(15)[1:] + "/index.html", ".html", nil},
+		{deepPath(16) + "/", deepPath(16) + "/", deepPath(16)[1:] + "/index.html", ".html", nil},
+		{deepPath(17) + "/", "", "", "", ErrNotCacheable},
+		{deepPath(16) + "/index.html", deepPath(16) + "/", deepPath(16)[1:] + "/index.html", ".html", nil},
+		{deepPath(15) + "/index.html", deepPath(15) + "/", deepPath(15)[1:] + "/index.html", ".html", nil},
+		{"/d0" + strings.Repeat("/a", 999), "", "", "", ErrNotCacheable},
+		{longPath(MaxPathBytes), longPath(MaxPathBytes), longPath(MaxPathBytes)[1:], "", nil},
+		{longPath(MaxPathBytes + 1), "", "", "", ErrNotCacheable},
+		{longPath(MaxPathBytes-1) + "/", longPath(MaxPathBytes-1) + "/", longPath(MaxPathBytes - 1)[1:] + "/index.html", ".html", nil},
+		{longPath(MaxPathBytes) + "/", "", "", "", ErrNotCacheable},
 	}
 	for _, tt := range tests {
-		t.Run(tt.target, func(t *testing.T) {
+		name := tt.target
+		if len(name) > 60 {
+			name = fmt.Sprintf("%s…(%d bytes)", name[:40], len(name))
+		}
+		t.Run(name, func(t *testing.T) {
 			got, err := m.Map(mustURL(t, tt.target))
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("err = %v, want %v", err, tt.err)
@@ -73,6 +91,22 @@ func TestMapperMap(t *testing.T) {
 			checkMappingInvariants(t, m, got)
 		})
 	}
+}
+
+// deepPath is a path of n segments ending in a page.
+func deepPath(n int) string {
+	return strings.Repeat("/a", n-1) + "/p.html"
+}
+
+// longPath is a path of exactly n bytes in segments of at most 200 bytes.
+func longPath(n int) string {
+	var b strings.Builder
+	for b.Len() < n {
+		seg := min(200, n-b.Len()-1)
+		b.WriteString("/")
+		b.WriteString(strings.Repeat("x", seg))
+	}
+	return b.String()
 }
 
 // checkMappingInvariants asserts what every successful mapping guarantees:
@@ -89,6 +123,10 @@ func checkMappingInvariants(t testing.TB, m *Mapper, got Target) {
 			strings.HasPrefix(lower, InternalPrefix) || len(seg) > maxSegmentBytes {
 			t.Fatalf("file %q has a bad segment %q", got.File, seg)
 		}
+	}
+	if path, _, _ := strings.Cut(got.Key, "?"); len(path) > MaxPathBytes ||
+		strings.Count(strings.TrimSuffix(path, "/"), "/") > MaxPathSegments {
+		t.Fatalf("key %q is beyond the bounds of what is stored", got.Key)
 	}
 	key, ok := KeyForFile(got.File)
 	if !ok || key != got.Key {

@@ -221,9 +221,12 @@ func (tw *teeWriter) finish(renderErr error, f *flight) (outcome, int) {
 	store := tw.site.Store
 	switch {
 	case tw.status == http.StatusNotFound || tw.status == http.StatusGone:
-		store.Purge(tw.t.File)
-		if err := store.reg.Remove(store.ID(tw.t.File)); err != nil {
-			store.log.Error("cannot record removal", zap.String("url", tw.t.Key), zap.Error(err))
+		// Only the edge's own files for exactly this name go; a name that
+		// cannot be a file (a file is in the way) has nothing to record.
+		if store.purge(tw.t.File) {
+			if err := store.reg.Remove(store.ID(tw.t.File)); err != nil {
+				store.log.Error("cannot record removal", zap.String("url", tw.t.Key), zap.Error(err))
+			}
 		}
 		return outcomeGone, tw.status
 	case tw.status >= 500:

@@ -76,6 +76,10 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, render RenderFu
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return render(w, r)
 	}
+	if s.Precompress && !s.Store.precompressed.Load() {
+		// Its ".gz"/".br" files are copies, never served through a link.
+		s.Store.precompressed.Store(true)
+	}
 	// The fast path: a plain path whose file is in memory.
 	if file, ok := fastFile(r.URL); ok && s.serveFromMemory(w, r, file, render) {
 		return nil
@@ -181,6 +185,14 @@ func (s *Site) serveOld(w http.ResponseWriter, r *http.Request, t Target, render
 // others get the copy at once (render_wait.go); otherwise the first
 // request renders and the others wait for that render.
 func (s *Site) miss(w http.ResponseWriter, r *http.Request, t Target, render RenderFunc) error {
+	switch s.Store.checkMiss(t.File) {
+	case missRefused:
+		return &StatusError{Code: http.StatusNotFound, Err: fmt.Errorf("%s: link to an %w", t.Key, ErrForbidden)}
+	case missPassThrough:
+		// No file can be kept under this name (a file is in the way, or a
+		// link): nothing to render for, to record or to remove.
+		return render(w, r)
+	}
 	for attempt := 0; ; attempt++ {
 		if old, info, ok := s.Store.openRegular(t.File + OldSuffix); ok {
 			defer old.Close()

@@ -22,10 +22,20 @@ import (
 // shared by every handler (and every config generation) that serves the
 // same docroot, so renders of one file are coalesced across all of them.
 type Store struct {
-	dir     string
-	rootID  uint16
-	root    *os.Root
-	dirf    *os.File // the docroot folder, for stats relative to it (file_ident.go)
+	dir    string
+	rootID uint16
+	root   *os.Root
+	// realRoot is the docroot's real path ending in "/" as /proc/self/fd
+	// reports it, to tell in one call where a link led ("" where that is
+	// not available; docroot_links.go).
+	realRoot string
+	// rootDir is the docroot's folder and direct its descriptor, for
+	// opening a file to serve without following links (nil where that is
+	// not available; docroot_open_linux.go).
+	rootDir *os.File
+	direct  syscall.RawConn
+	// dirfd is rootDir's descriptor, for the hit path's allocation-free
+	// stat of a file held in memory (file_ident.go).
 	dirfd   uintptr
 	e       *Engine
 	reg     *Registry
@@ -86,13 +96,12 @@ func openStore(dir string, rootID uint16, e *Engine, log *zap.Logger) (*Store, e
 		root.Close()
 		return nil, fmt.Errorf("create %s in docroot: %w", TempDir, err)
 	}
-	dirf, err := os.Open(dir)
-	if err != nil {
-		root.Close()
-		return nil, fmt.Errorf("open docroot: %w", err)
-	}
-	s := &Store{dir: dir, rootID: rootID, root: root, dirf: dirf, dirfd: dirf.Fd(), e: e, reg: e.reg,
+	s := &Store{dir: dir, rootID: rootID, root: root, realRoot: docrootRealPath(root), e: e, reg: e.reg,
 		access: e.access, log: log.With(zap.String("docroot", dir)), flights: newFlights()}
+	s.rootDir, s.direct = openDirectDir(root)
+	if s.rootDir != nil {
+		s.dirfd = s.rootDir.Fd()
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if e.opts.HotBytes > 0 {
 		s.hot = NewHotSet(e.opts.HotBytes, e.opts.HotMaxFile, e.opts.HotValid)
@@ -110,7 +119,10 @@ func (s *Store) ID(file string) FileID { return FileID{Root: s.rootID, File: fil
 func (s *Store) close() error {
 	s.cancel()
 	s.bg.Wait()
-	return errors.Join(s.dirf.Close(), s.root.Close())
+	if s.rootDir != nil {
+		s.rootDir.Close()
+	}
+	return s.root.Close()
 }
 
 // goBackground runs fn as background work of the store; close waits for it.
@@ -141,14 +153,24 @@ func (s *Store) removeStaleTemp() {
 }
 
 // openRegular opens a file for serving; ok is false when there is none
-// (or it is not a regular file, e.g. a folder of deeper pages).
+// (or it is not a regular file, e.g. a folder of deeper pages, or a link
+// led to a file the cache keeps for itself).
 func (s *Store) openRegular(name string) (*os.File, fs.FileInfo, bool) {
-	f, err := s.root.Open(name)
+	var f *os.File
+	err, linked := errLinked, false
+	if s.direct != nil {
+		// No link on the way: nothing to check (the common case).
+		f, err = s.openDirect(name)
+	}
+	if errors.Is(err, errLinked) {
+		f, err = s.root.Open(name)
+		linked = true
+	}
 	if err != nil {
 		return nil, nil, false
 	}
 	info, err := f.Stat()
-	if err != nil || !info.Mode().IsRegular() {
+	if err != nil || !info.Mode().IsRegular() || linked && !s.servable(f, name) {
 		f.Close()
 		return nil, nil, false
 	}
@@ -175,13 +197,9 @@ var errConflict = errors.New("file and folder names conflict")
 // first; copies of an older version are removed (they would be ignored
 // anyway: a copy is served only with its page's modification time).
 func (s *Store) install(tmp, name string, variants precompressed) error {
-	if dir := path.Dir(name); dir != "." {
-		if err := s.root.MkdirAll(dir, 0o755); err != nil {
-			if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
-				return errConflict
-			}
-			return fmt.Errorf("create folder for %s: %w", name, err)
-		}
+	if err := s.makeRoomFor(name); err != nil {
+		s.discardPrecompressed(variants)
+		return err
 	}
 	s.installVariant(variants.gzip, name+GzipSuffix)
 	s.installVariant(variants.brotli, name+BrotliSuffix)
@@ -194,6 +212,31 @@ func (s *Store) install(tmp, name string, variants precompressed) error {
 	}
 	s.dropHot(name)
 	s.removeQuiet(name + OldSuffix)
+	return nil
+}
+
+// makeRoomFor creates the folders of name as needed. It never writes
+// through a link, nor over one: the file would land under another name, or
+// replace the operator's link.
+func (s *Store) makeRoomFor(name string) error {
+	d, _, st := s.walkParent(name)
+	switch st {
+	case pathBlocked, pathLinked:
+		return errConflict
+	case pathOK:
+		info, err := d.Lstat(path.Base(name))
+		s.closeDir(d)
+		if err == nil && info.Mode()&fs.ModeSymlink != 0 {
+			return errConflict
+		}
+		return nil
+	}
+	if err := s.root.MkdirAll(path.Dir(name), 0o755); err != nil {
+		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
+			return errConflict
+		}
+		return fmt.Errorf("create folder for %s: %w", name, err)
+	}
 	return nil
 }
 
@@ -244,20 +287,53 @@ func (s *Store) Invalidate(name string) (bool, error) {
 	return false, fmt.Errorf("invalidate %s: %w", name, err)
 }
 
-// Purge deletes a file and its ".old" copy (the document is gone).
-func (s *Store) Purge(name string) {
+// Purge deletes a file and its ".old" and precompressed copies (the
+// document is gone).
+func (s *Store) Purge(name string) { s.purge(name) }
+
+// purge deletes what the edge wrote for exactly name: regular files only
+// (never a link, a folder or anything reached through a link). It reports
+// false when name cannot be a file at all (a file is in the way of one of
+// its folders).
+func (s *Store) purge(name string) bool {
 	s.flights.invalidate(name)
-	s.removeQuiet(name)
+	d, _, st := s.walkParent(name)
 	s.dropHot(name)
-	s.removeQuiet(name + OldSuffix)
-	s.removeQuiet(name + GzipSuffix)
-	s.removeQuiet(name + BrotliSuffix)
+	if st != pathOK {
+		return st != pathBlocked
+	}
+	defer s.closeDir(d)
+	base := path.Base(name)
+	for _, suffix := range []string{"", OldSuffix, GzipSuffix, BrotliSuffix} {
+		s.removeRegular(d, base+suffix, name+suffix)
+	}
+	return true
+}
+
+// removeRegular removes a regular file of folder d, and nothing else.
+func (s *Store) removeRegular(d *os.Root, base, name string) {
+	info, err := d.Lstat(base)
+	if err != nil || !info.Mode().IsRegular() {
+		if err != nil && !quietRemoveError(err) {
+			s.log.Warn("cannot remove file", zap.String("file", name), zap.Error(err))
+		}
+		return
+	}
+	if err := d.Remove(base); err != nil && !quietRemoveError(err) {
+		s.log.Warn("cannot remove file", zap.String("file", name), zap.Error(err))
+	}
 }
 
 func (s *Store) removeQuiet(name string) {
-	if err := s.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := s.root.Remove(name); err != nil && !quietRemoveError(err) {
 		s.log.Warn("cannot remove file", zap.String("file", name), zap.Error(err))
 	}
+}
+
+// quietRemoveError: there is no such file (or cannot be: a file is where
+// a folder would be), which is what removing it was for.
+func quietRemoveError(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
 // writeFileAtomic replaces a small file (temp file + rename).
