@@ -3,8 +3,7 @@ package cache
 import (
 	"bytes"
 	"fmt"
-	"io/fs"
-	"path"
+	"slices"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -57,85 +56,56 @@ func (r CheckReport) String() string {
 	return b.String()
 }
 
+// CheckProgress is how far a consistency check has got.
+type CheckProgress struct {
+	Entries   int // registry entries checked
+	IndexKeys int // reverse-index keys checked
+	Folders   int // docroot folders listed
+	Files     int // docroot files seen
+}
+
+// checkProgressEvery is how many steps pass between progress calls; the
+// caller decides how often to show them.
+const checkProgressEvery = 4096
+
+// checkRun is one consistency check under way.
+type checkRun struct {
+	e        *Engine
+	rep      CheckReport
+	progress func(CheckProgress) // nil: none
+	done     CheckProgress
+	steps    int
+}
+
+// visible reports whether the entry with key k created at created is live
+// (not retired by a removal). Without tombstones it needs no file id.
+func (c *checkRun) visible(k []byte, created int64) bool {
+	return c.e.reg.Retired() == 0 || c.e.reg.retired.visible(fileIDOf(k), created)
+}
+
+// step counts one unit of work and reports progress now and then.
+func (c *checkRun) step() {
+	c.steps++
+	if c.progress != nil && c.steps%checkProgressEvery == 0 {
+		c.progress(c.done)
+	}
+}
+
 // Check compares the registry with the docroots it knows. Run it on an
 // idle edge (or a stopped one's data folder): renders under way show up
-// as findings.
-func (e *Engine) Check() (CheckReport, error) {
+// as findings. progress (optional) is called every few thousand steps and
+// once at the end. The time is linear in entries, index keys and files:
+// the registry is read in a few read transactions and each docroot is
+// walked once, in the registry's key order, alongside a cursor over its
+// entries.
+func (e *Engine) Check(progress func(CheckProgress)) (CheckReport, error) {
 	e.reg.Sync()
-	var rep CheckReport
+	c := &checkRun{e: e, progress: progress}
 	if err := e.openAllStores(); err != nil {
-		return rep, err
+		return c.rep, err
 	}
-	err := e.reg.db.View(func(tx *bolt.Tx) error {
-		queued := map[string]bool{}
-		if err := tx.Bucket(bucketQueueFiles).ForEach(func(k, _ []byte) error {
-			queued[string(k)] = true
-			return nil
-		}); err != nil {
-			return err
-		}
-		entries := tx.Bucket(bucketEntries)
-		idx := tx.Bucket(bucketIndex)
-		err := entries.ForEach(func(k, v []byte) error {
-			rep.Entries++
-			id := fileIDOf(k)
-			var entry Entry
-			if err := unmarshalEntry(v, &entry); err != nil {
-				rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("%s: undecodable entry: %v", id.File, err))
-				return nil
-			}
-			if !e.reg.retired.visible(id, entry.Created) {
-				rep.Entries--
-				rep.RetiredEntries++
-				return nil
-			}
-			for _, d := range entry.indexDeps() {
-				if idx.Get(append(indexPrefix(d.Kind, d.Name), k...)) == nil {
-					rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("%s: %s %q not indexed", id.File, d.Kind, d.Name))
-				}
-			}
-			store := e.storeByRoot(id.Root, false)
-			if store != nil && !store.exists(id.File) && !queued[string(k)] && e.config().LazyRemoval == 0 {
-				rep.Dangling = append(rep.Dangling, id.File)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		c := idx.Cursor()
-		for k, iv := c.First(); k != nil; k, iv = c.Next() {
-			i := bytes.IndexByte(k, 0)
-			if i < 1 || len(k) < i+3 {
-				rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("malformed index key %q", k))
-				continue
-			}
-			fk := k[i+1:]
-			if !e.reg.retired.visible(fileIDOf(fk), indexCreated(iv)) {
-				rep.RetiredKeys++
-				continue
-			}
-			v := entries.Get(fk)
-			if v == nil {
-				rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("index %c %q points to missing entry %s", k[0], k[1:i], fileIDOf(fk).File))
-				continue
-			}
-			var entry Entry
-			_ = unmarshalEntry(v, &entry)
-			found := false
-			for _, d := range entry.indexDeps() {
-				if byte(d.Kind) == k[0] && d.Name == string(k[1:i]) {
-					found = true
-				}
-			}
-			if !found {
-				rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("index %c %q not in entry %s", k[0], k[1:i], fileIDOf(fk).File))
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return rep, err
+	if err := e.reg.db.View(c.checkEntries); err != nil {
+		return c.rep, err
 	}
 	e.mu.Lock()
 	stores := make([]*Store, 0, len(e.stores))
@@ -143,51 +113,117 @@ func (e *Engine) Check() (CheckReport, error) {
 		stores = append(stores, s)
 	}
 	e.mu.Unlock()
+	slices.SortFunc(stores, func(a, b *Store) int { return int(a.rootID) - int(b.rootID) })
 	for _, s := range stores {
-		if err := e.checkDocroot(s, &rep); err != nil {
-			return rep, err
+		if err := c.checkDocroot(s); err != nil {
+			return c.rep, err
 		}
 	}
-	return rep, nil
+	if progress != nil {
+		progress(c.done)
+	}
+	return c.rep, nil
 }
 
-// checkDocroot walks a docroot for files the registry does not know.
-func (e *Engine) checkDocroot(s *Store, rep *CheckReport) error {
-	e.ephMu.Lock()
-	ephemeral := map[FileID]bool{}
-	for id := range e.ephemeral {
-		ephemeral[id] = true
-	}
-	e.ephMu.Unlock()
-	return fs.WalkDir(s.root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+// checkEntries checks every entry's reverse-index keys, and every index
+// key's entry. Looking up the entry of each index key (a random read and
+// a decode per key, and there are ten or so keys per entry) is needed only
+// to name the bad keys: every index key an entry confirms is counted, and
+// if the visible keys are as many, each of them is confirmed.
+func (c *checkRun) checkEntries(tx *bolt.Tx) error {
+	rep := &c.rep
+	entries := tx.Bucket(bucketEntries)
+	idx := tx.Bucket(bucketIndex)
+	var key []byte // reused: index keys are looked up, never kept
+	confirmed := 0 // distinct visible index keys of visible entries
+	err := entries.ForEach(func(k, v []byte) error {
+		c.done.Entries++
+		c.step()
+		rep.Entries++
+		var entry Entry
+		if err := unmarshalEntry(v, &entry); err != nil {
+			rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("%s: undecodable entry: %v", fileIDOf(k).File, err))
+			return nil
 		}
-		if d.IsDir() {
-			if name == TempDir {
-				entries, _ := fs.ReadDir(s.root.FS(), TempDir)
-				for _, t := range entries {
-					rep.TempFiles = append(rep.TempFiles, path.Join(TempDir, t.Name()))
-				}
-				return fs.SkipDir
+		if !c.visible(k, entry.Created) {
+			rep.Entries--
+			rep.RetiredEntries++
+			return nil
+		}
+		deps := entry.indexDeps()
+		for i, d := range deps {
+			if slices.ContainsFunc(deps[:i], func(o Dependency) bool { return o.Kind == d.Kind && o.Name == d.Name }) {
+				continue // one key for both
 			}
-			return nil
-		}
-		if strings.HasSuffix(name, OldSuffix) || !d.Type().IsRegular() {
-			return nil
-		}
-		rep.Files++
-		id := s.ID(name)
-		if ephemeral[id] {
-			return nil
-		}
-		if _, ok, err := e.reg.Get(id); err != nil {
-			return err
-		} else if !ok {
-			rep.Unregistered = append(rep.Unregistered, name)
+			key = append(append(append(key[:0], byte(d.Kind)), d.Name...), 0)
+			key = append(key, k...)
+			iv := idx.Get(key)
+			switch {
+			case iv == nil:
+				rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("%s: %s %q not indexed", fileIDOf(k).File, d.Kind, d.Name))
+			case c.visible(k, indexCreated(iv)):
+				confirmed++
+			}
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	visible := 0
+	cur := idx.Cursor()
+	for k, iv := cur.First(); k != nil; k, iv = cur.Next() {
+		c.done.IndexKeys++
+		c.step()
+		i := bytes.IndexByte(k, 0)
+		if i < 1 || len(k) < i+3 {
+			rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("malformed index key %q", k))
+			continue
+		}
+		if !c.visible(k[i+1:], indexCreated(iv)) {
+			rep.RetiredKeys++
+			continue
+		}
+		visible++
+	}
+	if visible != confirmed {
+		c.findBadIndexKeys(idx, entries)
+	}
+	return nil
+}
+
+// findBadIndexKeys lists the visible index keys whose entry is missing or
+// does not have the key's dependency.
+func (c *checkRun) findBadIndexKeys(idx, entries *bolt.Bucket) {
+	rep := &c.rep
+	cur := idx.Cursor()
+	for k, iv := cur.First(); k != nil; k, iv = cur.Next() {
+		c.step()
+		i := bytes.IndexByte(k, 0)
+		if i < 1 || len(k) < i+3 {
+			continue // reported
+		}
+		fk := k[i+1:]
+		if !c.visible(fk, indexCreated(iv)) {
+			continue
+		}
+		v := entries.Get(fk)
+		if v == nil {
+			rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("index %c %q points to missing entry %s", k[0], k[1:i], fileIDOf(fk).File))
+			continue
+		}
+		var entry Entry
+		_ = unmarshalEntry(v, &entry)
+		found := false
+		for _, d := range entry.indexDeps() {
+			if byte(d.Kind) == k[0] && d.Name == string(k[1:i]) {
+				found = true
+			}
+		}
+		if !found {
+			rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("index %c %q not in entry %s", k[0], k[1:i], fileIDOf(fk).File))
+		}
+	}
 }
 
 // openAllStores opens every docroot the registry knows.

@@ -350,7 +350,7 @@ func TestEngineEphemeral(t *testing.T) {
 func TestEngineCheck(t *testing.T) {
 	f := newEngineFixture(t, InvalidationConfig{})
 	f.ensure("/s1.html", "/list.html")
-	rep, err := f.eng.Check()
+	rep, err := f.eng.Check(nil)
 	if err != nil || rep.Problems() != 0 || rep.Files != 2 || rep.Entries != 2 {
 		t.Fatalf("healthy edge: %v %v", rep, err)
 	}
@@ -361,7 +361,7 @@ func TestEngineCheck(t *testing.T) {
 	if err := os.Remove(filepath.Join(f.site.Store.Dir(), "list.html")); err != nil {
 		t.Fatal(err)
 	}
-	rep, err = f.eng.Check()
+	rep, err = f.eng.Check(nil)
 	if err != nil || len(rep.Unregistered) != 1 || rep.Unregistered[0] != "stray.html" ||
 		len(rep.Dangling) != 1 || rep.Dangling[0] != "list.html" {
 		t.Fatalf("findings: %v %v", rep, err)

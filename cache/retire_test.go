@@ -126,7 +126,7 @@ func TestEngineRemovalRetiresAndSweeps(t *testing.T) {
 	if got := indexKeys(t, f.eng.reg); got >= keys || got == 0 {
 		t.Fatalf("index keys after the sweep %d (before %d): the removed files' keys should be gone, s2's kept", got, keys)
 	}
-	rep, err := f.eng.Check()
+	rep, err := f.eng.Check(nil)
 	if err != nil || rep.Problems() != 0 || rep.Entries != 1 || rep.RetiredEntries+rep.RetiredKeys != 0 {
 		t.Fatalf("check after the sweep: %v %v", rep, err)
 	}

@@ -2,11 +2,14 @@ package caddymodule
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+	"golang.org/x/term"
 
 	"github.com/delivery-edge/edge/cache"
 )
@@ -21,6 +24,7 @@ Compares the registry in the data folder with the docroots it knows and
 lists cached files that nothing could invalidate, dangling entries, broken
 reverse-index keys and left-over temp files, along with the queue lengths.
 Run it while the edge is stopped (the registry is locked while it runs).
+Progress goes to stderr, the report to stdout.
 Exits with status 1 when it finds a problem.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.Flags().String("data_dir", DefaultDataDir, "The edge's data folder")
@@ -35,7 +39,9 @@ func cmdCheck(fl caddycmd.Flags) (int, error) {
 		return exitFailed, err
 	}
 	defer eng.Close()
-	rep, err := eng.Check()
+	p := newProgressLine(os.Stderr, term.IsTerminal(int(os.Stderr.Fd())), time.Now)
+	rep, err := eng.Check(p.update)
+	p.finish()
 	if err != nil {
 		return exitFailed, err
 	}
@@ -50,3 +56,71 @@ func cmdCheck(fl caddycmd.Flags) (int, error) {
 // exitFailed mirrors caddy's exit code for a command that
 // could not start its work.
 const exitFailed = 1
+
+// How often the check's progress is shown: a terminal line is redrawn a
+// few times a second; a log (stderr redirected) gets a line now and then.
+const (
+	progressTerminalEvery = 250 * time.Millisecond
+	progressLogEvery      = 10 * time.Second
+)
+
+// progressLine shows the progress of a long check on stderr: on a
+// terminal one line redrawn in place, otherwise a plain line at a slower
+// pace.
+type progressLine struct {
+	w        io.Writer
+	terminal bool
+	now      func() time.Time
+	every    time.Duration
+	start    time.Time
+	next     time.Time // when the next line may be shown
+	last     cache.CheckProgress
+	width    int  // of the line on the terminal, to blank out a longer one
+	shown    bool // a line was written
+}
+
+func newProgressLine(w io.Writer, terminal bool, now func() time.Time) *progressLine {
+	p := &progressLine{w: w, terminal: terminal, now: now, every: progressLogEvery}
+	if terminal {
+		p.every = progressTerminalEvery
+	}
+	p.start = now()
+	p.next = p.start.Add(p.every)
+	return p
+}
+
+// update is the check's progress callback.
+func (p *progressLine) update(c cache.CheckProgress) {
+	p.last = c
+	if now := p.now(); !now.Before(p.next) {
+		p.next = now.Add(p.every)
+		p.show(now)
+	}
+}
+
+// finish shows the final counts if any progress was shown, and ends the
+// terminal line so that the report starts on its own.
+func (p *progressLine) finish() {
+	if !p.shown {
+		return
+	}
+	p.show(p.now())
+	if p.terminal {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func (p *progressLine) show(now time.Time) {
+	c := p.last
+	line := fmt.Sprintf("checking: %d entries, %d index keys, %d folders, %d files (%s)",
+		c.Entries, c.IndexKeys, c.Folders, c.Files, now.Sub(p.start).Round(time.Second))
+	if !p.terminal {
+		fmt.Fprintln(p.w, line)
+		p.shown = true
+		return
+	}
+	pad := max(0, p.width-len(line))
+	fmt.Fprintf(p.w, "\r%s%*s", line, pad, "")
+	p.width = len(line)
+	p.shown = true
+}

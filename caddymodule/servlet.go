@@ -33,6 +33,9 @@ type CacheServlet struct {
 	log      *zap.Logger
 
 	disabledLogged *atomic.Bool // "cache disabled" is logged once until it works again
+	// Refused requests are logged once per client address and minute,
+	// with a count: wrong passwords at warn, other refusals at info.
+	refusedPassword, refusedOther *refusalLog
 }
 
 // CaddyModule returns the Caddy module information.
@@ -59,7 +62,18 @@ func (h *CacheServlet) setup(app *App, log *zap.Logger) error {
 	}
 	h.app, h.log, h.password = app, log, pw
 	h.disabledLogged = new(atomic.Bool)
+	h.refusedPassword = newRefusalLog(log, zap.WarnLevel)
+	h.refusedOther = newRefusalLog(log, zap.InfoLevel)
 	h.groups = groupsOf(app)
+	return nil
+}
+
+// Cleanup stops the timers of the refusal logs.
+func (h *CacheServlet) Cleanup() error {
+	if h.refusedPassword != nil {
+		h.refusedPassword.close()
+		h.refusedOther.close()
+	}
 	return nil
 }
 
@@ -92,12 +106,11 @@ func (h *CacheServlet) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddy
 	h.disabledLogged.Store(false)
 	req, msg := parseServletRequest(r.Form, h.password, time.Now())
 	if msg != "" {
-		lvl := zap.InfoLevel
+		refusals := h.refusedOther
 		if msg == msgInvalidPassword || msg == msgPasswordRequired {
-			lvl = zap.WarnLevel
+			refusals = h.refusedPassword
 		}
-		h.log.Log(lvl, "cache servlet request refused", zap.String("reason", msg),
-			zap.String("remote", r.RemoteAddr), zap.String("action", req.Action))
+		refusals.refused(clientAddr(r), zap.String("reason", msg), zap.String("action", req.Action))
 		answer(w, http.StatusInternalServerError, msg)
 		return nil
 	}
@@ -152,5 +165,6 @@ func answer(w http.ResponseWriter, status int, body string) {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*CacheServlet)(nil)
+	_ caddy.CleanerUpper          = (*CacheServlet)(nil)
 	_ caddyhttp.MiddlewareHandler = (*CacheServlet)(nil)
 )

@@ -254,7 +254,7 @@ func TestInvalidationCrashRounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	rep, err := eng.Check()
+	rep, err := eng.Check(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
