@@ -84,10 +84,14 @@ type RenderInfo struct {
 // ParseRenderInfo reads the Delivery-* and caching headers of a render
 // response. A malformed Delivery-* header is an error: a page whose
 // dependencies are unknown could never be invalidated, so it must not be
-// cached.
+// cached. So is an answer beyond the limits above, with a *LimitError.
 func ParseRenderInfo(h http.Header, now time.Time) (RenderInfo, error) {
 	var info RenderInfo
-	var err error
+	// Checked before parsing, so an enormous header costs no parsing.
+	err := checkLimit("bytes of Delivery-* headers", renderHeaderBytes(h), MaxRenderHeaderBytes)
+	if err != nil {
+		return info, err
+	}
 	if v := h.Values(HeaderDependencies); len(v) > 0 {
 		if info.Deps, err = ParseDependencies(v); err != nil {
 			return info, err
@@ -122,6 +126,9 @@ func ParseDependencies(values []string) ([]Dependency, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", HeaderDependencies, err)
 	}
+	if err := checkLimit(HeaderDependencies+" items", len(list), MaxDependencies); err != nil {
+		return nil, err
+	}
 	deps := make([]Dependency, 0, len(list))
 	for i, m := range list {
 		item, ok := m.(httpsfv.Item)
@@ -129,6 +136,9 @@ func ParseDependencies(values []string) ([]Dependency, error) {
 			return nil, fmt.Errorf("%s: member %d is an inner list, want a string", HeaderDependencies, i)
 		}
 		d, err := dependencyOf(item)
+		if err == nil {
+			err = checkDependencySizes(d)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: member %d: %w", HeaderDependencies, i, err)
 		}
@@ -181,10 +191,29 @@ func dependencyOf(item httpsfv.Item) (Dependency, error) {
 	return d, nil
 }
 
+// checkDependencySizes applies MaxNameBytes to every name of a dependency.
+func checkDependencySizes(d Dependency) error {
+	if err := checkLimit("bytes of a name", len(d.Name), MaxNameBytes); err != nil {
+		return err
+	}
+	if err := checkLimit("bytes of a hash", len(d.Hash), MaxNameBytes); err != nil {
+		return err
+	}
+	for _, p := range d.Props {
+		if err := checkLimit("bytes of a property", len(p), MaxNameBytes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func parseKeys(values []string) ([]string, error) {
 	list, err := httpsfv.UnmarshalList(values)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", HeaderCacheKeys, err)
+	}
+	if err := checkLimit(HeaderCacheKeys+" items", len(list), MaxCacheKeys); err != nil {
+		return nil, err
 	}
 	keys := make([]string, 0, len(list))
 	for i, m := range list {
@@ -192,14 +221,24 @@ func parseKeys(values []string) ([]string, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s: member %d is an inner list", HeaderCacheKeys, i)
 		}
+		var key string
 		switch v := item.Value.(type) {
 		case string:
-			keys = append(keys, v)
+			key = v
 		case httpsfv.Token:
-			keys = append(keys, string(v))
+			key = string(v)
 		default:
 			return nil, fmt.Errorf("%s: member %d is not a string", HeaderCacheKeys, i)
 		}
+		if key == "" {
+			// No flush can name it (the servlet needs a key), so the
+			// page could never be flushed by it.
+			return nil, fmt.Errorf("%s: member %d is empty", HeaderCacheKeys, i)
+		}
+		if err := checkLimit("bytes of a cache key", len(key), MaxNameBytes); err != nil {
+			return nil, fmt.Errorf("%s: member %d: %w", HeaderCacheKeys, i, err)
+		}
+		keys = append(keys, key)
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys), nil

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -83,6 +84,10 @@ type Registry struct {
 	retired retiredSet // files whose index keys wait for the sweep (retire.go)
 	closing chan struct{}
 	done    chan struct{}
+
+	rejected       atomic.Int64 // journal records moved aside
+	rejectedLogged atomic.Bool
+	overLimits     overLimits // renders not cached: record beyond a limit
 }
 
 type pendingRecord struct {
@@ -172,8 +177,14 @@ func (r *Registry) Root(docroot string) (uint16, error) {
 }
 
 // Put records a freshly written file. It returns once the record is in the
-// journal; the database follows in the background.
-func (r *Registry) Put(id FileID, e Entry) error { return r.submit(id, &e) }
+// journal; the database follows in the background. An entry the database
+// could not store is refused with a *LimitError and not journaled.
+func (r *Registry) Put(id FileID, e Entry) error {
+	if err := checkEntry(id, &e); err != nil {
+		return fmt.Errorf("record of %s: %w", id.File, err)
+	}
+	return r.submit(id, &e)
+}
 
 // Remove forgets a file.
 func (r *Registry) Remove(id FileID) error { return r.submit(id, nil) }
@@ -379,11 +390,14 @@ func dependencyFromIndex(kind DepKind, name string, v []byte) (Dependency, fileM
 // applyRecords writes journal records into the database: per file the
 // last record wins; the old reverse-index keys are removed and the new
 // ones added in sorted order, so each B+tree page is visited once per
-// batch however the files' dependencies are spread.
+// batch however the files' dependencies are spread. Records moved aside
+// are left out.
 func applyRecords(tx *bolt.Tx, recs []journalRecord) error {
 	latest := make(map[FileID]*Entry, len(recs))
 	for _, rec := range recs {
-		latest[FileID{rec.Root, rec.File}] = rec.Entry
+		if !rec.skip {
+			latest[FileID{rec.Root, rec.File}] = rec.Entry
+		}
 	}
 	return writeEntries(tx, latest)
 }
@@ -473,102 +487,4 @@ const applyPause = 128
 func expiryKey(ms int64, fileKey []byte) []byte {
 	k := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(fileKey)), uint64(ms))
 	return append(k, fileKey...)
-}
-
-// replay applies journal records that a crash left unapplied.
-func (r *Registry) replay() error {
-	recs, err := r.journal.unapplied(r.db)
-	if err != nil {
-		return err
-	}
-	if len(recs) == 0 {
-		return r.journal.reset()
-	}
-	if err := r.apply(recs); err != nil {
-		return fmt.Errorf("replay registry journal: %w", err)
-	}
-	r.journal.markApplied(recs[len(recs)-1].Seq)
-	r.log.Info("registry journal replayed", zap.Int("records", len(recs)))
-	return r.journal.reset()
-}
-
-func (r *Registry) apply(recs []journalRecord) error {
-	return r.db.Update(func(tx *bolt.Tx) error {
-		if err := applyRecords(tx, recs); err != nil {
-			return err
-		}
-		return setAppliedSeq(tx, recs[len(recs)-1].Seq)
-	})
-}
-
-// writer applies pending journal records in batches until Close.
-func (r *Registry) writer() {
-	defer close(r.done)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	lastRelease := time.Now()
-	for {
-		closing := false
-		select {
-		case <-r.wake:
-		case <-tick.C:
-		case <-r.closing:
-			closing = true
-		}
-		r.flushPending()
-		if closing {
-			return
-		}
-		if time.Since(lastRelease) >= mappingReleaseEvery {
-			r.releaseMapping()
-			lastRelease = time.Now()
-		}
-	}
-}
-
-const maxBatch = 2000
-
-// mappingReleaseEvery is how often the writer hands the registry's mapped
-// pages back to the kernel (see releaseMapping).
-const mappingReleaseEvery = time.Second
-
-// releaseMapping keeps the registry's share of the resident memory near its
-// working set; bulk operations call it when they finish a batch.
-func (r *Registry) releaseMapping() {
-	if err := releaseMapping(r.db); err != nil {
-		r.log.Debug("releasing the registry's mapped pages", zap.Error(err))
-	}
-}
-
-func (r *Registry) flushPending() {
-	for {
-		r.mu.Lock()
-		recs := r.journal.take(maxBatch)
-		r.mu.Unlock()
-		if len(recs) == 0 {
-			return
-		}
-		err := r.apply(recs)
-		r.mu.Lock()
-		if err != nil {
-			r.journal.giveBack(recs)
-			r.mu.Unlock()
-			r.log.Error("applying registry journal failed; will retry", zap.Error(err))
-			return
-		}
-		r.journal.markApplied(recs[len(recs)-1].Seq)
-		for _, rec := range recs {
-			id := FileID{rec.Root, rec.File}
-			if p, ok := r.pending[id]; ok && p.seq == rec.Seq {
-				delete(r.pending, id)
-			}
-		}
-		if len(r.pending) == 0 {
-			if err := r.journal.truncateIfLarge(); err != nil {
-				r.log.Warn("truncating registry journal failed", zap.Error(err))
-			}
-		}
-		r.applied.Broadcast()
-		r.mu.Unlock()
-	}
 }

@@ -148,8 +148,20 @@ func (tw *teeWriter) WriteHeader(code int) {
 	info, perr := ParseRenderInfo(tw.header, tw.now)
 	tw.info = info
 	store := tw.site.Store
+	if perr == nil && code == http.StatusOK {
+		// Refused now, before a file is written, rather than by the
+		// registry after it is in place.
+		e := tw.entry()
+		perr = checkEntry(store.ID(tw.t.File), &e)
+	}
 	cacheable := code == http.StatusOK && perr == nil && !info.Uncacheable && identityEncoded(tw.header)
-	if perr != nil {
+	var limit *LimitError
+	switch {
+	case errors.As(perr, &limit):
+		if code == http.StatusOK {
+			store.reg.overLimits.note(store.log, tw.t.Key, perr)
+		}
+	case perr != nil:
 		store.log.Warn("render reported malformed headers; not cached", zap.String("url", tw.t.Key), zap.Error(perr))
 	}
 	if cacheable {
@@ -259,11 +271,7 @@ func (tw *teeWriter) finish(renderErr error, f *flight) (outcome, int) {
 func (tw *teeWriter) install(variants precompressed) (outcome, int) {
 	store := tw.site.Store
 	id := store.ID(tw.t.File)
-	entry := Entry{Key: tw.t.Key, Host: tw.host, Created: tw.now.UnixMilli(), Deps: tw.info.Deps, Keys: tw.info.Keys,
-		Force: tw.info.Pregenerate}
-	if !tw.info.Expires.IsZero() {
-		entry.Expires = tw.info.Expires.UnixMilli()
-	}
+	entry := tw.entry()
 	cfg := store.e.config()
 	if entry.Expires > 0 && cfg.Ephemeral > 0 && entry.Expires-entry.Created < cfg.Ephemeral.Milliseconds() {
 		// Too short-lived for the registry: held in memory (with a backup
@@ -291,6 +299,16 @@ func (tw *teeWriter) install(variants precompressed) (outcome, int) {
 		return outcomePassthrough, tw.status
 	}
 	return outcomeStored, tw.status
+}
+
+// entry is the registry entry of the render.
+func (tw *teeWriter) entry() Entry {
+	e := Entry{Key: tw.t.Key, Host: tw.host, Created: tw.now.UnixMilli(), Deps: tw.info.Deps, Keys: tw.info.Keys,
+		Force: tw.info.Pregenerate}
+	if !tw.info.Expires.IsZero() {
+		e.Expires = tw.info.Expires.UnixMilli()
+	}
+	return e
 }
 
 // precompress writes the gzip and brotli copies of a finished render when

@@ -16,6 +16,7 @@ type metricsCollector struct {
 	app *App
 
 	hits, renders, removed, pregenerated, queue, retired *prometheus.Desc
+	uncacheable, journalRejected                         *prometheus.Desc
 	connected, sourceTime, lag, events                   *prometheus.Desc
 	unknownEvents                                        *prometheus.Desc
 	imageNegativeHits, imageNegativeEvicted              *prometheus.Desc
@@ -33,10 +34,15 @@ func newMetricsCollector(a *App) *metricsCollector {
 		pregenerated: d("pregenerated_total", "Files pre-generated."),
 		queue:        d("queue_length", "Jobs waiting in a queue.", "queue"),
 		retired:      d("registry_retired", "Removed files whose reverse-index keys wait for the background sweep."),
-		connected:    d("staging_connected", "1 when the last poll of the staging servers succeeded."),
-		sourceTime:   d("staging_applied_source_time_ms", "Source time of the newest applied event (Unix ms)."),
-		lag:          d("staging_lag_seconds", "How far the applied events are behind the staging servers."),
-		events:       d("staging_events_total", "Events applied."),
+		uncacheable: d("cache_uncacheable_total",
+			"Render answers not cached although cacheable by status and headers, by reason (record_over_limits: "+
+				"the Delivery-* headers or the registry record are beyond a limit).", "reason"),
+		journalRejected: d("registry_journal_rejected_total",
+			"Registry journal records the database refused, moved aside to journal.rejected."),
+		connected:  d("staging_connected", "1 when the last poll of the staging servers succeeded."),
+		sourceTime: d("staging_applied_source_time_ms", "Source time of the newest applied event (Unix ms)."),
+		lag:        d("staging_lag_seconds", "How far the applied events are behind the staging servers."),
+		events:     d("staging_events_total", "Events applied."),
 		unknownEvents: d("staging_events_unknown_total",
 			"Events of a kind or state the edge does not know (unknown kind: skipped; unknown state: every property changed).", "kind", "state"),
 		imageNegativeHits: d("image_negative_hits_total",
@@ -63,7 +69,8 @@ func registerMetrics(reg *prometheus.Registry, c *metricsCollector) error {
 // Describe implements prometheus.Collector.
 func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.hits, c.renders, c.removed, c.pregenerated, c.queue, c.retired,
-		c.connected, c.sourceTime, c.lag, c.events, c.unknownEvents, c.imageNegativeHits, c.imageNegativeEvicted} {
+		c.uncacheable, c.journalRejected, c.connected, c.sourceTime, c.lag, c.events, c.unknownEvents,
+		c.imageNegativeHits, c.imageNegativeEvicted} {
 		ch <- d
 	}
 }
@@ -81,6 +88,10 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(st.RemovalQueue), "removal")
 		ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(st.PregenQueue), "pregeneration")
 		ch <- prometheus.MustNewConstMetric(c.retired, prometheus.GaugeValue, float64(st.Retired))
+		reg := eng.Registry()
+		ch <- prometheus.MustNewConstMetric(c.uncacheable, prometheus.CounterValue, float64(reg.OverLimits()),
+			"record_over_limits")
+		ch <- prometheus.MustNewConstMetric(c.journalRejected, prometheus.CounterValue, float64(reg.JournalRejected()))
 	}
 	if ps, ok := c.app.stagingStats(); ok {
 		connected := 0.0

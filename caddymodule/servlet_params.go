@@ -45,7 +45,10 @@ const (
 
 // Limits of names in the flush log.
 const (
-	maxKeyLen   = 4096
+	// maxKeyLen is the registry's limit on a cache key, so a key the
+	// servlet takes can be stored, and every key a page was registered
+	// under can be flushed.
+	maxKeyLen   = cache.MaxNameBytes
 	maxGroupLen = 256
 	// maxFutureSkew bounds how far a timestamp may lie in the future (the
 	// clocks of the edges of a group differ a little, not by days).

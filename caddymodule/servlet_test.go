@@ -124,6 +124,8 @@ func TestServletAnswersTheSpecTable(t *testing.T) {
 		{"bad since", "action=sync&group=live&since=yesterday&password=secret", 500, msgInvalidSince},
 		{"bad timestamp", "action=flush&key=k2&group=live&timestamp=-1&password=secret", 500, msgInvalidTimestamp},
 		{"control character in key", "action=flush&key=a%0Ab&group=live&password=secret", 500, msgInvalidKey},
+		{"key as long as the registry takes", "action=flush&key=" + strings.Repeat("k", cache.MaxNameBytes) + "&group=live&password=secret", 200, ""},
+		{"key longer than the registry takes", "action=flush&key=" + strings.Repeat("k", cache.MaxNameBytes+1) + "&group=live&password=secret", 500, msgInvalidKey},
 	}
 	for _, tt := range tests {
 		for _, method := range []string{http.MethodGet, http.MethodPost} {
@@ -533,5 +535,20 @@ func TestPeerServletURL(t *testing.T) {
 	}
 	if _, err := peerServletURL("ftp://x"); err == nil {
 		t.Error("ftp accepted")
+	}
+}
+
+// TestServletKeysAreRegistryKeys: the servlet takes exactly the keys a
+// render backend may register a page under, so every registered key can
+// be flushed and no flush names a key no page could have.
+func TestServletKeysAreRegistryKeys(t *testing.T) {
+	now := time.Now()
+	for _, n := range []int{1, cache.MaxNameBytes - 1, cache.MaxNameBytes, cache.MaxNameBytes + 1, 4096} {
+		key := strings.Repeat("k", n)
+		_, msg := parseServletRequest(url.Values{paramAction: {actionFlush}, paramKey: {key}, paramGroup: {"live"}}, "", now)
+		_, err := cache.ParseRenderInfo(http.Header{cache.HeaderCacheKeys: {`"` + key + `"`}}, now)
+		if servlet, registry := msg == "", err == nil; servlet != registry {
+			t.Errorf("key of %d bytes: servlet takes it %v (%q), registry %v (%v)", n, servlet, msg, registry, err)
+		}
 	}
 }
