@@ -78,7 +78,7 @@ func (e *Engine) ApplyChanges(changes []Change, position string, upTo int64) err
 		if position == "" {
 			return nil
 		}
-		return tx.Bucket(bucketMeta).Put(positionKey(position), binary.BigEndian.AppendUint64(nil, uint64(upTo)))
+		return setPositionTx(tx, position, upTo)
 	})
 	if err != nil {
 		return err
@@ -89,21 +89,6 @@ func (e *Engine) ApplyChanges(changes []Change, position string, upTo int64) err
 		e.reg.releaseMapping()
 	}
 	return nil
-}
-
-func positionKey(name string) []byte { return []byte("position:" + name) }
-
-// Position returns the stored position (e.g. the last applied source time
-// of an event stream), 0 if none.
-func (e *Engine) Position(name string) (int64, error) {
-	var v int64
-	err := e.reg.db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketMeta).Get(positionKey(name)); len(b) == 8 {
-			v = int64(binary.BigEndian.Uint64(b))
-		}
-		return nil
-	})
-	return v, err
 }
 
 // queueChange queues the jobs of one change and returns the files.

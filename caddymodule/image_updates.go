@@ -196,8 +196,7 @@ func (f *imageUpdatesFeature) apply(ctx context.Context, eng *cache.Engine, even
 			return fmt.Errorf("%s %s (source time %d): %w", ev.NodeType, ev.ID, ev.SourceTime, err)
 		}
 	}
-	// With no changes, ApplyChanges stores only the position.
-	return eng.ApplyChanges(nil, imageUpdatesPosition, upTo)
+	return eng.SetPosition(imageUpdatesPosition, upTo)
 }
 
 // cleanupLoop runs the cleanup job some time after start and then at an
