@@ -138,11 +138,11 @@ http://127.0.0.1:%[2]d {
 			ssl_certificate %s;
 			ssl_certificate_key %s;
 			root %s;
-			gzip_static on;`, pNS, cert, key, docroot))
+			gzip_static on;`, pNS, cert, key, docroot)).URL
 		nginxTLS := fmt.Sprintf("https://127.0.0.1:%d", pNS)
 		var varnish string
 		if _, err := exec.LookPath("varnishd"); err == nil {
-			varnish = benchkit.StartVarnish(b, fmt.Sprintf("127.0.0.1:%d", pN), harness.FreePort(b))
+			varnish = benchkit.StartVarnish(b, fmt.Sprintf("127.0.0.1:%d", pN), harness.FreePort(b)).URL
 		}
 
 		type contender struct{ name, url, header string }
