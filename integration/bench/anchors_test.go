@@ -138,11 +138,12 @@ http://127.0.0.1:%[2]d {
 			ssl_certificate %s;
 			ssl_certificate_key %s;
 			root %s;
-			gzip_static on;`, pNS, cert, key, docroot))
+			gzip_static on;`, pNS, cert, key, docroot)).URL
 		nginxTLS := fmt.Sprintf("https://127.0.0.1:%d", pNS)
-		var varnish string
+		var varnish *benchkit.Varnish
 		if _, err := exec.LookPath("varnishd"); err == nil {
 			varnish = benchkit.StartVarnish(b, fmt.Sprintf("127.0.0.1:%d", pN), harness.FreePort(b))
+			varnish.Warm(b, paths)
 		}
 
 		type contender struct{ name, url, header string }
@@ -158,8 +159,9 @@ http://127.0.0.1:%[2]d {
 			{"nginx (sendfile)", nginx, ""},
 			{"nginx gzip_static, gzip", nginx, "Accept-Encoding: gzip"},
 		}
-		if varnish != "" {
-			plain = append(plain, contender{"Varnish 7 (malloc, warm)", varnish, ""})
+		const varnishRow = "Varnish 7 (malloc, warm)"
+		if varnish != nil {
+			plain = append(plain, contender{varnishRow, varnish.URL, ""})
 		}
 		tls1 := []contender{
 			{"delivery_cache hit, HTTPS h1", fmt.Sprintf("https://127.0.0.1:%d", pAS), ""},
@@ -181,6 +183,10 @@ http://127.0.0.1:%[2]d {
 		for _, c := range append(append([]contender{}, plain...), tls1...) { // warm-up
 			benchkit.Wrk(b, c.url, paths, 1, 32, time.Second, c.header)
 		}
+		var varnishBefore benchkit.VarnishStats
+		if varnish != nil {
+			varnishBefore = varnish.Stats(b)
+		}
 		d := benchkit.Duration()
 		for range benchkit.Rounds() {
 			for _, c := range plain {
@@ -196,6 +202,9 @@ http://127.0.0.1:%[2]d {
 			}
 		}
 		fmt.Print(sHTTP.Table("Hit path, plain HTTP: 500 pages of 20-60 KB, wrk -t1 -c32", "Caddy file_server"))
+		if varnish != nil {
+			checkVarnishHits(b, varnishBefore, varnish.Stats(b), sHTTP.Requests(varnishRow))
+		}
 		hit, fsrv, bareM := sHTTP.Median("delivery_cache hit, memory"), sHTTP.Median("Caddy file_server"),
 			sHTTP.Median("bare Go net/http, memory")
 		fmt.Printf("goal hit ÷ file_server ≥ 2.0: %.2f; hit ÷ bare Go (memory) ≥ 0.90: %.2f; p99 %v vs bare Go %v; hit ÷ Caddy respond %.2f\n",
@@ -217,6 +226,24 @@ http://127.0.0.1:%[2]d {
 		fmt.Printf("precompressed copies: %d pages, %.1f MB plain, %.1f MB gzip (%.0f%% saved), %.1f MB brotli (%.0f%% saved)\n",
 			len(paths), float64(plainBytes)/1e6, float64(gzBytes)/1e6, 100*(1-float64(gzBytes)/float64(plainBytes)),
 			float64(brBytes)/1e6, 100*(1-float64(brBytes)/float64(plainBytes)))
+	}
+}
+
+// checkVarnishHits prints Varnish's counters around the timed rounds and
+// fails the benchmark when a timed request was not a hit: the row is the
+// anchor for a hit path only if every request was one.
+func checkVarnishHits(b *testing.B, before, after benchkit.VarnishStats, wrkRequests int64) {
+	b.Helper()
+	timed := after.Sub(before)
+	fmt.Printf("Varnish before the timed rounds: %v\nVarnish after the timed rounds:  %v\n", before, after)
+	fmt.Printf("Varnish timed rounds: %d hits, %d misses (hit ratio %.4f%%), %d gunzips; wrk counted %d requests\n",
+		timed.Hit, timed.Miss, 100*timed.HitRatio(), timed.Gunzip, wrkRequests)
+	if timed.Miss > 0 {
+		b.Errorf("Varnish missed %d timed requests: its row is not a hit-path figure", timed.Miss)
+	}
+	if timed.Hit < wrkRequests {
+		b.Errorf("Varnish counted %d hits for %d requests that wrk completed: some were not looked up in the cache",
+			timed.Hit, wrkRequests)
 	}
 }
 

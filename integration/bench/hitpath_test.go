@@ -57,7 +57,7 @@ http://127.0.0.1:%[3]d {
 `, dir, cachePort, fsPort, docroot, strings.TrimPrefix(origin.URL, "http://"))
 		c := harness.StartCaddy(b, dir, caddyfile, cachePort)
 		c.WaitFor(fsPort)
-		nginx := benchkit.StartNginx(b, docroot, nginxPort, "")
+		nginx := benchkit.StartNginx(b, docroot, nginxPort, "").URL
 
 		contenders := []struct{ name, url string }{
 			{"delivery_cache (hit)", c.URL()},

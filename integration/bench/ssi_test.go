@@ -96,7 +96,7 @@ http://127.0.0.1:%[2]d {
 }
 `, dir, cachePort, docroot, strings.TrimPrefix(origin.URL, "http://"))
 		c := harness.StartCaddy(b, dir, caddyfile, cachePort)
-		nginx := benchkit.StartNginx(b, docroot, nginxPort, "ssi on;")
+		nginx := benchkit.StartNginx(b, docroot, nginxPort, "ssi on;").URL
 
 		// All three answer the same bytes.
 		_, _, want := harness.Get(b, nil, c.URL()+flat)

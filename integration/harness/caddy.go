@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/delivery-edge/edge/integration/procgroup"
 )
 
 // EnvCaddy names the binary under test. Without it the binary is built
@@ -76,18 +78,19 @@ func FreePort(t testing.TB) int {
 
 // Caddy is one running edge.
 type Caddy struct {
-	t       testing.TB
-	Dir     string // working folder: Caddyfile, logs
-	Config  string // path of the Caddyfile
-	Port    int    // the port WaitFor checks
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	log     *os.File
-	waitErr chan error
+	t      testing.TB
+	Dir    string // working folder: Caddyfile, logs
+	Config string // path of the Caddyfile
+	Port   int    // the port WaitFor checks
+	mu     sync.Mutex
+	proc   *procgroup.Process
+	log    *os.File
 }
 
 // StartCaddy writes caddyfile into dir and runs the edge with it; port is
-// the HTTP port to wait for. The process is killed at test cleanup.
+// the HTTP port to wait for. At test cleanup the edge is stopped (SIGTERM,
+// SIGKILL to its process group after 10 s); a process of its group that
+// outlived it fails the test.
 func StartCaddy(t testing.TB, dir, caddyfile string, port int) *Caddy {
 	t.Helper()
 	c := &Caddy{t: t, Dir: dir, Config: filepath.Join(dir, "Caddyfile"), Port: port}
@@ -96,13 +99,19 @@ func StartCaddy(t testing.TB, dir, caddyfile string, port int) *Caddy {
 	}
 	c.Start()
 	t.Cleanup(func() {
-		c.Kill()
+		if err := c.stop(syscall.SIGTERM, cleanupGrace); err != nil {
+			t.Errorf("stopping the edge: %v", err)
+		}
 		if t.Failed() {
 			c.DumpLog()
 		}
 	})
 	return c
 }
+
+// cleanupGrace bounds the edge's clean shutdown at test cleanup; a
+// request a test left hanging must not hold the suite.
+const cleanupGrace = 10 * time.Second
 
 // Start (re)starts the process and waits until it accepts connections.
 func (c *Caddy) Start() {
@@ -118,13 +127,13 @@ func (c *Caddy) Start() {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "HOME="+c.Dir, "XDG_DATA_HOME="+filepath.Join(c.Dir, "xdg-data"),
 		"XDG_CONFIG_HOME="+filepath.Join(c.Dir, "xdg-config"))
-	if err := cmd.Start(); err != nil {
+	proc, err := procgroup.Start(cmd, syscall.SIGTERM)
+	if err != nil {
+		logf.Close()
 		c.mu.Unlock()
 		c.t.Fatalf("start caddy: %v", err)
 	}
-	c.cmd, c.log = cmd, logf
-	c.waitErr = make(chan error, 1)
-	go func(ch chan error) { ch <- cmd.Wait() }(c.waitErr)
+	c.proc, c.log = proc, logf
 	c.mu.Unlock()
 	c.WaitFor(c.Port)
 }
@@ -132,12 +141,18 @@ func (c *Caddy) Start() {
 // WaitFor waits until a loopback port accepts connections.
 func (c *Caddy) WaitFor(port int) {
 	c.t.Helper()
+	c.mu.Lock()
+	proc := c.proc
+	c.mu.Unlock()
+	if proc == nil {
+		c.t.Fatalf("caddy is not running; nothing will listen on %d", port)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-c.waitErr:
+		case <-proc.Done():
 			c.DumpLog()
-			c.t.Fatalf("caddy exited during start: %v", err)
+			c.t.Fatalf("caddy exited during start: %v", proc.Err())
 		default:
 		}
 		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
@@ -151,27 +166,43 @@ func (c *Caddy) WaitFor(port int) {
 	c.t.Fatalf("caddy did not listen on %d", port)
 }
 
-// Kill stops the process with SIGKILL (a crash) and waits for it.
-func (c *Caddy) Kill() { c.signal(syscall.SIGKILL) }
+// Kill stops the process with SIGKILL (a crash) and waits for it; its
+// process group goes with it. A process left behind fails the test.
+func (c *Caddy) Kill() {
+	c.t.Helper()
+	if err := c.stop(syscall.SIGKILL, 0); err != nil {
+		c.t.Errorf("killing the edge: %v", err)
+	}
+}
 
-// Stop stops the process with SIGTERM (a clean shutdown) and waits.
-func (c *Caddy) Stop() { c.signal(syscall.SIGTERM) }
+// Stop stops the process with SIGTERM (a clean shutdown) and waits; after
+// 20 s its process group is killed. A process of the group that outlived
+// the edge fails the test.
+func (c *Caddy) Stop() {
+	c.t.Helper()
+	if err := c.stop(syscall.SIGTERM, 20*time.Second); err != nil {
+		c.t.Errorf("stopping the edge: %v", err)
+	}
+}
 
-func (c *Caddy) signal(sig syscall.Signal) {
+// stop ends the running process (SIGKILL: at once; otherwise sig and up
+// to grace for a clean exit) and reports any process of its group that
+// outlived it. Stopping a stopped edge does nothing.
+func (c *Caddy) stop(sig syscall.Signal, grace time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cmd == nil {
-		return
+	if c.proc == nil {
+		return nil
 	}
-	_ = c.cmd.Process.Signal(sig)
-	select {
-	case <-c.waitErr:
-	case <-time.After(20 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.waitErr
+	var err error
+	if sig == syscall.SIGKILL {
+		err = c.proc.Kill()
+	} else {
+		err = c.proc.Stop(grace)
 	}
 	c.log.Close()
-	c.cmd = nil
+	c.proc = nil
+	return err
 }
 
 // Log returns what the process wrote so far.
@@ -193,10 +224,10 @@ func (c *Caddy) DumpLog() {
 func (c *Caddy) Pid() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cmd == nil {
+	if c.proc == nil {
 		return 0
 	}
-	return c.cmd.Process.Pid
+	return c.proc.Pid()
 }
 
 // URL is the base URL of the edge's HTTP port.

@@ -31,6 +31,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/delivery-edge/edge/integration/procgroup"
 )
 
 // InstallCommand is the command that installs the expected versitygw.
@@ -80,8 +82,7 @@ type Server struct {
 	addr string
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *procgroup.Process
 	logs *bytes.Buffer
 }
 
@@ -189,7 +190,7 @@ func Start(t testing.TB, opts Options) *Server {
 func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
+	if s.proc != nil {
 		return errors.New("already running")
 	}
 	if s.logs == nil {
@@ -198,21 +199,19 @@ func (s *Server) start() error {
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.Stdout = lockedWriter{&s.mu, s.logs}
 	cmd.Stderr = lockedWriter{&s.mu, s.logs}
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	proc, err := procgroup.Start(cmd, syscall.SIGTERM)
+	if err != nil {
 		return fmt.Errorf("start %s: %w", s.bin, err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.cmd, s.done = cmd, done
+	s.proc = proc
 	s.mu.Unlock()
-	err := s.waitReady(done)
+	err = s.waitReady(proc.Done())
 	s.mu.Lock()
 	return err
 }
 
 // waitReady polls until an HTTP request gets any S3 answer (10 s at most).
-func (s *Server) waitReady(done chan struct{}) error {
+func (s *Server) waitReady(done <-chan struct{}) error {
 	client := s.httpClient()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -231,22 +230,19 @@ func (s *Server) waitReady(done chan struct{}) error {
 	return fmt.Errorf("not ready at %s after 10s", s.Endpoint)
 }
 
-// Stop stops the server (SIGTERM, then SIGKILL after 5 s). Its data stays
-// for Restart. Stopping a stopped server does nothing.
+// Stop stops the server (SIGTERM, then SIGKILL to its process group after
+// 5 s). Its data stays for Restart. Stopping a stopped server does nothing.
+// A process of its group that outlived it fails the test.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd, s.done = nil, nil
+	proc := s.proc
+	s.proc = nil
 	s.mu.Unlock()
-	if cmd == nil {
+	if proc == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
+	if err := proc.Stop(5 * time.Second); err != nil {
+		s.t.Errorf("stopping versitygw: %v", err)
 	}
 }
 

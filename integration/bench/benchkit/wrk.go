@@ -132,6 +132,16 @@ func (s *Series) Add(name string, r Result) {
 	s.runs[name] = append(s.runs[name], r)
 }
 
+// Requests is how many requests wrk counted for a contender over all
+// rounds.
+func (s *Series) Requests(name string) int64 {
+	var n int64
+	for _, r := range s.runs[name] {
+		n += r.Requests
+	}
+	return n
+}
+
 // Median returns the median round (by req/s) of a contender.
 func (s *Series) Median(name string) Result {
 	rs := append([]Result(nil), s.runs[name]...)
