@@ -46,8 +46,24 @@ tools_for_tests() {
 	install_tool versitygw "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 }
 
+# Every reader's connection holds a file descriptor; a soft limit of 1024
+# (a common default) is used up by a few hundred slow clients. Raise the
+# soft limit to the hard one, at most 1048576 (Caddy's systemd unit uses
+# LimitNOFILE=1048576); the hard limit is the operator's to set.
+raise_open_files() {
+	local hard soft
+	hard=$(ulimit -Hn)
+	soft=$(ulimit -Sn)
+	if [ "$hard" = unlimited ] || [ "$hard" -gt 1048576 ]; then hard=1048576; fi
+	if [ "$soft" != unlimited ] && [ "$soft" -lt "$hard" ]; then
+		ulimit -Sn "$hard" || echo "demo: cannot raise the open-file limit above $soft" >&2
+	fi
+	echo "demo: open-file limit $(ulimit -Sn) (hard $(ulimit -Hn))" >&2
+}
+
 demo() {
 	build
+	raise_open_files
 	go build -o "$tools/sample-origin" ./integration/cmd/sample-origin
 	"$tools/sample-origin" -ssi=true &
 	origin=$!
