@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/delivery-edge/edge/cache"
+	"github.com/delivery-edge/edge/internal/retry"
 )
 
 func init() {
@@ -307,7 +307,7 @@ func (f *groupsFeature) catchUp(ctx context.Context, eng *cache.Engine, group, p
 			f.log.Warn("cannot sync with peer; retrying in the background", zap.String("group", group),
 				zap.String("peer", peer), zap.Error(err))
 		}
-		if !sleepCtx(ctx, backoff(attempt)) {
+		if !retry.Sleep(ctx, retry.Backoff(attempt, retryFirst, retryCap)) {
 			return
 		}
 	}
@@ -417,7 +417,7 @@ func (f *groupsFeature) deliver(ctx context.Context, eng *cache.Engine, peer str
 		pending, err := eng.PendingForwards(peer, outboxBatch)
 		if err != nil {
 			f.log.Error("reading the flush outbox failed", zap.String("peer", peer), zap.Error(err))
-			if !sleepCtx(ctx, outboxIdle) {
+			if !retry.Sleep(ctx, outboxIdle) {
 				return
 			}
 			continue
@@ -473,7 +473,7 @@ func (f *groupsFeature) deliver(ctx context.Context, eng *cache.Engine, peer str
 			f.log.Debug("forwarding flushes to peer failed again", zap.String("peer", peer),
 				zap.Int("attempt", failures), zap.Error(err))
 		}
-		if !sleepCtx(ctx, backoff(failures)) {
+		if !retry.Sleep(ctx, retry.Backoff(failures, retryFirst, retryCap)) {
 			return
 		}
 	}
@@ -513,7 +513,7 @@ func (f *groupsFeature) forwardAll(ctx context.Context, entries []cache.Forward)
 // that start-up work comes first) and then hourly, in bounded batches.
 func (f *groupsFeature) pruneLoop(ctx context.Context, eng *cache.Engine) {
 	defer f.wg.Done()
-	for wait := time.Minute; sleepCtx(ctx, wait); wait = pruneInterval {
+	for wait := time.Minute; retry.Sleep(ctx, wait); wait = pruneInterval {
 		f.prune(ctx, eng)
 	}
 }
@@ -543,27 +543,5 @@ func (f *groupsFeature) prune(ctx context.Context, eng *cache.Engine) {
 		if total > 0 {
 			f.log.Info("pruned old entries", zap.String("what", step.what), zap.Int("entries", total))
 		}
-	}
-}
-
-// backoff is the wait before retry number attempt (1-based): doubling
-// from retryFirst up to retryCap, each drawn from [d/2, d] (jitter).
-func backoff(attempt int) time.Duration {
-	d := retryCap
-	if attempt < 20 {
-		d = min(retryCap, retryFirst<<(max(attempt, 1)-1))
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleepCtx waits d or until ctx ends; it reports whether to go on.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/delivery-edge/edge/cache"
 	"github.com/delivery-edge/edge/imaging"
+	"github.com/delivery-edge/edge/internal/retry"
 	"github.com/delivery-edge/edge/stagingclient"
 )
 
@@ -207,15 +208,8 @@ func (f *imageUpdatesFeature) cleanupLoop(ctx context.Context, eng *cache.Engine
 		return
 	}
 	defer release()
-	timer := time.NewTimer(f.cleanupFirst)
-	defer timer.Stop()
 	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
+	for wait := f.cleanupFirst; retry.Sleep(ctx, wait); wait = f.cleanupEvery {
 		started := time.Now()
 		stats, err := f.updater.Cleanup(ctx, imageCleanupBatch)
 		switch {
@@ -230,6 +224,5 @@ func (f *imageUpdatesFeature) cleanupLoop(ctx context.Context, eng *cache.Engine
 				zap.Int("deleted", stats.Deleted), zap.Duration("took", time.Since(started)))
 			failing = false
 		}
-		timer.Reset(f.cleanupEvery)
 	}
 }

@@ -513,16 +513,6 @@ func TestGroupOfTwoEdgesNoLoop(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	for attempt := 1; attempt < 40; attempt++ {
-		d := backoff(attempt)
-		ceil := min(retryCap, retryFirst<<min(attempt-1, 10))
-		if d < ceil/2 || d > ceil {
-			t.Fatalf("attempt %d: %v not in [%v, %v]", attempt, d, ceil/2, ceil)
-		}
-	}
-}
-
 func TestPeerServletURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"http://edge-2.internal":             "http://edge-2.internal" + DefaultServletPath,

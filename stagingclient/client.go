@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/delivery-edge/edge/internal/retry"
 )
 
 // HeaderSourceTime is the request header that carries the newest source time
@@ -531,7 +532,7 @@ func (c *Client) get(ctx context.Context, pathQuery string, extra time.Duration,
 				zap.String("next", c.BaseURL()), zap.Duration("backoff", delay))
 		}
 		fresh = true
-		if err := sleep(ctx, delay); err != nil {
+		if !retry.Sleep(ctx, delay) {
 			return nil, nil, c.canceled(ctx, u, lastErr)
 		}
 	}
@@ -551,21 +552,7 @@ func (c *Client) rotate(idx uint32) bool {
 // "equal jitter" (half fixed, half random) so that retries of many clients
 // spread out but never collapse to zero.
 func (c *Client) backoff(n int) time.Duration {
-	return jitteredBackoff(c.boBase, c.boMax, n)
-}
-
-func jitteredBackoff(base, limit time.Duration, n int) time.Duration {
-	d := limit
-	if n < 1 {
-		n = 1
-	}
-	if n <= 32 {
-		if b := base << (n - 1); b > 0 && b < limit {
-			d = b
-		}
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
+	return retry.Backoff(n, c.boBase, c.boMax)
 }
 
 func (c *Client) canceled(ctx context.Context, u string, lastErr error) error {
@@ -607,19 +594,4 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
