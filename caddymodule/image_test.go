@@ -427,7 +427,7 @@ func TestImageUpdatesApply(t *testing.T) {
 	}
 	defer eng.Close()
 	f := &imageUpdatesFeature{client: client, log: zap.NewNop(),
-		updater: imaging.NewUpdater(store, stagingCMS{c: client}, zap.NewNop())}
+		updater: imaging.NewUpdater(store, stagingCMS{c: client}, zap.NewNop()), unknown: stagingclient.NewUnknownEvents(nil)}
 	ctx := context.Background()
 
 	imgUUID := origin.DemoUUID(origin.ImageID(2))
@@ -513,6 +513,7 @@ func TestImageUpdatesFeatureLifecycle(t *testing.T) {
 		cfg:          stagingclient.PollerConfig{Interval: 20 * time.Millisecond, Logger: log, Name: "image updates"},
 		updater:      imaging.NewUpdater(store, stagingCMS{c: client}, log),
 		cleanupFirst: 10 * time.Millisecond, cleanupEvery: 50 * time.Millisecond,
+		unknown: stagingclient.NewUnknownEvents(log),
 	}
 	if err := f.start(eng); err != nil {
 		t.Fatal(err)

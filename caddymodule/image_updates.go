@@ -48,7 +48,7 @@ type imageUpdatesFeature struct {
 	cfg     stagingclient.PollerConfig
 	updater *imaging.Updater
 	log     *zap.Logger
-	unknown unknownEvents
+	unknown *stagingclient.UnknownEvents
 
 	// cleanupFirst and cleanupEvery time the cleanup job (tests shorten
 	// them).
@@ -120,8 +120,8 @@ func provisionImageUpdates(a *App, ctx caddy.Context) (appFeature, error) {
 	f := &imageUpdatesFeature{
 		app: a, client: client, cfg: cfg, log: log, updater: updater,
 		cleanupFirst: imageCleanupFirst, cleanupEvery: imageCleanupInterval,
+		unknown: stagingclient.NewUnknownEvents(log),
 	}
-	f.unknown.log = log
 	return f, nil
 }
 
@@ -154,40 +154,37 @@ func (f *imageUpdatesFeature) stop() error {
 // engine's lease on it. The poller logs connection changes and failed
 // batches once per change of state.
 func (f *imageUpdatesFeature) poll(ctx context.Context, eng *cache.Engine) {
-	release, err := eng.Lease(ctx, imageUpdatesPosition)
-	if err != nil {
-		return
-	}
-	defer release()
-	from, err := eng.Position(imageUpdatesPosition)
-	if err != nil {
-		f.log.Error("cannot read the last applied source time; image updates are not applied", zap.Error(err))
-		return
-	}
-	f.log.Info("image update service started", zap.Int64("from_source_time", from),
-		zap.String("server", f.client.BaseURL()))
-	poller := stagingclient.NewPoller(f.client, f.cfg)
-	err = poller.Run(ctx, from, func(ctx context.Context, events []stagingclient.Event, upTo int64) error {
+	started := false
+	err := stagingclient.Follow(ctx, eng, imageUpdatesPosition, stagingclient.NewPoller(f.client, f.cfg), func(from int64) {
+		started = true
+		f.log.Info("image update service started", zap.Int64("from_source_time", from),
+			zap.String("server", f.client.BaseURL()))
+	}, func(ctx context.Context, events []stagingclient.Event, upTo int64) error {
 		return f.apply(ctx, eng, events, upTo)
 	})
-	if err != nil && !errors.Is(err, context.Canceled) {
+	var perr *stagingclient.PositionError
+	switch {
+	case errors.As(err, &perr):
+		f.log.Error("cannot read the last applied source time; image updates are not applied", zap.Error(perr.Err))
+	case !started: // stopped while waiting for the lease
+	case err != nil && !errors.Is(err, context.Canceled):
 		f.log.Error("image update service stopped", zap.Error(err))
-		return
+	default:
+		f.log.Info("image update service stopped")
 	}
-	f.log.Info("image update service stopped")
 }
 
 // apply hands the image and image variant events of a batch to the
 // updater, in order, and then stores upTo. A failed event fails the batch,
 // which the poller offers again; applying an event twice is harmless.
 // Events of an unknown kind are skipped; an unknown state of an image
-// counts as a change of it (see unknownEvents).
+// counts as a change of it (see stagingclient.UnknownEvents).
 func (f *imageUpdatesFeature) apply(ctx context.Context, eng *cache.Engine, events []stagingclient.Event, upTo int64) error {
 	for _, ev := range events {
 		if ev.NodeType != imaging.NodeTypeImage && ev.NodeType != imaging.NodeTypeImageVariant {
 			continue
 		}
-		ev, ok := f.unknown.triage(ev)
+		ev, ok := f.unknown.Triage(ev)
 		if !ok {
 			continue
 		}

@@ -44,8 +44,8 @@ func TestImageUpdatesUnknownEvents(t *testing.T) {
 	defer eng.Close()
 	core, logs := observer.New(zap.WarnLevel)
 	f := &imageUpdatesFeature{client: client, log: zap.NewNop(),
-		updater: imaging.NewUpdater(store, stagingCMS{c: client}, zap.NewNop())}
-	f.unknown.log = zap.New(core)
+		updater: imaging.NewUpdater(store, stagingCMS{c: client}, zap.NewNop()),
+		unknown: stagingclient.NewUnknownEvents(zap.New(core))}
 	ctx := context.Background()
 
 	// apply fetches the events after the stored position and applies them
@@ -102,8 +102,8 @@ func TestImageUpdatesUnknownEvents(t *testing.T) {
 		t.Fatalf("after an unknown state the image must be served again, not marked gone: %v", err)
 	}
 
-	want := map[eventPair]int64{{"asset", "deleted"}: 1, {"document", "saved"}: 1}
-	if got := f.unknown.snapshot(); len(got) != 2 || got[eventPair{"asset", "deleted"}] != 1 || got[eventPair{"document", "saved"}] != 1 {
+	want := map[stagingclient.EventPair]int64{{Kind: "asset", State: "deleted"}: 1, {Kind: "document", State: "saved"}: 1}
+	if got := f.unknown.Counts(); len(got) != 2 || got[stagingclient.EventPair{Kind: "asset", State: "deleted"}] != 1 || got[stagingclient.EventPair{Kind: "document", State: "saved"}] != 1 {
 		t.Errorf("counts %v, want %v", got, want)
 	}
 	if logs.Len() != 2 {

@@ -104,7 +104,7 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(ps.Events))
 	}
 	for p, n := range c.app.unknownEventCounts() {
-		ch <- prometheus.MustNewConstMetric(c.unknownEvents, prometheus.CounterValue, float64(n), p.kind, p.state)
+		ch <- prometheus.MustNewConstMetric(c.unknownEvents, prometheus.CounterValue, float64(n), p.Kind, p.State)
 	}
 	if ns, ok := imageNegativeStats(); ok {
 		ch <- prometheus.MustNewConstMetric(c.imageNegativeHits, prometheus.CounterValue, float64(ns.Hits))
@@ -122,6 +122,28 @@ func (a *App) stagingStats() (stagingclient.PollerStats, bool) {
 		}
 	}
 	return stagingclient.PollerStats{}, false
+}
+
+// unknownEventCounts sums the unknown events of the staging poller and the
+// image update service by kind/state pair (an event both read is counted
+// by each).
+func (a *App) unknownEventCounts() map[stagingclient.EventPair]int64 {
+	out := map[stagingclient.EventPair]int64{}
+	for _, f := range a.features {
+		var u *stagingclient.UnknownEvents
+		switch f := f.(type) {
+		case *stagingFeature:
+			u = f.unknown
+		case *imageUpdatesFeature:
+			u = f.unknown
+		default:
+			continue
+		}
+		for p, n := range u.Counts() {
+			out[p] += n
+		}
+	}
+	return out
 }
 
 var _ prometheus.Collector = (*metricsCollector)(nil)

@@ -36,7 +36,7 @@ type stagingFeature struct {
 	log    *zap.Logger
 
 	poller  atomic.Pointer[stagingclient.Poller]
-	unknown unknownEvents
+	unknown *stagingclient.UnknownEvents
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -100,9 +100,7 @@ func provisionStaging(a *App, ctx caddy.Context) (appFeature, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &stagingFeature{app: a, client: client, cfg: cfg, log: log}
-	f.unknown.log = log
-	return f, nil
+	return &stagingFeature{app: a, client: client, cfg: cfg, log: log, unknown: stagingclient.NewUnknownEvents(log)}, nil
 }
 
 func (f *stagingFeature) start(eng *cache.Engine) error {
@@ -112,29 +110,24 @@ func (f *stagingFeature) start(eng *cache.Engine) error {
 	return nil
 }
 
-// run applies the event stream until the config is stopped. It holds the
-// engine's lease on the stream, so the old and the new config of a reload
-// never apply the same events.
+// run applies the event stream until the config is stopped. It follows
+// the stream under the engine's lease, so the old and the new config of a
+// reload never apply the same events.
 func (f *stagingFeature) run(ctx context.Context, eng *cache.Engine) {
 	defer close(f.done)
-	release, err := eng.Lease(ctx, stagingPosition)
-	if err != nil {
-		return
-	}
-	defer release()
-	from, err := eng.Position(stagingPosition)
-	if err != nil {
-		f.log.Error("cannot read the last applied source time; not polling", zap.Error(err))
-		return
-	}
-	f.log.Info("polling staging servers for changes", zap.Int64("from_source_time", from),
-		zap.String("server", f.client.BaseURL()))
 	poller := stagingclient.NewPoller(f.client, f.cfg)
-	f.poller.Store(poller)
-	err = poller.Run(ctx, from, func(_ context.Context, events []stagingclient.Event, upTo int64) error {
-		return eng.ApplyChanges(changesOf(events, &f.unknown), stagingPosition, upTo)
+	err := stagingclient.Follow(ctx, eng, stagingPosition, poller, func(from int64) {
+		f.log.Info("polling staging servers for changes", zap.Int64("from_source_time", from),
+			zap.String("server", f.client.BaseURL()))
+		f.poller.Store(poller)
+	}, func(_ context.Context, events []stagingclient.Event, upTo int64) error {
+		return eng.ApplyChanges(changesOf(events, f.unknown), stagingPosition, upTo)
 	})
-	if err != nil && !errors.Is(err, context.Canceled) {
+	var perr *stagingclient.PositionError
+	switch {
+	case errors.As(err, &perr):
+		f.log.Error("cannot read the last applied source time; not polling", zap.Error(perr.Err))
+	case err != nil && !errors.Is(err, context.Canceled):
 		f.log.Error("staging poller stopped", zap.Error(err))
 	}
 }
@@ -151,10 +144,10 @@ func (f *stagingFeature) stop() error {
 
 // changesOf turns staging events into cache changes; unknown decides
 // about events of a kind or state the edge does not know.
-func changesOf(events []stagingclient.Event, unknown *unknownEvents) []cache.Change {
+func changesOf(events []stagingclient.Event, unknown *stagingclient.UnknownEvents) []cache.Change {
 	out := make([]cache.Change, 0, len(events))
 	for _, ev := range events {
-		ev, ok := unknown.triage(ev)
+		ev, ok := unknown.Triage(ev)
 		if !ok {
 			continue
 		}
