@@ -44,7 +44,9 @@ func TestFollow(t *testing.T) {
 			}
 			return eng.SetPosition(stream, upTo)
 		}
-		go func() { f.done <- stagingclient.Follow(ctx, eng, stream, p, func(from int64) { f.from <- from }, apply) }()
+		go func() {
+			f.done <- stagingclient.Follow(ctx, eng, stream, p, func(from int64) { f.from <- from }, apply)
+		}()
 		return f
 	}
 	stop := func(f *follower) error {
