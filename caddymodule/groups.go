@@ -20,10 +20,6 @@ import (
 	"github.com/delivery-edge/edge/internal/retry"
 )
 
-func init() {
-	registerFeature(provisionGroups)
-}
-
 // DefaultServletPath is where a peer's cache servlet is when its `peer`
 // URL has no path.
 const DefaultServletPath = "/system/servlet/cache.servlet"
@@ -66,7 +62,6 @@ const outboxLease = "flush-outbox"
 // the flush log. It exists in every config (pruning is needed without
 // groups too); the cache servlet finds it through the app.
 type groupsFeature struct {
-	app       *App
 	log       *zap.Logger
 	password  string              // servlet password, placeholders replaced
 	groups    map[string][]string // group -> servlet URLs of its peers
@@ -114,12 +109,12 @@ func peerServletURL(raw string) (string, error) {
 	return u.String(), nil
 }
 
-func provisionGroups(a *App, _ caddy.Context) (appFeature, error) {
+func provisionGroups(a *App) (*groupsFeature, error) {
 	pw, err := servletPassword(a)
 	if err != nil {
 		return nil, err
 	}
-	f := &groupsFeature{app: a, log: a.log.Named("groups"), password: pw, groups: map[string][]string{},
+	f := &groupsFeature{log: a.log.Named("groups"), password: pw, groups: map[string][]string{},
 		retention: defaultFlushLogRetention}
 	if a.FlushLogRetention > 0 {
 		f.retention = timeDuration(a.FlushLogRetention)
@@ -160,22 +155,12 @@ func provisionGroups(a *App, _ caddy.Context) (appFeature, error) {
 	return f, nil
 }
 
-// groupsOf returns the groups feature of an app.
-func groupsOf(a *App) *groupsFeature {
-	for _, f := range a.features {
-		if g, ok := f.(*groupsFeature); ok {
-			return g
-		}
-	}
-	return nil
-}
-
 // peersOf returns the servlet URLs of a group's peers (nil for a group
 // this edge does not know: the flush is then applied here only).
 func (f *groupsFeature) peersOf(group string) []string { return f.groups[group] }
 
-func (f *groupsFeature) start(eng *cache.Engine) error {
-	ctx, cancel := context.WithCancel(f.app.ctx)
+func (f *groupsFeature) start(parent context.Context, eng *cache.Engine) {
+	ctx, cancel := context.WithCancel(parent)
 	f.mu.Lock()
 	f.ctx, f.cancel, f.eng = ctx, cancel, eng
 	f.kicks = map[string]chan struct{}{}
@@ -196,20 +181,18 @@ func (f *groupsFeature) start(eng *cache.Engine) error {
 	for _, name := range names {
 		f.startSync(name, true)
 	}
-	return nil
 }
 
-func (f *groupsFeature) stop() error {
+func (f *groupsFeature) stop() {
 	f.mu.Lock()
 	cancel := f.cancel
 	f.mu.Unlock()
 	if cancel == nil {
-		return nil
+		return
 	}
 	cancel()
 	f.wg.Wait()
 	f.client.CloseIdleConnections()
-	return nil
 }
 
 // kick wakes the outbox workers (a flush was just queued for them).

@@ -24,11 +24,10 @@ func TestImageNegativeSharedWithUpdates(t *testing.T) {
 		ImageUpdates: &StagingConfig{URLs: []string{client.BaseURL()}, Token: origin.DemoToken}}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	feat, err := provisionImageUpdates(a, ctx)
+	f, err := provisionImageUpdates(a, ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := feat.(*imageUpdatesFeature)
 	defer f.client.Close()
 	// What ImageService.Provision does.
 	store, err := acquireImageStore(a)

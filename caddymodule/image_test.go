@@ -509,15 +509,13 @@ func TestImageUpdatesFeatureLifecycle(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	log := zap.New(core)
 	f := &imageUpdatesFeature{
-		app: &App{ctx: caddy.Context{Context: context.Background()}}, client: client, log: log,
+		client: client, log: log,
 		cfg:          stagingclient.PollerConfig{Interval: 20 * time.Millisecond, Logger: log, Name: "image updates"},
 		updater:      imaging.NewUpdater(store, stagingCMS{c: client}, log),
 		cleanupFirst: 10 * time.Millisecond, cleanupEvery: 50 * time.Millisecond,
 		unknown: stagingclient.NewUnknownEvents(log),
 	}
-	if err := f.start(eng); err != nil {
-		t.Fatal(err)
-	}
+	f.start(context.Background(), eng)
 	ev, _ := content.SetState(origin.ImageID(3), origin.StateOffline)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -541,7 +539,7 @@ func TestImageUpdatesFeatureLifecycle(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	done := make(chan struct{})
-	go func() { _ = f.stop(); close(done) }()
+	go func() { f.stop(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):

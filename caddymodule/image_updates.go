@@ -16,10 +16,6 @@ import (
 	"github.com/delivery-edge/edge/stagingclient"
 )
 
-func init() {
-	registerFeature(provisionImageUpdates)
-}
-
 // Names of the engine's positions and leases used by the image update
 // service.
 const (
@@ -43,7 +39,6 @@ const (
 // image store (imaging.Updater) and periodically removes objects of
 // superseded versions.
 type imageUpdatesFeature struct {
-	app     *App
 	client  *stagingclient.Client
 	cfg     stagingclient.PollerConfig
 	updater *imaging.Updater
@@ -92,10 +87,7 @@ func imageUpdatesSource(a *App) (*StagingConfig, error) {
 	return &base, nil
 }
 
-func provisionImageUpdates(a *App, ctx caddy.Context) (appFeature, error) {
-	if a.ImageUpdates == nil {
-		return nil, nil
-	}
+func provisionImageUpdates(a *App, ctx caddy.Context) (*imageUpdatesFeature, error) {
 	sc, err := imageUpdatesSource(a)
 	if err != nil {
 		return nil, err
@@ -118,15 +110,15 @@ func provisionImageUpdates(a *App, ctx caddy.Context) (appFeature, error) {
 	// is served at once instead of after negative_ttl.
 	updater.OnImageChange(store.negative.Forget)
 	f := &imageUpdatesFeature{
-		app: a, client: client, cfg: cfg, log: log, updater: updater,
+		client: client, cfg: cfg, log: log, updater: updater,
 		cleanupFirst: imageCleanupFirst, cleanupEvery: imageCleanupInterval,
 		unknown: stagingclient.NewUnknownEvents(log),
 	}
 	return f, nil
 }
 
-func (f *imageUpdatesFeature) start(eng *cache.Engine) error {
-	ctx, cancel := context.WithCancel(f.app.ctx)
+func (f *imageUpdatesFeature) start(parent context.Context, eng *cache.Engine) {
+	ctx, cancel := context.WithCancel(parent)
 	f.cancel = cancel
 	f.wg.Add(2)
 	go func() {
@@ -137,17 +129,15 @@ func (f *imageUpdatesFeature) start(eng *cache.Engine) error {
 		defer f.wg.Done()
 		f.cleanupLoop(ctx, eng)
 	}()
-	return nil
 }
 
-func (f *imageUpdatesFeature) stop() error {
+func (f *imageUpdatesFeature) stop() {
 	if f.cancel == nil {
-		return nil
+		return
 	}
 	f.cancel()
 	f.wg.Wait()
 	f.client.Close()
-	return nil
 }
 
 // poll applies the event stream until the config is stopped, holding the

@@ -114,11 +114,9 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 
 // stagingStats returns the staging poller's figures, if it runs.
 func (a *App) stagingStats() (stagingclient.PollerStats, bool) {
-	for _, f := range a.features {
-		if sf, ok := f.(*stagingFeature); ok {
-			if p := sf.poller.Load(); p != nil {
-				return p.Stats(), true
-			}
+	if a.staging != nil {
+		if p := a.staging.poller.Load(); p != nil {
+			return p.Stats(), true
 		}
 	}
 	return stagingclient.PollerStats{}, false
@@ -129,17 +127,15 @@ func (a *App) stagingStats() (stagingclient.PollerStats, bool) {
 // by each).
 func (a *App) unknownEventCounts() map[stagingclient.EventPair]int64 {
 	out := map[stagingclient.EventPair]int64{}
-	for _, f := range a.features {
-		var u *stagingclient.UnknownEvents
-		switch f := f.(type) {
-		case *stagingFeature:
-			u = f.unknown
-		case *imageUpdatesFeature:
-			u = f.unknown
-		default:
-			continue
-		}
-		for p, n := range u.Counts() {
+	var counts []map[stagingclient.EventPair]int64
+	if a.staging != nil {
+		counts = append(counts, a.staging.unknown.Counts())
+	}
+	if a.imageUpdates != nil {
+		counts = append(counts, a.imageUpdates.unknown.Counts())
+	}
+	for _, c := range counts {
+		for p, n := range c {
 			out[p] += n
 		}
 	}

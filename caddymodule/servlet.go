@@ -64,7 +64,7 @@ func (h *CacheServlet) setup(app *App, log *zap.Logger) error {
 	h.disabledLogged = new(atomic.Bool)
 	h.refusedPassword = newRefusalLog(log, zap.WarnLevel)
 	h.refusedOther = newRefusalLog(log, zap.InfoLevel)
-	h.groups = groupsOf(app)
+	h.groups = app.groups
 	return nil
 }
 

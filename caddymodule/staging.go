@@ -15,10 +15,6 @@ import (
 	"github.com/delivery-edge/edge/stagingclient"
 )
 
-func init() {
-	registerFeature(provisionStaging)
-}
-
 // stagingPosition names the stored source time of the staging events.
 const stagingPosition = "staging"
 
@@ -30,7 +26,6 @@ const (
 // stagingFeature polls the staging servers for content changes and hands
 // them to the invalidation engine.
 type stagingFeature struct {
-	app    *App
 	client *stagingclient.Client
 	cfg    stagingclient.PollerConfig
 	log    *zap.Logger
@@ -91,23 +86,19 @@ func newStagingClient(sc *StagingConfig, option string, log *zap.Logger) (*stagi
 	}, nil
 }
 
-func provisionStaging(a *App, ctx caddy.Context) (appFeature, error) {
-	if a.Staging == nil {
-		return nil, nil
-	}
+func provisionStaging(a *App) (*stagingFeature, error) {
 	log := a.log.Named("staging")
 	client, cfg, err := newStagingClient(a.Staging, "staging", log)
 	if err != nil {
 		return nil, err
 	}
-	return &stagingFeature{app: a, client: client, cfg: cfg, log: log, unknown: stagingclient.NewUnknownEvents(log)}, nil
+	return &stagingFeature{client: client, cfg: cfg, log: log, unknown: stagingclient.NewUnknownEvents(log)}, nil
 }
 
-func (f *stagingFeature) start(eng *cache.Engine) error {
-	ctx, cancel := context.WithCancel(f.app.ctx)
+func (f *stagingFeature) start(parent context.Context, eng *cache.Engine) {
+	ctx, cancel := context.WithCancel(parent)
 	f.cancel, f.done = cancel, make(chan struct{})
 	go f.run(ctx, eng)
-	return nil
 }
 
 // run applies the event stream until the config is stopped. It follows
@@ -132,14 +123,13 @@ func (f *stagingFeature) run(ctx context.Context, eng *cache.Engine) {
 	}
 }
 
-func (f *stagingFeature) stop() error {
+func (f *stagingFeature) stop() {
 	if f.cancel == nil {
-		return nil
+		return
 	}
 	f.cancel()
 	<-f.done
 	f.client.Close()
-	return nil
 }
 
 // changesOf turns staging events into cache changes; unknown decides
