@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/delivery-edge/edge/cache"
+	"github.com/delivery-edge/edge/edgegroup"
 )
 
 func init() {
@@ -77,7 +78,7 @@ type App struct {
 
 	// The parts of the app with a lifecycle of their own, provisioned with
 	// it, started by Start in this order and stopped by Stop in reverse.
-	groups       *groupsFeature       // always: it also prunes the flush log
+	groups       *edgegroup.Groups    // always: it also prunes the flush log
 	imageUpdates *imageUpdatesFeature // with image_updates only
 	staging      *stagingFeature      // with staging only
 
@@ -227,7 +228,7 @@ func (a *App) Start() error {
 		return err
 	}
 	eng.Configure(a.invalidationConfig())
-	a.groups.start(a.ctx, eng)
+	a.groups.Start(a.ctx, eng)
 	if a.imageUpdates != nil {
 		a.imageUpdates.start(a.ctx, eng)
 	}
@@ -252,7 +253,7 @@ func (a *App) Stop() error {
 		a.imageUpdates.stop()
 	}
 	if a.groups != nil {
-		a.groups.stop()
+		a.groups.Stop()
 	}
 	return nil
 }

@@ -1,18 +1,24 @@
-package caddymodule
+package edgegroup
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/delivery-edge/edge/cache"
 )
+
+// fakeClock is a clock that moves only when told.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func TestAttemptTracker(t *testing.T) {
 	type step struct {
@@ -138,17 +144,16 @@ func TestClientAddr(t *testing.T) {
 		{"[2001:db8:1:2:3:4:5:6]:4711", "", "2001:db8:1:2::/64"},
 		{"[::ffff:192.0.2.7]:80", "", "192.0.2.7"},
 		{"192.0.2.1:4711", "198.51.100.9", "198.51.100.9"}, // from a trusted proxy
+		{"192.0.2.1:4711", "2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
 		{"@", "", "@"},
 	} {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.RemoteAddr = c.remote
-		if c.clientIP != "" {
-			vars := map[string]any{caddyhttp.ClientIPVarKey: c.clientIP}
-			r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, vars))
-		}
-		if got := clientAddr(r); got != c.want {
+		s := NewServlet(ServletConfig{ClientIP: func(*http.Request) string { return c.clientIP }})
+		if got := s.clientAddr(r); got != c.want {
 			t.Errorf("clientAddr(%q, %q) = %q, want %q", c.remote, c.clientIP, got, c.want)
 		}
+		s.Close()
 	}
 }
 
@@ -157,18 +162,16 @@ func TestClientAddr(t *testing.T) {
 func TestServletLogsRefusalsOncePerAddress(t *testing.T) {
 	e := newTestEdge(t, nil, withPassword("secret"))
 	core, logs := observer.New(zapcore.InfoLevel)
-	h := &CacheServlet{}
-	if err := h.setup(e.app, zap.New(core)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Cleanup() })
+	h := NewServlet(ServletConfig{Password: "secret", Groups: e.groups, Engine: func() (*cache.Engine, error) { return e.eng, nil },
+		Logger: zap.New(core)})
+	t.Cleanup(h.Close)
 	try := func(remote, query string) {
 		t.Helper()
 		r := httptest.NewRequest(http.MethodGet, DefaultServletPath+"?"+query, nil)
 		r.RemoteAddr = remote
 		w := httptest.NewRecorder()
-		if err := h.ServeHTTP(w, r, nil); err != nil || w.Code != http.StatusInternalServerError {
-			t.Fatalf("answer %d %v", w.Code, err)
+		if h.ServeHTTP(w, r); w.Code != http.StatusInternalServerError {
+			t.Fatalf("answer %d", w.Code)
 		}
 	}
 	for i := range 1000 {
