@@ -35,7 +35,7 @@ func TestImageNegativeSharedWithUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Release()
-	access := imaging.NewAccess(imaging.AccessConfig{}, store, stagingCMS{c: client}, nil,
+	access := imaging.NewAccess(imaging.AccessConfig{}, store, imaging.NewStagingCMS(client), nil,
 		imaging.WithNegativeCache(store.negative))
 
 	const id = "newimage"

@@ -104,7 +104,7 @@ func provisionImageUpdates(a *App, ctx caddy.Context) (*imageUpdatesFeature, err
 		return nil, err
 	}
 	ctx.OnCancel(store.Release)
-	updater := imaging.NewUpdater(store, stagingCMS{c: client}, log)
+	updater := imaging.NewUpdater(store, imaging.NewStagingCMS(client), log)
 	// An event for an image ends what the image handlers of this process
 	// remember of it (unknown, original refused): a newly published image
 	// is served at once instead of after negative_ttl.

@@ -44,7 +44,7 @@ func TestImageUpdatesUnknownEvents(t *testing.T) {
 	defer eng.Close()
 	core, logs := observer.New(zap.WarnLevel)
 	f := &imageUpdatesFeature{client: client, log: zap.NewNop(),
-		updater: imaging.NewUpdater(store, stagingCMS{c: client}, zap.NewNop()),
+		updater: imaging.NewUpdater(store, imaging.NewStagingCMS(client), zap.NewNop()),
 		unknown: stagingclient.NewUnknownEvents(zap.New(core))}
 	ctx := context.Background()
 
@@ -68,7 +68,7 @@ func TestImageUpdatesUnknownEvents(t *testing.T) {
 	apply() // the image's publication, before anything is stored
 
 	img, _ := content.Latest(id)
-	access := imaging.NewAccess(imaging.AccessConfig{}, store, stagingCMS{c: client}, zap.NewNop())
+	access := imaging.NewAccess(imaging.AccessConfig{}, store, imaging.NewStagingCMS(client), zap.NewNop())
 	p := imaging.URLParts{UUID: img.UUID, ImageModified: img.Modified, Variant: imaging.VariantOriginal, Format: "png"}
 	if _, err := access.Lookup(ctx, p); err != nil {
 		t.Fatal(err)
