@@ -1,6 +1,11 @@
-// Package caddymodule adapts the project's domain packages (cache, imaging,
-// stagingclient) to Caddy: the `delivery` app, the HTTP handlers and their
-// Caddyfile syntax. It holds no product logic of its own.
+// Package caddymodule adapts the project's domain packages (cache,
+// edgegroup, imaging, stagingclient) to Caddy: the `delivery` app (its
+// configuration, provisioning and the lifecycle of its parts), the HTTP
+// handlers, their Caddyfile syntax, the metrics and the `delivery-check`
+// command. What it does beyond handing configuration and requests on is
+// tied to Caddy: sharing the engine and the image stores across config
+// reloads, finding the docroots in Caddy's routes at start, rendering
+// through Caddy's servers. The product logic is in the domain packages.
 package caddymodule
 
 import (

@@ -124,9 +124,9 @@ func ValidateToken(token string) error {
 	return nil
 }
 
-// Client talks to the staging servers (SPEC §5). It holds no session: every
-// request carries the token and the newest source time seen. A Client is
-// safe for concurrent use; call Close when done with it.
+// Client talks to the staging servers (docs/staging-api.md). It holds no
+// session: every request carries the token and the newest source time
+// seen. A Client is safe for concurrent use; call Close when done with it.
 type Client struct {
 	bases     []string
 	token     string
