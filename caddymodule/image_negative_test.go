@@ -11,6 +11,7 @@ import (
 	"github.com/delivery-edge/edge/cache"
 	"github.com/delivery-edge/edge/imaging"
 	"github.com/delivery-edge/edge/integration/origin"
+	"github.com/delivery-edge/edge/internal/stagingtest"
 	"github.com/delivery-edge/edge/stagingclient"
 )
 
@@ -19,7 +20,7 @@ import (
 // unknown to the CMS is remembered for the handlers, and the update
 // service's event for it ends that at once.
 func TestImageNegativeSharedWithUpdates(t *testing.T) {
-	content, client := startStaging(t)
+	content, client := stagingtest.Demo(t)
 	a := &App{dataDir: t.TempDir(), log: zap.NewNop(),
 		ImageUpdates: &StagingConfig{URLs: []string{client.BaseURL()}, Token: origin.DemoToken}}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})

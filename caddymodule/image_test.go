@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,24 +21,9 @@ import (
 	"github.com/delivery-edge/edge/cache"
 	"github.com/delivery-edge/edge/imaging"
 	"github.com/delivery-edge/edge/integration/origin"
+	"github.com/delivery-edge/edge/internal/stagingtest"
 	"github.com/delivery-edge/edge/stagingclient"
 )
-
-// startStaging serves the sample origin's staging API over demo content.
-func startStaging(t *testing.T) (*origin.Content, *stagingclient.Client) {
-	t.Helper()
-	c := origin.NewContent()
-	origin.SeedDemo(c)
-	st := origin.NewStaging(c, origin.StagingConfig{})
-	srv := httptest.NewServer(st)
-	t.Cleanup(func() { st.Close(); srv.Close() })
-	client, err := stagingclient.New(stagingclient.Config{BaseURLs: []string{srv.URL}, Token: origin.DemoToken, MaxAttempts: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
-	return c, client
-}
 
 func mustFolderStore(t *testing.T) imaging.Store {
 	t.Helper()
@@ -313,7 +297,7 @@ func TestImageURLTemplateBaseURL(t *testing.T) {
 // an image taken offline is marked in the store, other events are
 // skipped, and the position is stored.
 func TestImageUpdatesApply(t *testing.T) {
-	content, client := startStaging(t)
+	content, client := stagingtest.Demo(t)
 	store := mustFolderStore(t)
 	eng, err := cache.Open(cache.Options{DataDir: t.TempDir()})
 	if err != nil {
@@ -374,7 +358,7 @@ func TestImageUpdatesSource(t *testing.T) {
 // poller applies an offline event and stores the position, the cleanup
 // job runs, and stop ends both goroutines.
 func TestImageUpdatesFeatureLifecycle(t *testing.T) {
-	content, client := startStaging(t)
+	content, client := stagingtest.Demo(t)
 	store := mustFolderStore(t)
 	eng, err := cache.Open(cache.Options{DataDir: t.TempDir()})
 	if err != nil {

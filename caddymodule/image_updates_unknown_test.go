@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"net/http/httptest"
 	"testing"
 
 	"go.uber.org/zap"
@@ -11,6 +10,7 @@ import (
 	"github.com/delivery-edge/edge/cache"
 	"github.com/delivery-edge/edge/imaging"
 	"github.com/delivery-edge/edge/integration/origin"
+	"github.com/delivery-edge/edge/internal/stagingtest"
 	"github.com/delivery-edge/edge/stagingclient"
 )
 
@@ -24,14 +24,7 @@ func TestImageUpdatesUnknownEvents(t *testing.T) {
 	const id = "image1"
 	content.SetBinary(origin.DemoUUID(id), origin.DemoJPEG(64, 48, 1))
 	content.Put(origin.Document{ID: id, UUID: origin.DemoUUID(id), NodeType: "image"}, nil)
-	st := origin.NewStaging(content, origin.StagingConfig{})
-	srv := httptest.NewServer(st)
-	t.Cleanup(func() { st.Close(); srv.Close() })
-	client, err := stagingclient.New(stagingclient.Config{BaseURLs: []string{srv.URL}, Token: origin.DemoToken, MaxAttempts: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	client := stagingtest.Serve(t, content)
 	store, err := imaging.NewFolderStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

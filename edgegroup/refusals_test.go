@@ -14,12 +14,6 @@ import (
 	"github.com/delivery-edge/edge/cache"
 )
 
-// fakeClock is a clock that moves only when told.
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) now() time.Time          { return c.t }
-func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
-
 func TestAttemptTracker(t *testing.T) {
 	type step struct {
 		advance time.Duration
@@ -64,10 +58,11 @@ func TestAttemptTracker(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-			tr := newAttemptTracker(time.Minute, tc.limit, clk.now)
+			now := time.Unix(1_700_000_000, 0) // the clock, moved by the test
+			clock := func() time.Time { return now }
+			tr := newAttemptTracker(time.Minute, tc.limit, clock)
 			for i, s := range tc.steps {
-				clk.advance(s.advance)
+				now = now.Add(s.advance)
 				got, ok := tr.add(s.addr)
 				switch {
 				case s.want == nil && ok:
@@ -83,18 +78,19 @@ func TestAttemptTracker(t *testing.T) {
 // TestAttemptTrackerDue: the count of a flood that stopped is reported
 // once its window has passed, and quiet addresses are forgotten.
 func TestAttemptTrackerDue(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	tr := newAttemptTracker(time.Minute, 10, clk.now)
+	now := time.Unix(1_700_000_000, 0) // the clock, moved by the test
+	clock := func() time.Time { return now }
+	tr := newAttemptTracker(time.Minute, 10, clock)
 	tr.add("a")
 	for range 99 {
 		tr.add("a")
 	}
-	clk.advance(10 * time.Second)
+	now = now.Add(10 * time.Second)
 	tr.add("b")
-	if reports, next := tr.due(); len(reports) != 0 || !next.Equal(clk.t.Add(50*time.Second)) {
+	if reports, next := tr.due(); len(reports) != 0 || !next.Equal(now.Add(50*time.Second)) {
 		t.Fatalf("due after 10s: %+v, next %v", reports, next)
 	}
-	clk.advance(50 * time.Second)
+	now = now.Add(50 * time.Second)
 	reports, next := tr.due()
 	if len(reports) != 1 || reports[0] != (attemptReport{Addr: "a", Count: 99}) || !next.IsZero() {
 		t.Fatalf("due after a minute: %+v, next %v", reports, next)
@@ -104,7 +100,7 @@ func TestAttemptTrackerDue(t *testing.T) {
 	if _, ok := tr.addrs["b"]; len(tr.addrs) != 1 || !ok {
 		t.Fatalf("tracked %v", tr.addrs)
 	}
-	clk.advance(time.Minute)
+	now = now.Add(time.Minute)
 	if reports, _ := tr.due(); len(reports) != 0 || len(tr.addrs) != 0 {
 		t.Fatalf("after a quiet minute: %+v, %d tracked", reports, len(tr.addrs))
 	}
@@ -117,12 +113,13 @@ func TestAttemptTrackerDue(t *testing.T) {
 // TestAttemptTrackerBounded: a million addresses never grow the table past
 // its limit.
 func TestAttemptTrackerBounded(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	tr := newAttemptTracker(time.Minute, 100, clk.now)
+	now := time.Unix(1_700_000_000, 0) // the clock, moved by the test
+	clock := func() time.Time { return now }
+	tr := newAttemptTracker(time.Minute, 100, clock)
 	lines := 0
 	for i := range 1_000_000 {
 		if i%1000 == 0 {
-			clk.advance(100 * time.Millisecond)
+			now = now.Add(100 * time.Millisecond)
 		}
 		if _, ok := tr.add(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)); ok {
 			lines++

@@ -12,27 +12,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/delivery-edge/edge/integration/origin"
+	"github.com/delivery-edge/edge/internal/stagingtest"
 	"github.com/delivery-edge/edge/stagingclient"
 )
 
-// startStaging serves the sample origin's staging API over demo content.
-func startStaging(t *testing.T) (*origin.Content, *stagingclient.Client) {
-	t.Helper()
-	c := origin.NewContent()
-	origin.SeedDemo(c)
-	st := origin.NewStaging(c, origin.StagingConfig{})
-	srv := httptest.NewServer(st)
-	t.Cleanup(func() { st.Close(); srv.Close() })
-	client, err := stagingclient.New(stagingclient.Config{BaseURLs: []string{srv.URL}, Token: origin.DemoToken, MaxAttempts: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
-	return c, client
-}
-
 func TestStagingCMSMapping(t *testing.T) {
-	content, client := startStaging(t)
+	content, client := stagingtest.Demo(t)
 	cms := NewStagingCMS(client)
 	ctx := context.Background()
 	imgUUID := origin.DemoUUID(origin.ImageID(0))
