@@ -27,11 +27,10 @@ func TestFollow(t *testing.T) {
 	const stream = "test-stream"
 
 	type follower struct {
-		col     *collector
-		from    chan int64
-		done    chan error
-		cancel  context.CancelFunc
-		stopped bool
+		col    *collector
+		from   chan int64
+		done   chan error
+		cancel context.CancelFunc
 	}
 	follow := func() *follower {
 		f := &follower{col: newCollector(), from: make(chan int64, 1), done: make(chan error, 1)}
