@@ -464,7 +464,13 @@ func TestStartupCatchUp(t *testing.T) {
 		}
 	}
 	// A sync with forward (default true) asks the peers again, from the
-	// last seen flush minus the overlap.
+	// last seen flush minus the overlap. (Once the start-up catch-up has
+	// ended: a trigger while one runs is dropped, see TriggerSync.)
+	eventually(t, "start-up catch-up ended", func() bool {
+		e.groups.mu.Lock()
+		defer e.groups.mu.Unlock()
+		return !e.groups.syncing["live"]
+	})
 	e.do(http.MethodGet, "action=sync&group=live&password=pw")
 	eventually(t, "triggered sync", func() bool { return len(p.requests("sync")) == 2 })
 	if since := p.requests("sync")[1].Get("since"); since != "0" { // 2000 - 60000 < 0
