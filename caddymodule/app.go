@@ -1,10 +1,14 @@
-// Package caddymodule adapts the project's domain packages (cache, imaging,
-// stagingclient) to Caddy: the `delivery` app, the HTTP handlers and their
-// Caddyfile syntax. It holds no product logic of its own.
+// Package caddymodule adapts the project's domain packages (cache,
+// edgegroup, imaging, stagingclient) to Caddy: the `delivery` app (its
+// configuration, provisioning and the lifecycle of its parts), the HTTP
+// handlers, their Caddyfile syntax, the metrics and the `delivery-check`
+// command. What it does beyond handing configuration and requests on is
+// tied to Caddy: sharing the engine and the image stores across config
+// reloads, finding the docroots in Caddy's routes at start, rendering
+// through Caddy's servers. The product logic is in the domain packages.
 package caddymodule
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -14,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/delivery-edge/edge/cache"
+	"github.com/delivery-edge/edge/edgegroup"
 )
 
 func init() {
@@ -71,29 +76,19 @@ type App struct {
 	// the data folder is opened.
 	HotCacheValid *caddy.Duration `json:"hot_cache_valid,omitempty"`
 
-	dataDir  string
-	engine   *engineHandle
-	log      *zap.Logger
-	ctx      caddy.Context
-	features []appFeature
+	dataDir string
+	engine  *engineHandle
+	log     *zap.Logger
+	ctx     caddy.Context
+
+	// The parts of the app with a lifecycle of their own, provisioned with
+	// it, started by Start in this order and stopped by Stop in reverse.
+	groups       *edgegroup.Groups    // always: it also prunes the flush log
+	imageUpdates *imageUpdatesFeature // with image_updates only
+	staging      *stagingFeature      // with staging only
+
 	// rendersReleased is set when the app stops; guarded by renderers.mu.
 	rendersReleased bool
-}
-
-// appFeature is a part of the app with a lifecycle of its own (the staging
-// poller, edge groups, the image update service). Features are
-// provisioned with the app, started when it starts and stopped with it.
-type appFeature interface {
-	start(eng *cache.Engine) error
-	stop() error
-}
-
-// featureProvisioners make the features of an app; each feature file
-// registers its own in init.
-var featureProvisioners []func(a *App, ctx caddy.Context) (appFeature, error)
-
-func registerFeature(fn func(a *App, ctx caddy.Context) (appFeature, error)) {
-	featureProvisioners = append(featureProvisioners, fn)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -177,13 +172,17 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry(), newMetricsCollector(a)); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
-	for _, provision := range featureProvisioners {
-		f, err := provision(a, ctx)
-		if err != nil {
+	if a.groups, err = provisionGroups(a); err != nil {
+		return err
+	}
+	if a.ImageUpdates != nil {
+		if a.imageUpdates, err = provisionImageUpdates(a, ctx); err != nil {
 			return err
 		}
-		if f != nil {
-			a.features = append(a.features, f)
+	}
+	if a.Staging != nil {
+		if a.staging, err = provisionStaging(a); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -226,7 +225,7 @@ func (a *App) Engine() (*cache.Engine, error) {
 }
 
 // Start opens the data folder (if no handler has yet), applies this
-// config's invalidation settings, starts the features and gives the
+// config's invalidation settings, starts the app's parts and gives the
 // docroots it knows without a request their renderer for pre-generation.
 func (a *App) Start() error {
 	eng, err := a.Engine()
@@ -234,13 +233,12 @@ func (a *App) Start() error {
 		return err
 	}
 	eng.Configure(a.invalidationConfig())
-	for i, f := range a.features {
-		if err := f.start(eng); err != nil {
-			for _, started := range a.features[:i] {
-				_ = started.stop()
-			}
-			return err
-		}
+	a.groups.Start(a.ctx, eng)
+	if a.imageUpdates != nil {
+		a.imageUpdates.start(a.ctx, eng)
+	}
+	if a.staging != nil {
+		a.staging.start(a.ctx, eng)
 	}
 	a.claimStartRenderers(eng)
 	a.log.Info("delivery edge started", zap.String("data_dir", a.dataDir))
@@ -248,15 +246,21 @@ func (a *App) Start() error {
 }
 
 // Stop hands pre-generation back to the previous config (if one still
-// runs) and stops this config's features; the shared engine stays open
-// until Cleanup releases the last reference to it.
+// runs) and stops this config's parts, in the reverse order of Start; the
+// shared engine stays open until Cleanup releases the last reference to
+// it.
 func (a *App) Stop() error {
 	renderers.release(a)
-	var errs []error
-	for _, f := range a.features {
-		errs = append(errs, f.stop())
+	if a.staging != nil {
+		a.staging.stop()
 	}
-	return errors.Join(errs...)
+	if a.imageUpdates != nil {
+		a.imageUpdates.stop()
+	}
+	if a.groups != nil {
+		a.groups.Stop()
+	}
+	return nil
 }
 
 // Cleanup releases this config's reference to the shared engine.

@@ -11,6 +11,7 @@ import (
 	"github.com/delivery-edge/edge/cache"
 	"github.com/delivery-edge/edge/imaging"
 	"github.com/delivery-edge/edge/integration/origin"
+	"github.com/delivery-edge/edge/internal/stagingtest"
 	"github.com/delivery-edge/edge/stagingclient"
 )
 
@@ -19,16 +20,15 @@ import (
 // unknown to the CMS is remembered for the handlers, and the update
 // service's event for it ends that at once.
 func TestImageNegativeSharedWithUpdates(t *testing.T) {
-	content, client := startStaging(t)
+	content, client := stagingtest.Demo(t)
 	a := &App{dataDir: t.TempDir(), log: zap.NewNop(),
 		ImageUpdates: &StagingConfig{URLs: []string{client.BaseURL()}, Token: origin.DemoToken}}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	feat, err := provisionImageUpdates(a, ctx)
+	f, err := provisionImageUpdates(a, ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := feat.(*imageUpdatesFeature)
 	defer f.client.Close()
 	// What ImageService.Provision does.
 	store, err := acquireImageStore(a)
@@ -36,7 +36,7 @@ func TestImageNegativeSharedWithUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Release()
-	access := imaging.NewAccess(imaging.AccessConfig{}, store, stagingCMS{c: client}, nil,
+	access := imaging.NewAccess(imaging.AccessConfig{}, store, imaging.NewStagingCMS(client), nil,
 		imaging.WithNegativeCache(store.negative))
 
 	const id = "newimage"

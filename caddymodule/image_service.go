@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,8 +19,9 @@ func init() {
 	caddy.RegisterModule(ImageService{})
 }
 
-// ImageService is the `image_service` handler (SPEC §6): it answers image
-// URLs /<prefix>/<uuid>/<imageStamp>/<variantStamp>/<variant>[/<slug>].<format>
+// ImageService is the `image_service` handler: it answers image URLs
+// /<prefix>/<uuid>/<imageStamp>/<variantStamp>/<variant>[/<slug>].<format>
+// (docs/image-urls.md)
 // from the delivery app's image store, generating missing variants from
 // the original that it fetches from the CMS staging servers. It always
 // answers; it never calls the next handler.
@@ -123,9 +123,9 @@ func (h *ImageService) Provision(ctx caddy.Context) error {
 	h.client, h.store = client, store
 	var st imaging.Store = store
 	if mem, ttl := h.memoryCache(); mem > 0 {
-		st = newMemCachedStore(store, mem, ttl)
+		st = imaging.NewMemoryCache(store, mem, ttl)
 	}
-	h.access = imaging.NewAccess(h.accessConfig(), st, stagingCMS{c: client}, log,
+	h.access = imaging.NewAccess(h.accessConfig(), st, imaging.NewStagingCMS(client), log,
 		imaging.WithNegativeCache(store.negative))
 	return nil
 }
@@ -231,33 +231,8 @@ func checkWidths(ws []int) error {
 // the reason the URL was refused), and server-side causes are logged once,
 // by this handler's logger; nothing is passed on to Caddy's error handling.
 func (h *ImageService) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	if !h.directlyUnderPrefix(r.URL.Path) {
-		// /image/x/<uuid>/… would otherwise be an alias of
-		// /image/<uuid>/…: one image under endless URLs in caches.
-		cfg := h.access.Config()
-		w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(cfg.ShortMaxAge/time.Second)))
-		http.Error(w, http.StatusText(http.StatusNotFound), http.StatusNotFound)
-		return nil
-	}
 	h.access.ServeHTTP(w, r)
 	return nil
-}
-
-// directlyUnderPrefix reports whether the segment after the prefix has
-// the length of a UUID (the access service checks the rest). Without a
-// prefix, and for paths outside it (which the access service refuses),
-// it is true.
-func (h *ImageService) directlyUnderPrefix(path string) bool {
-	prefix := h.access.Config().Prefix
-	if prefix == "" {
-		return true
-	}
-	rest, ok := strings.CutPrefix(path, prefix+"/")
-	if !ok {
-		return true
-	}
-	seg, _, _ := strings.Cut(rest, "/")
-	return len(seg) == 36
 }
 
 // Cleanup releases the shared store and the staging client's connections.

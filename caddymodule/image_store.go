@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"path/filepath"
 	"sync"
@@ -21,24 +20,23 @@ import (
 // while they overlap, and it is closed when the last user is cleaned up.
 var imageStores = caddy.NewUsagePool()
 
-// sharedImageStore is an imaging.Store that opens the configured store on
-// first use. Provisioning (which also runs for `caddy validate`) therefore
-// creates no folder and connects to nothing; an S3 client is made (and its
-// configuration checked) up front, but it does not dial until a request
-// needs it.
+// sharedImageStore is the store of one image_store configuration, opened
+// on first use (imaging.LazyStore). Provisioning (which also runs for
+// `caddy validate`) therefore creates no folder and connects to nothing;
+// an S3 client is made (and its configuration checked) up front, but it
+// does not dial until a request needs it.
 //
 // It also carries what the image handlers and the image update service of
 // one store share in this process: the negative cache (unknown images,
 // refused originals), which the handlers fill and the update service
 // clears per image as its events arrive.
 type sharedImageStore struct {
-	desc     string
-	open     func() (imaging.Store, error)
+	*imaging.LazyStore
 	negative *imaging.NegativeCache
-
-	mu    sync.Mutex
-	store imaging.Store
 }
+
+// Destruct closes the store when the last config using it is gone.
+func (s *sharedImageStore) Destruct() error { return s.Close() }
 
 // imageStoreRef is one user's reference to a shared store; release gives
 // it back (once).
@@ -61,7 +59,7 @@ func acquireImageStore(a *App) (*imageStoreRef, error) {
 		return nil, err
 	}
 	v, _, err := imageStores.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return &sharedImageStore{desc: desc, open: open, negative: imaging.NewNegativeCache(0)}, nil
+		return &sharedImageStore{LazyStore: imaging.NewLazyStore(desc, open), negative: imaging.NewNegativeCache(0)}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -137,119 +135,6 @@ func imageNegativeStats() (st imaging.NegativeStats, ok bool) {
 		return true
 	})
 	return st, ok
-}
-
-// String describes the store for logs.
-func (s *sharedImageStore) String() string { return s.desc }
-
-// get returns the open store, opening it on first use; a failed open is
-// retried by the next caller.
-func (s *sharedImageStore) get() (imaging.Store, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.store != nil {
-		return s.store, nil
-	}
-	st, err := s.open()
-	if err != nil {
-		return nil, fmt.Errorf("image store %s: %w", s.desc, err)
-	}
-	s.store = st
-	return st, nil
-}
-
-// Destruct closes the store when the last config using it is gone.
-func (s *sharedImageStore) Destruct() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c, ok := s.store.(io.Closer); ok {
-		s.store = nil
-		return c.Close()
-	}
-	s.store = nil
-	return nil
-}
-
-// The imaging.Store methods open the store on first use and then delegate.
-
-func (s *sharedImageStore) Get(ctx context.Context, key string) (*imaging.Object, error) {
-	st, err := s.get()
-	if err != nil {
-		return nil, err
-	}
-	return st.Get(ctx, key)
-}
-
-func (s *sharedImageStore) Stat(ctx context.Context, key string) (*imaging.ObjectInfo, error) {
-	st, err := s.get()
-	if err != nil {
-		return nil, err
-	}
-	return st.Stat(ctx, key)
-}
-
-func (s *sharedImageStore) Put(ctx context.Context, key string, data []byte, contentType string, meta map[string]string) error {
-	st, err := s.get()
-	if err != nil {
-		return err
-	}
-	return st.Put(ctx, key, data, contentType, meta)
-}
-
-func (s *sharedImageStore) Delete(ctx context.Context, key string) error {
-	st, err := s.get()
-	if err != nil {
-		return err
-	}
-	return st.Delete(ctx, key)
-}
-
-func (s *sharedImageStore) DeleteKeys(ctx context.Context, keys []string) error {
-	st, err := s.get()
-	if err != nil {
-		return err
-	}
-	return st.DeleteKeys(ctx, keys)
-}
-
-func (s *sharedImageStore) DeletePrefix(ctx context.Context, prefix string) (int, error) {
-	st, err := s.get()
-	if err != nil {
-		return 0, err
-	}
-	return st.DeletePrefix(ctx, prefix)
-}
-
-func (s *sharedImageStore) List(ctx context.Context, prefix string, fn func(imaging.ObjectInfo) error) error {
-	st, err := s.get()
-	if err != nil {
-		return err
-	}
-	return st.List(ctx, prefix, fn)
-}
-
-func (s *sharedImageStore) SetTags(ctx context.Context, key string, tags map[string]string) error {
-	st, err := s.get()
-	if err != nil {
-		return err
-	}
-	return st.SetTags(ctx, key, tags)
-}
-
-func (s *sharedImageStore) GetTags(ctx context.Context, key string) (map[string]string, error) {
-	st, err := s.get()
-	if err != nil {
-		return nil, err
-	}
-	return st.GetTags(ctx, key)
-}
-
-func (s *sharedImageStore) Ping(ctx context.Context) error {
-	st, err := s.get()
-	if err != nil {
-		return err
-	}
-	return st.Ping(ctx)
 }
 
 // Interface guards

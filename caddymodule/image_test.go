@@ -3,11 +3,8 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,108 +21,9 @@ import (
 	"github.com/delivery-edge/edge/cache"
 	"github.com/delivery-edge/edge/imaging"
 	"github.com/delivery-edge/edge/integration/origin"
+	"github.com/delivery-edge/edge/internal/stagingtest"
 	"github.com/delivery-edge/edge/stagingclient"
 )
-
-// startStaging serves the sample origin's staging API over demo content.
-func startStaging(t *testing.T) (*origin.Content, *stagingclient.Client) {
-	t.Helper()
-	c := origin.NewContent()
-	origin.SeedDemo(c)
-	st := origin.NewStaging(c, origin.StagingConfig{})
-	srv := httptest.NewServer(st)
-	t.Cleanup(func() { st.Close(); srv.Close() })
-	client, err := stagingclient.New(stagingclient.Config{BaseURLs: []string{srv.URL}, Token: origin.DemoToken, MaxAttempts: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
-	return c, client
-}
-
-func TestStagingCMSMapping(t *testing.T) {
-	content, client := startStaging(t)
-	cms := stagingCMS{c: client}
-	ctx := context.Background()
-	imgUUID := origin.DemoUUID(origin.ImageID(0))
-
-	doc, err := cms.Image(ctx, imgUUID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	latest, _ := content.Latest(imgUUID)
-	if doc.UUID != imgUUID || doc.Modified != latest.Modified || doc.State != imaging.StatePublished {
-		t.Fatalf("Image = %+v, want uuid %s modified %d published", doc, imgUUID, latest.Modified)
-	}
-	if doc.Focus == nil || doc.Focus.X != 0.3 || doc.Focus.Y != 0.4 {
-		t.Fatalf("focus = %+v, want {0.3 0.4}", doc.Focus)
-	}
-
-	// A story is not an image; an unknown UUID is unknown; an offline
-	// image is not served by staging: all 404.
-	for _, id := range []string{origin.DemoUUID(origin.StoryID(0)), "00000000-1111-2222-3333-444444444444"} {
-		if _, err := cms.Image(ctx, id); !errors.Is(err, imaging.ErrNotFound) {
-			t.Errorf("Image(%s) error = %v, want ErrNotFound", id, err)
-		}
-	}
-	content.SetState(origin.ImageID(1), origin.StateOffline)
-	if _, err := cms.Image(ctx, origin.DemoUUID(origin.ImageID(1))); !errors.Is(err, imaging.ErrNotFound) {
-		t.Errorf("offline image: error = %v, want ErrNotFound", err)
-	}
-	if _, err := cms.Original(ctx, origin.DemoUUID(origin.ImageID(1))); !errors.Is(err, imaging.ErrNotFound) {
-		t.Errorf("original of offline image: error = %v, want ErrNotFound", err)
-	}
-
-	rc, err := cms.Original(ctx, imgUUID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := io.ReadAll(rc)
-	rc.Close()
-	want, _ := content.Binary(imgUUID)
-	if string(got) != string(want) {
-		t.Fatalf("Original: %d bytes, want %d", len(got), len(want))
-	}
-
-	defs, err := cms.Variants(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	byName := map[string]imaging.VariantDef{}
-	for _, d := range defs {
-		byName[d.Name] = d
-	}
-	if d := byName["16x9-768"]; d.Aspect != "16x9" || d.Width != 768 || d.Modified == 0 {
-		t.Fatalf("variant 16x9-768 = %+v", d)
-	}
-	if d := byName["4x3"]; d.Aspect != "4x3" || d.Width != 0 {
-		t.Fatalf("variant 4x3 = %+v", d)
-	}
-}
-
-func TestStagingCMSUnavailable(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "boom", http.StatusInternalServerError)
-	}))
-	defer srv.Close()
-	client, err := stagingclient.New(stagingclient.Config{BaseURLs: []string{srv.URL}, Token: origin.DemoToken, MaxAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	cms := stagingCMS{c: client}
-	_, err = cms.Image(context.Background(), origin.DemoUUID("image200"))
-	if err == nil || errors.Is(err, imaging.ErrNotFound) {
-		t.Fatalf("error = %v, want a CMS failure that is not ErrNotFound", err)
-	}
-	// The access service classifies it as CMS unavailable: 503.
-	access := imaging.NewAccess(imaging.AccessConfig{}, mustFolderStore(t), cms, zap.NewNop())
-	p := imaging.URLParts{UUID: origin.DemoUUID("image200"), ImageModified: 1, VariantModified: 1,
-		Variant: imaging.VariantOriginal, Format: "jpg"}
-	if _, err := access.Lookup(context.Background(), p); imaging.HTTPStatus(err) != http.StatusServiceUnavailable {
-		t.Fatalf("Lookup error = %v (status %d), want 503", err, imaging.HTTPStatus(err))
-	}
-}
 
 func mustFolderStore(t *testing.T) imaging.Store {
 	t.Helper()
@@ -135,26 +33,6 @@ func mustFolderStore(t *testing.T) imaging.Store {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
-}
-
-func TestFocusOf(t *testing.T) {
-	for _, tc := range []struct {
-		in   any
-		want *imaging.Point
-	}{
-		{map[string]any{"x": 0.25, "y": 1.0}, &imaging.Point{X: 0.25, Y: 1}},
-		{map[string]any{"x": json.Number("0.5"), "y": "0"}, &imaging.Point{X: 0.5, Y: 0}},
-		{map[string]any{"x": 1.5, "y": 0.5}, nil},
-		{map[string]any{"x": 0.5}, nil},
-		{map[string]any{"x": true, "y": 0.5}, nil},
-		{"0.5,0.5", nil},
-		{nil, nil},
-	} {
-		got := focusOf(tc.in)
-		if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
-			t.Errorf("focusOf(%v) = %+v, want %+v", tc.in, got, tc.want)
-		}
-	}
 }
 
 func TestParseByteSize(t *testing.T) {
@@ -419,7 +297,7 @@ func TestImageURLTemplateBaseURL(t *testing.T) {
 // an image taken offline is marked in the store, other events are
 // skipped, and the position is stored.
 func TestImageUpdatesApply(t *testing.T) {
-	content, client := startStaging(t)
+	content, client := stagingtest.Demo(t)
 	store := mustFolderStore(t)
 	eng, err := cache.Open(cache.Options{DataDir: t.TempDir()})
 	if err != nil {
@@ -427,12 +305,12 @@ func TestImageUpdatesApply(t *testing.T) {
 	}
 	defer eng.Close()
 	f := &imageUpdatesFeature{client: client, log: zap.NewNop(),
-		updater: imaging.NewUpdater(store, stagingCMS{c: client}, zap.NewNop())}
+		updater: imaging.NewUpdater(store, imaging.NewStagingCMS(client), zap.NewNop()), unknown: stagingclient.NewUnknownEvents(nil)}
 	ctx := context.Background()
 
 	imgUUID := origin.DemoUUID(origin.ImageID(2))
 	// A generated variant exists before the event.
-	access := imaging.NewAccess(imaging.AccessConfig{}, store, stagingCMS{c: client}, zap.NewNop())
+	access := imaging.NewAccess(imaging.AccessConfig{}, store, imaging.NewStagingCMS(client), zap.NewNop())
 	doc, _ := content.Latest(imgUUID)
 	p := imaging.URLParts{UUID: imgUUID, ImageModified: doc.Modified, VariantModified: 0, Variant: imaging.VariantOriginal, Format: "png"}
 	if _, err := access.Lookup(ctx, p); err != nil {
@@ -476,30 +354,11 @@ func TestImageUpdatesSource(t *testing.T) {
 	}
 }
 
-func TestDirectlyUnderPrefix(t *testing.T) {
-	h := &ImageService{access: imaging.NewAccess(imaging.AccessConfig{Prefix: "/image/"}, nil, nil, nil)}
-	const id = "491e3bf6-3b4a-4f3e-9a43-0c6b8f4f1d2a"
-	for path, want := range map[string]bool{
-		"/image/" + id + "/AAABijkh-E4/AAABibBxx9M/1x1-144.jpg":   true,
-		"/image/x/" + id + "/AAABijkh-E4/AAABibBxx9M/1x1-144.jpg": false,
-		"/image//" + id + "/AAABijkh-E4/AAABibBxx9M/1x1-144.jpg":  false,
-		"/other/" + id + "/AAABijkh-E4/AAABibBxx9M/1x1-144.jpg":   true, // refused by the access service
-	} {
-		if got := h.directlyUnderPrefix(path); got != want {
-			t.Errorf("directlyUnderPrefix(%s) = %v, want %v", path, got, want)
-		}
-	}
-	h = &ImageService{access: imaging.NewAccess(imaging.AccessConfig{}, nil, nil, nil)}
-	if !h.directlyUnderPrefix("/a/b/" + id + "/x") {
-		t.Error("without a prefix every path is left to the access service")
-	}
-}
-
 // TestImageUpdatesFeatureLifecycle runs the feature as the app does: the
 // poller applies an offline event and stores the position, the cleanup
 // job runs, and stop ends both goroutines.
 func TestImageUpdatesFeatureLifecycle(t *testing.T) {
-	content, client := startStaging(t)
+	content, client := stagingtest.Demo(t)
 	store := mustFolderStore(t)
 	eng, err := cache.Open(cache.Options{DataDir: t.TempDir()})
 	if err != nil {
@@ -509,14 +368,13 @@ func TestImageUpdatesFeatureLifecycle(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	log := zap.New(core)
 	f := &imageUpdatesFeature{
-		app: &App{ctx: caddy.Context{Context: context.Background()}}, client: client, log: log,
+		client: client, log: log,
 		cfg:          stagingclient.PollerConfig{Interval: 20 * time.Millisecond, Logger: log, Name: "image updates"},
-		updater:      imaging.NewUpdater(store, stagingCMS{c: client}, log),
+		updater:      imaging.NewUpdater(store, imaging.NewStagingCMS(client), log),
 		cleanupFirst: 10 * time.Millisecond, cleanupEvery: 50 * time.Millisecond,
+		unknown: stagingclient.NewUnknownEvents(log),
 	}
-	if err := f.start(eng); err != nil {
-		t.Fatal(err)
-	}
+	f.start(context.Background(), eng)
 	ev, _ := content.SetState(origin.ImageID(3), origin.StateOffline)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -540,7 +398,7 @@ func TestImageUpdatesFeatureLifecycle(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	done := make(chan struct{})
-	go func() { _ = f.stop(); close(done) }()
+	go func() { f.stop(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):

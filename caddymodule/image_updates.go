@@ -12,12 +12,9 @@ import (
 
 	"github.com/delivery-edge/edge/cache"
 	"github.com/delivery-edge/edge/imaging"
+	"github.com/delivery-edge/edge/internal/retry"
 	"github.com/delivery-edge/edge/stagingclient"
 )
-
-func init() {
-	registerFeature(provisionImageUpdates)
-}
 
 // Names of the engine's positions and leases used by the image update
 // service.
@@ -42,12 +39,11 @@ const (
 // image store (imaging.Updater) and periodically removes objects of
 // superseded versions.
 type imageUpdatesFeature struct {
-	app     *App
 	client  *stagingclient.Client
 	cfg     stagingclient.PollerConfig
 	updater *imaging.Updater
 	log     *zap.Logger
-	unknown unknownEvents
+	unknown *stagingclient.UnknownEvents
 
 	// cleanupFirst and cleanupEvery time the cleanup job (tests shorten
 	// them).
@@ -91,10 +87,7 @@ func imageUpdatesSource(a *App) (*StagingConfig, error) {
 	return &base, nil
 }
 
-func provisionImageUpdates(a *App, ctx caddy.Context) (appFeature, error) {
-	if a.ImageUpdates == nil {
-		return nil, nil
-	}
+func provisionImageUpdates(a *App, ctx caddy.Context) (*imageUpdatesFeature, error) {
 	sc, err := imageUpdatesSource(a)
 	if err != nil {
 		return nil, err
@@ -111,21 +104,21 @@ func provisionImageUpdates(a *App, ctx caddy.Context) (appFeature, error) {
 		return nil, err
 	}
 	ctx.OnCancel(store.Release)
-	updater := imaging.NewUpdater(store, stagingCMS{c: client}, log)
+	updater := imaging.NewUpdater(store, imaging.NewStagingCMS(client), log)
 	// An event for an image ends what the image handlers of this process
 	// remember of it (unknown, original refused): a newly published image
 	// is served at once instead of after negative_ttl.
 	updater.OnImageChange(store.negative.Forget)
 	f := &imageUpdatesFeature{
-		app: a, client: client, cfg: cfg, log: log, updater: updater,
+		client: client, cfg: cfg, log: log, updater: updater,
 		cleanupFirst: imageCleanupFirst, cleanupEvery: imageCleanupInterval,
+		unknown: stagingclient.NewUnknownEvents(log),
 	}
-	f.unknown.log = log
 	return f, nil
 }
 
-func (f *imageUpdatesFeature) start(eng *cache.Engine) error {
-	ctx, cancel := context.WithCancel(f.app.ctx)
+func (f *imageUpdatesFeature) start(parent context.Context, eng *cache.Engine) {
+	ctx, cancel := context.WithCancel(parent)
 	f.cancel = cancel
 	f.wg.Add(2)
 	go func() {
@@ -136,57 +129,52 @@ func (f *imageUpdatesFeature) start(eng *cache.Engine) error {
 		defer f.wg.Done()
 		f.cleanupLoop(ctx, eng)
 	}()
-	return nil
 }
 
-func (f *imageUpdatesFeature) stop() error {
+func (f *imageUpdatesFeature) stop() {
 	if f.cancel == nil {
-		return nil
+		return
 	}
 	f.cancel()
 	f.wg.Wait()
 	f.client.Close()
-	return nil
 }
 
 // poll applies the event stream until the config is stopped, holding the
 // engine's lease on it. The poller logs connection changes and failed
 // batches once per change of state.
 func (f *imageUpdatesFeature) poll(ctx context.Context, eng *cache.Engine) {
-	release, err := eng.Lease(ctx, imageUpdatesPosition)
-	if err != nil {
-		return
-	}
-	defer release()
-	from, err := eng.Position(imageUpdatesPosition)
-	if err != nil {
-		f.log.Error("cannot read the last applied source time; image updates are not applied", zap.Error(err))
-		return
-	}
-	f.log.Info("image update service started", zap.Int64("from_source_time", from),
-		zap.String("server", f.client.BaseURL()))
-	poller := stagingclient.NewPoller(f.client, f.cfg)
-	err = poller.Run(ctx, from, func(ctx context.Context, events []stagingclient.Event, upTo int64) error {
+	started := false
+	err := stagingclient.Follow(ctx, eng, imageUpdatesPosition, stagingclient.NewPoller(f.client, f.cfg), func(from int64) {
+		started = true
+		f.log.Info("image update service started", zap.Int64("from_source_time", from),
+			zap.String("server", f.client.BaseURL()))
+	}, func(ctx context.Context, events []stagingclient.Event, upTo int64) error {
 		return f.apply(ctx, eng, events, upTo)
 	})
-	if err != nil && !errors.Is(err, context.Canceled) {
+	var perr *stagingclient.PositionError
+	switch {
+	case errors.As(err, &perr):
+		f.log.Error("cannot read the last applied source time; image updates are not applied", zap.Error(perr.Err))
+	case !started: // stopped while waiting for the lease
+	case err != nil && !errors.Is(err, context.Canceled):
 		f.log.Error("image update service stopped", zap.Error(err))
-		return
+	default:
+		f.log.Info("image update service stopped")
 	}
-	f.log.Info("image update service stopped")
 }
 
 // apply hands the image and image variant events of a batch to the
 // updater, in order, and then stores upTo. A failed event fails the batch,
 // which the poller offers again; applying an event twice is harmless.
 // Events of an unknown kind are skipped; an unknown state of an image
-// counts as a change of it (see unknownEvents).
+// counts as a change of it (see stagingclient.UnknownEvents).
 func (f *imageUpdatesFeature) apply(ctx context.Context, eng *cache.Engine, events []stagingclient.Event, upTo int64) error {
 	for _, ev := range events {
 		if ev.NodeType != imaging.NodeTypeImage && ev.NodeType != imaging.NodeTypeImageVariant {
 			continue
 		}
-		ev, ok := f.unknown.triage(ev)
+		ev, ok := f.unknown.Triage(ev)
 		if !ok {
 			continue
 		}
@@ -207,15 +195,8 @@ func (f *imageUpdatesFeature) cleanupLoop(ctx context.Context, eng *cache.Engine
 		return
 	}
 	defer release()
-	timer := time.NewTimer(f.cleanupFirst)
-	defer timer.Stop()
 	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
+	for wait := f.cleanupFirst; retry.Sleep(ctx, wait); wait = f.cleanupEvery {
 		started := time.Now()
 		stats, err := f.updater.Cleanup(ctx, imageCleanupBatch)
 		switch {
@@ -230,6 +211,5 @@ func (f *imageUpdatesFeature) cleanupLoop(ctx context.Context, eng *cache.Engine
 				zap.Int("deleted", stats.Deleted), zap.Duration("took", time.Since(started)))
 			failing = false
 		}
-		timer.Reset(f.cleanupEvery)
 	}
 }

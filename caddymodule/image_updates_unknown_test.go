@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"net/http/httptest"
 	"testing"
 
 	"go.uber.org/zap"
@@ -11,6 +10,7 @@ import (
 	"github.com/delivery-edge/edge/cache"
 	"github.com/delivery-edge/edge/imaging"
 	"github.com/delivery-edge/edge/integration/origin"
+	"github.com/delivery-edge/edge/internal/stagingtest"
 	"github.com/delivery-edge/edge/stagingclient"
 )
 
@@ -24,14 +24,7 @@ func TestImageUpdatesUnknownEvents(t *testing.T) {
 	const id = "image1"
 	content.SetBinary(origin.DemoUUID(id), origin.DemoJPEG(64, 48, 1))
 	content.Put(origin.Document{ID: id, UUID: origin.DemoUUID(id), NodeType: "image"}, nil)
-	st := origin.NewStaging(content, origin.StagingConfig{})
-	srv := httptest.NewServer(st)
-	t.Cleanup(func() { st.Close(); srv.Close() })
-	client, err := stagingclient.New(stagingclient.Config{BaseURLs: []string{srv.URL}, Token: origin.DemoToken, MaxAttempts: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	client := stagingtest.Serve(t, content)
 	store, err := imaging.NewFolderStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -44,8 +37,8 @@ func TestImageUpdatesUnknownEvents(t *testing.T) {
 	defer eng.Close()
 	core, logs := observer.New(zap.WarnLevel)
 	f := &imageUpdatesFeature{client: client, log: zap.NewNop(),
-		updater: imaging.NewUpdater(store, stagingCMS{c: client}, zap.NewNop())}
-	f.unknown.log = zap.New(core)
+		updater: imaging.NewUpdater(store, imaging.NewStagingCMS(client), zap.NewNop()),
+		unknown: stagingclient.NewUnknownEvents(zap.New(core))}
 	ctx := context.Background()
 
 	// apply fetches the events after the stored position and applies them
@@ -68,7 +61,7 @@ func TestImageUpdatesUnknownEvents(t *testing.T) {
 	apply() // the image's publication, before anything is stored
 
 	img, _ := content.Latest(id)
-	access := imaging.NewAccess(imaging.AccessConfig{}, store, stagingCMS{c: client}, zap.NewNop())
+	access := imaging.NewAccess(imaging.AccessConfig{}, store, imaging.NewStagingCMS(client), zap.NewNop())
 	p := imaging.URLParts{UUID: img.UUID, ImageModified: img.Modified, Variant: imaging.VariantOriginal, Format: "png"}
 	if _, err := access.Lookup(ctx, p); err != nil {
 		t.Fatal(err)
@@ -102,8 +95,8 @@ func TestImageUpdatesUnknownEvents(t *testing.T) {
 		t.Fatalf("after an unknown state the image must be served again, not marked gone: %v", err)
 	}
 
-	want := map[eventPair]int64{{"asset", "deleted"}: 1, {"document", "saved"}: 1}
-	if got := f.unknown.snapshot(); len(got) != 2 || got[eventPair{"asset", "deleted"}] != 1 || got[eventPair{"document", "saved"}] != 1 {
+	want := map[stagingclient.EventPair]int64{{Kind: "asset", State: "deleted"}: 1, {Kind: "document", State: "saved"}: 1}
+	if got := f.unknown.Counts(); len(got) != 2 || got[stagingclient.EventPair{Kind: "asset", State: "deleted"}] != 1 || got[stagingclient.EventPair{Kind: "document", State: "saved"}] != 1 {
 		t.Errorf("counts %v, want %v", got, want)
 	}
 	if logs.Len() != 2 {

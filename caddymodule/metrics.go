@@ -104,7 +104,7 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(ps.Events))
 	}
 	for p, n := range c.app.unknownEventCounts() {
-		ch <- prometheus.MustNewConstMetric(c.unknownEvents, prometheus.CounterValue, float64(n), p.kind, p.state)
+		ch <- prometheus.MustNewConstMetric(c.unknownEvents, prometheus.CounterValue, float64(n), p.Kind, p.State)
 	}
 	if ns, ok := imageNegativeStats(); ok {
 		ch <- prometheus.MustNewConstMetric(c.imageNegativeHits, prometheus.CounterValue, float64(ns.Hits))
@@ -114,14 +114,32 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 
 // stagingStats returns the staging poller's figures, if it runs.
 func (a *App) stagingStats() (stagingclient.PollerStats, bool) {
-	for _, f := range a.features {
-		if sf, ok := f.(*stagingFeature); ok {
-			if p := sf.poller.Load(); p != nil {
-				return p.Stats(), true
-			}
+	if a.staging != nil {
+		if p := a.staging.poller.Load(); p != nil {
+			return p.Stats(), true
 		}
 	}
 	return stagingclient.PollerStats{}, false
+}
+
+// unknownEventCounts sums the unknown events of the staging poller and the
+// image update service by kind/state pair (an event both read is counted
+// by each).
+func (a *App) unknownEventCounts() map[stagingclient.EventPair]int64 {
+	out := map[stagingclient.EventPair]int64{}
+	var counts []map[stagingclient.EventPair]int64
+	if a.staging != nil {
+		counts = append(counts, a.staging.unknown.Counts())
+	}
+	if a.imageUpdates != nil {
+		counts = append(counts, a.imageUpdates.unknown.Counts())
+	}
+	for _, c := range counts {
+		for p, n := range c {
+			out[p] += n
+		}
+	}
+	return out
 }
 
 var _ prometheus.Collector = (*metricsCollector)(nil)

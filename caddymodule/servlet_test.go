@@ -2,38 +2,44 @@ package caddymodule
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/delivery-edge/edge/cache"
+	"github.com/delivery-edge/edge/edgegroup"
+)
+
+// The servlet itself (parameters, answers, forwarding, catch-up, refusal
+// logs) is tested in edgegroup; these tests cover the glue: the app's
+// configuration reaches it, and the app decides when the cache is
+// disabled.
+
+// Answers of edgegroup's servlet that the glue tests look for.
+const (
+	msgDisabled        = "Invalid use of the cache servlet: the cache is disabled"
+	msgInvalidPassword = "invalid password"
 )
 
 // testEdge is a provisioned and started delivery app with its cache
-// servlet, served over HTTP on a loopback port.
+// servlet.
 type testEdge struct {
 	app *App
 	h   *CacheServlet
-	url string // servlet URL
-	srv *httptest.Server
 }
 
-// newTestEdge starts an edge; ln (optional) is the listener it serves on,
-// so that peers can know its URL before it exists.
-func newTestEdge(t *testing.T, ln net.Listener, configure func(a *App)) *testEdge {
+func newTestEdge(t *testing.T, configure func(a *App)) *testEdge {
 	t.Helper()
 	a := &App{DataDir: filepath.Join(t.TempDir(), "data")}
 	if configure != nil {
@@ -52,18 +58,8 @@ func newTestEdge(t *testing.T, ln net.Listener, configure func(a *App)) *testEdg
 	if err := e.h.setup(a, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _ = e.h.ServeHTTP(w, r, nil) })
-	if ln != nil {
-		e.srv = httptest.NewUnstartedServer(handler)
-		e.srv.Listener.Close()
-		e.srv.Listener = ln
-		e.srv.Start()
-	} else {
-		e.srv = httptest.NewServer(handler)
-	}
-	e.url = e.srv.URL + DefaultServletPath
 	t.Cleanup(func() {
-		e.srv.Close()
+		_ = e.h.Cleanup()
 		_ = a.Stop()
 		_ = a.Cleanup()
 		cancel()
@@ -71,82 +67,12 @@ func newTestEdge(t *testing.T, ln net.Listener, configure func(a *App)) *testEdg
 	return e
 }
 
-func (e *testEdge) engine(t *testing.T) *cache.Engine {
-	t.Helper()
-	eng, err := e.app.Engine()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return eng
-}
-
-// do calls the servlet directly (no network) with GET query or POST form.
-func (e *testEdge) do(method, params string) (int, string) {
-	var r *http.Request
-	if method == http.MethodPost {
-		r = httptest.NewRequest(method, DefaultServletPath, strings.NewReader(params))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	} else {
-		r = httptest.NewRequest(method, DefaultServletPath+"?"+params, nil)
-	}
+// do calls the servlet with a GET query.
+func (e *testEdge) do(params string) (int, string) {
+	r := httptest.NewRequest(http.MethodGet, edgegroup.DefaultServletPath+"?"+params, nil)
 	w := httptest.NewRecorder()
 	_ = e.h.ServeHTTP(w, r, nil)
 	return w.Code, w.Body.String()
-}
-
-func withPassword(pw string) func(a *App) { return func(a *App) { a.ServletPassword = pw } }
-
-func TestServletAnswersTheSpecTable(t *testing.T) {
-	e := newTestEdge(t, nil, withPassword("secret"))
-	tests := []struct {
-		name   string
-		params string
-		status int
-		body   string
-	}{
-		{"flush done", "action=flush&key=k1&group=live&password=secret", 200, ""},
-		{"sync done", "action=sync&group=live&since=0&password=secret", 200, "k1;"},
-		{"action missing", "key=k1&group=live&password=secret", 500, msgUnknownAction},
-		{"action unknown", "action=purge&key=k1&group=live&password=secret", 500, msgUnknownAction},
-		{"action in other case", "action=FLUSH&key=k1&group=live&password=secret", 500, msgUnknownAction},
-		{"action checked before password", "action=x", 500, msgUnknownAction},
-		{"password missing", "action=flush&key=k1&group=live", 500, msgPasswordRequired},
-		{"password empty", "action=flush&key=k1&group=live&password=", 500, msgPasswordRequired},
-		{"password wrong", "action=flush&key=k1&group=live&password=secreT", 500, msgInvalidPassword},
-		{"password prefix", "action=sync&group=live&password=secre", 500, msgInvalidPassword},
-		{"password checked before key", "action=flush&group=live&password=nope", 500, msgInvalidPassword},
-		{"no key", "action=flush&group=live&password=secret", 500, msgNoKey},
-		{"empty key", "action=flush&key=&group=live&password=secret", 500, msgNoKey},
-		{"no group for flush", "action=flush&key=k1&password=secret", 500, msgNoGroup},
-		{"no group for sync", "action=sync&password=secret", 500, msgNoGroup},
-		{"key checked before group", "action=flush&password=secret", 500, msgNoKey},
-		{"sync needs no key", "action=sync&group=live&password=secret", 200, "k1;"},
-		{"bad since", "action=sync&group=live&since=yesterday&password=secret", 500, msgInvalidSince},
-		{"bad timestamp", "action=flush&key=k2&group=live&timestamp=-1&password=secret", 500, msgInvalidTimestamp},
-		{"control character in key", "action=flush&key=a%0Ab&group=live&password=secret", 500, msgInvalidKey},
-		{"key as long as the registry takes", "action=flush&key=" + strings.Repeat("k", cache.MaxNameBytes) + "&group=live&password=secret", 200, ""},
-		{"key longer than the registry takes", "action=flush&key=" + strings.Repeat("k", cache.MaxNameBytes+1) + "&group=live&password=secret", 500, msgInvalidKey},
-	}
-	for _, tt := range tests {
-		for _, method := range []string{http.MethodGet, http.MethodPost} {
-			t.Run(tt.name+"/"+method, func(t *testing.T) {
-				status, body := e.do(method, tt.params)
-				if status != tt.status {
-					t.Fatalf("status %d, want %d (body %q)", status, tt.status, body)
-				}
-				if tt.status == 500 || tt.body == "" {
-					if body != tt.body {
-						t.Fatalf("body %q, want %q", body, tt.body)
-					}
-				} else if !strings.HasPrefix(body, tt.body) {
-					t.Fatalf("body %q, want prefix %q", body, tt.body)
-				}
-			})
-		}
-	}
-	if status, _ := e.do(http.MethodPut, "action=sync&group=live&password=secret"); status != http.StatusMethodNotAllowed {
-		t.Errorf("PUT: %d", status)
-	}
 }
 
 func TestServletCacheDisabled(t *testing.T) {
@@ -166,18 +92,10 @@ func TestServletCacheDisabled(t *testing.T) {
 	if err := e.h.setup(a, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
+	defer e.h.Cleanup()
 	for _, p := range []string{"action=flush&key=k&group=g&password=secret", "action=sync&group=g", ""} {
-		status, body := e.do(http.MethodGet, p)
+		status, body := e.do(p)
 		if status != 500 || body != msgDisabled {
-			t.Errorf("%q: %d %q", p, status, body)
-		}
-	}
-}
-
-func TestServletWithoutPassword(t *testing.T) {
-	e := newTestEdge(t, nil, nil)
-	for _, p := range []string{"action=flush&key=k&group=g", "action=flush&key=k2&group=g&password=anything"} {
-		if status, body := e.do(http.MethodGet, p); status != 200 || body != "" {
 			t.Errorf("%q: %d %q", p, status, body)
 		}
 	}
@@ -185,11 +103,11 @@ func TestServletWithoutPassword(t *testing.T) {
 
 func TestServletPasswordPlaceholder(t *testing.T) {
 	t.Setenv("DELIVERY_TEST_SERVLET_PW", "from-env")
-	e := newTestEdge(t, nil, withPassword("{env.DELIVERY_TEST_SERVLET_PW}"))
-	if status, body := e.do(http.MethodGet, "action=sync&group=g&password=from-env"); status != 200 {
+	e := newTestEdge(t, func(a *App) { a.ServletPassword = "{env.DELIVERY_TEST_SERVLET_PW}" })
+	if status, body := e.do("action=sync&group=g&password=from-env"); status != 200 {
 		t.Fatalf("env password refused: %d %q", status, body)
 	}
-	if status, body := e.do(http.MethodGet, "action=sync&group=g&password={env.DELIVERY_TEST_SERVLET_PW}"); body != msgInvalidPassword {
+	if status, body := e.do("action=sync&group=g&password={env.DELIVERY_TEST_SERVLET_PW}"); body != msgInvalidPassword {
 		t.Fatalf("the placeholder itself was accepted: %d %q", status, body)
 	}
 
@@ -204,351 +122,82 @@ func TestServletPasswordPlaceholder(t *testing.T) {
 	_ = a.Cleanup()
 }
 
-func TestServletSyncAnswer(t *testing.T) {
-	e := newTestEdge(t, nil, nil)
-	// Recent timestamps: the flush log prunes entries older than its
-	// retention, possibly while this test runs.
-	base := time.Now().Add(-time.Minute).UnixMilli()
-	for i, key := range []string{"home", "section:/politik", "a;b"} {
-		p := url.Values{"action": {"flush"}, "key": {key}, "group": {"live"}, "timestamp": {strconv.FormatInt(base+int64(i), 10)}}
-		if status, _ := e.do(http.MethodGet, p.Encode()); status != 200 {
-			t.Fatalf("flush %q: %d", key, status)
-		}
-	}
-	e.do(http.MethodGet, "action=flush&key=other&group=preview&timestamp="+strconv.FormatInt(base+500, 10))
-	_, body := e.do(http.MethodGet, "action=sync&group=live&since="+strconv.FormatInt(base+1, 10))
-	if want := fmt.Sprintf("section:/politik;%d\na;b;%d\n", base+1, base+2); body != want {
-		t.Fatalf("sync answer %q, want %q", body, want)
-	}
-	flushes, bad := parseSyncAnswer([]byte(body))
-	if bad != 0 || len(flushes) != 2 || flushes[1].Key != "a;b" || flushes[1].Time != base+2 {
-		t.Fatalf("parsed %+v (%d bad)", flushes, bad)
-	}
-	if _, body := e.do(http.MethodGet, "action=sync&group=live&since="+strconv.FormatInt(base+1000, 10)); body != "" {
-		t.Fatalf("nothing later, got %q", body)
-	}
-}
-
-func TestServletDuplicateTimestampIgnored(t *testing.T) {
-	e := newTestEdge(t, nil, nil)
-	p := "action=flush&key=k&group=live&timestamp=1234&forward=false"
-	e.do(http.MethodGet, p)
-	e.do(http.MethodPost, p)
-	flushes, _ := e.engine(t).FlushesSince("live", 0)
-	if len(flushes) != 1 || flushes[0].Time != 1234 {
-		t.Fatalf("log: %+v", flushes)
-	}
-}
-
-// recordingPeer is a fake peer's cache servlet that records what it gets
-// and answers with the status fail returns (200 when nil).
-type recordingPeer struct {
-	mu   sync.Mutex
-	got  []url.Values
-	fail func(n int) int
-	sync string // answer to action=sync
-	srv  *httptest.Server
-}
-
-func newRecordingPeer(t *testing.T, ln net.Listener) *recordingPeer {
-	p := &recordingPeer{}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// TestServletForwardsToTheAppsGroups: a flush through the handler reaches
+// the peer of the app's group (its URL given with a placeholder), with the
+// app's password; a group name the app refuses fails provisioning.
+func TestServletForwardsToTheAppsGroups(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		got []url.Values
+	)
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
-		p.mu.Lock()
-		p.got = append(p.got, r.Form)
-		n := len(p.got)
-		fail, answer := p.fail, p.sync
-		p.mu.Unlock()
-		if r.URL.Path != DefaultServletPath {
-			http.NotFound(w, r)
-			return
-		}
-		if fail != nil {
-			if code := fail(n); code != 200 {
-				w.WriteHeader(code)
-				return
-			}
-		}
-		if r.Form.Get("action") == "sync" {
-			fmt.Fprint(w, answer)
-		}
+		mu.Lock()
+		got = append(got, r.Form)
+		mu.Unlock()
+	}))
+	defer peer.Close()
+	t.Setenv("DELIVERY_TEST_PEER", peer.URL)
+	e := newTestEdge(t, func(a *App) {
+		a.ServletPassword = "pw"
+		a.Groups = map[string]GroupConfig{"live": {Peers: []string{"{env.DELIVERY_TEST_PEER}"}}}
 	})
-	if ln == nil {
-		p.srv = httptest.NewServer(h)
-	} else {
-		p.srv = httptest.NewUnstartedServer(h)
-		p.srv.Listener.Close()
-		p.srv.Listener = ln
-		p.srv.Start()
-	}
-	t.Cleanup(p.srv.Close)
-	return p
-}
-
-func (p *recordingPeer) requests(action string) []url.Values {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []url.Values
-	for _, v := range p.got {
-		if v.Get("action") == action {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
-func inGroup(group string, peers ...string) func(a *App) {
-	return func(a *App) {
-		if a.Groups == nil {
-			a.Groups = map[string]GroupConfig{}
-		}
-		a.Groups[group] = GroupConfig{Peers: peers}
-	}
-}
-
-func both(fns ...func(a *App)) func(a *App) {
-	return func(a *App) {
-		for _, fn := range fns {
-			fn(a)
-		}
-	}
-}
-
-func TestServletForwardsToEveryPeer(t *testing.T) {
-	p1, p2 := newRecordingPeer(t, nil), newRecordingPeer(t, nil)
-	e := newTestEdge(t, nil, both(withPassword("secret"), inGroup("live", p1.srv.URL, p2.srv.URL+DefaultServletPath)))
-	if status, body := e.do(http.MethodGet, "action=flush&key=home&group=live&timestamp=777&password=secret"); status != 200 {
+	if status, body := e.do("action=flush&key=home&group=live&timestamp=777&password=pw"); status != 200 {
 		t.Fatalf("flush: %d %q", status, body)
 	}
-	for _, p := range []*recordingPeer{p1, p2} {
-		eventually(t, "forwarded flush", func() bool { return len(p.requests("flush")) == 1 })
-		got := p.requests("flush")[0]
-		want := url.Values{"action": {"flush"}, "key": {"home"}, "group": {"live"}, "forward": {"false"},
-			"timestamp": {"777"}, "password": {"secret"}}
-		for k, v := range want {
-			if !slices.Equal(got[k], v) {
-				t.Errorf("forwarded %s = %v, want %v", k, got[k], v)
+	flushes := func() []url.Values {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []url.Values
+		for _, v := range got {
+			if v.Get("action") == "flush" {
+				out = append(out, v)
 			}
 		}
+		return out
 	}
-	eventually(t, "empty outbox", func() bool {
-		a, _ := e.engine(t).PendingForwards(p1.srv.URL+DefaultServletPath, 0)
-		b, _ := e.engine(t).PendingForwards(p2.srv.URL+DefaultServletPath, 0)
-		return len(a)+len(b) == 0
-	})
-	// A flush of a group this edge does not know is applied, not forwarded.
-	if status, _ := e.do(http.MethodGet, "action=flush&key=home&group=other&password=secret"); status != 200 {
-		t.Fatal("flush of an unknown group refused")
-	}
-	time.Sleep(200 * time.Millisecond)
-	if n := len(p1.requests("flush")); n != 1 {
-		t.Fatalf("peer got %d flushes, want 1", n)
-	}
-}
-
-func TestServletForwardFalseIsNotForwarded(t *testing.T) {
-	p := newRecordingPeer(t, nil)
-	e := newTestEdge(t, nil, inGroup("live", p.srv.URL))
-	for _, fwd := range []string{"false", "0", "FALSE", "garbage"} {
-		if status, _ := e.do(http.MethodGet, "action=flush&key=k-"+fwd+"&group=live&forward="+fwd); status != 200 {
-			t.Fatalf("forward=%s: %d", fwd, status)
+	for deadline := time.Now().Add(10 * time.Second); len(flushes()) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the flush did not reach the group's peer")
 		}
 	}
-	if fw, _ := e.engine(t).PendingForwards(p.srv.URL+DefaultServletPath, 0); len(fw) != 0 {
-		t.Fatalf("outbox has %d entries", len(fw))
+	if f := flushes()[0]; f.Get("key") != "home" || f.Get("password") != "pw" || f.Get("forward") != "false" {
+		t.Fatalf("forwarded %v", f)
 	}
-	time.Sleep(300 * time.Millisecond)
-	if n := len(p.requests("flush")); n != 0 {
-		t.Fatalf("peer got %d flushes", n)
+
+	a := &App{DataDir: t.TempDir(), Groups: map[string]GroupConfig{"a\nb": {}}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := a.Provision(ctx); err == nil || !strings.Contains(err.Error(), "invalid name") {
+		t.Fatalf("provision with a group name holding a newline: %v", err)
 	}
-	// The duplicate of a forwarded flush is not forwarded again either.
-	e.do(http.MethodGet, "action=flush&key=d&group=live&timestamp=99")
-	e.do(http.MethodGet, "action=flush&key=d&group=live&timestamp=99")
-	eventually(t, "one forward", func() bool { return len(p.requests("flush")) == 1 })
-	time.Sleep(300 * time.Millisecond)
-	if n := len(p.requests("flush")); n != 1 {
-		t.Fatalf("duplicate forwarded: %d", n)
-	}
+	_ = a.Cleanup()
 }
 
-func TestOutboxRetriesUntilConfirmed(t *testing.T) {
-	p := newRecordingPeer(t, nil)
-	p.fail = func(n int) int {
-		if n <= 3 {
-			return http.StatusServiceUnavailable
-		}
-		return 200
-	}
-	e := newTestEdge(t, nil, inGroup("live", p.srv.URL))
-	peer := p.srv.URL + DefaultServletPath
-	eventually(t, "start-up sync attempt", func() bool { return len(p.requests("sync")) >= 1 })
-	e.do(http.MethodGet, "action=flush&key=k&group=live&timestamp=5")
-	eventually(t, "delivery after failures", func() bool {
-		fw, _ := e.engine(t).PendingForwards(peer, 0)
-		return len(fw) == 0
-	})
-	if n := len(p.requests("flush")); n < 2 {
-		t.Fatalf("flush requests %d, want retries", n)
-	}
-}
-
-func TestOutboxReachesPeerThatComesUpLater(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+// TestServletCountsRefusalsByCaddysClientIP: refused requests are counted
+// under the client IP Caddy determined (behind a trusted proxy), not the
+// proxy's address.
+func TestServletCountsRefusalsByCaddysClientIP(t *testing.T) {
+	e := newTestEdge(t, func(a *App) { a.ServletPassword = "secret" })
+	core, logs := observer.New(zapcore.InfoLevel)
+	h := &CacheServlet{}
+	if err := h.setup(e.app, zap.New(core)); err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close() // refuses connections until the peer starts
-	peer := "http://" + addr + DefaultServletPath
-	e := newTestEdge(t, nil, inGroup("live", "http://"+addr))
-	e.do(http.MethodGet, "action=flush&key=late&group=live&timestamp=11")
-	time.Sleep(700 * time.Millisecond) // a few failed attempts
-	if fw, _ := e.engine(t).PendingForwards(peer, 0); len(fw) != 1 {
-		t.Fatalf("outbox: %d entries, want 1 while the peer is down", len(fw))
+	defer h.Cleanup()
+	r := httptest.NewRequest(http.MethodGet, edgegroup.DefaultServletPath+"?action=sync&group=g&password=guess", nil)
+	r.RemoteAddr = "192.0.2.1:4711"
+	vars := map[string]any{caddyhttp.ClientIPVarKey: "198.51.100.9"}
+	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, vars))
+	if got := caddyClientIP(r); got != "198.51.100.9" {
+		t.Fatalf("caddyClientIP = %q", got)
 	}
-	ln, err = net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("port taken meanwhile: %v", err)
+	_ = h.ServeHTTP(httptest.NewRecorder(), r, nil)
+	lines := logs.FilterMessage("cache servlet request refused").All()
+	if len(lines) != 1 || lines[0].ContextMap()["remote"] != "198.51.100.9" {
+		t.Fatalf("refusal lines: %v", lines)
 	}
-	p := newRecordingPeer(t, ln)
-	eventually(t, "delivery to the peer that came up", func() bool { return len(p.requests("flush")) == 1 })
-	if got := p.requests("flush")[0]; got.Get("key") != "late" || got.Get("timestamp") != "11" || got.Get("forward") != "false" {
-		t.Fatalf("delivered %v", got)
-	}
-}
-
-func TestOutboxSurvivesRestart(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data")
-	p := newRecordingPeer(t, nil)
-	p.fail = func(int) int { return http.StatusServiceUnavailable }
-	first := newTestEdge(t, nil, both(func(a *App) { a.DataDir = dir }, inGroup("live", p.srv.URL)))
-	first.do(http.MethodGet, "action=flush&key=persisted&group=live&timestamp=21")
-	eventually(t, "a failed attempt", func() bool { return len(p.requests("flush")) >= 1 })
-	first.srv.Close()
-	_ = first.app.Stop()
-	_ = first.app.Cleanup() // closes the engine
-
-	p.mu.Lock()
-	p.fail = nil
-	p.mu.Unlock()
-	second := newTestEdge(t, nil, both(func(a *App) { a.DataDir = dir }, inGroup("live", p.srv.URL)))
-	eventually(t, "delivery after restart", func() bool {
-		fw, _ := second.engine(t).PendingForwards(p.srv.URL+DefaultServletPath, 0)
-		return len(fw) == 0
-	})
-	last := p.requests("flush")
-	if got := last[len(last)-1]; got.Get("key") != "persisted" {
-		t.Fatalf("delivered %v", got)
-	}
-}
-
-func TestStartupCatchUp(t *testing.T) {
-	p := newRecordingPeer(t, nil)
-	p.sync = "home;1000\nsection:/politik;2000\nbroken line\n"
-	dir := filepath.Join(t.TempDir(), "data")
-	cfg := both(func(a *App) { a.DataDir = dir }, withPassword("pw"), inGroup("live", p.srv.URL))
-	e := newTestEdge(t, nil, cfg)
-	eng := e.engine(t)
-	eventually(t, "caught up", func() bool {
-		pos, _ := eng.SyncPosition("live", p.srv.URL+DefaultServletPath)
-		return pos == 2000
-	})
-	got := p.requests("sync")[0]
-	for k, v := range map[string]string{"group": "live", "since": "0", "forward": "false", "password": "pw"} {
-		if got.Get(k) != v {
-			t.Errorf("sync %s = %q, want %q", k, got.Get(k), v)
-		}
-	}
-	for _, f := range []cache.Flush{{Key: "home", Time: 1000}, {Key: "section:/politik", Time: 2000}} {
-		if ok, _ := eng.FlushLogged(f.Key, f.Time); !ok {
-			t.Errorf("%+v not applied", f)
-		}
-	}
-	// A sync with forward (default true) asks the peers again, from the
-	// last seen flush minus the overlap.
-	e.do(http.MethodGet, "action=sync&group=live&password=pw")
-	eventually(t, "triggered sync", func() bool { return len(p.requests("sync")) == 2 })
-	if since := p.requests("sync")[1].Get("since"); since != "0" { // 2000 - 60000 < 0
-		t.Errorf("second since = %s", since)
-	}
-	// forward=false does not.
-	e.do(http.MethodGet, "action=sync&group=live&password=pw&forward=false")
-	time.Sleep(200 * time.Millisecond)
-	if n := len(p.requests("sync")); n != 2 {
-		t.Errorf("forward=false sync triggered a catch-up (%d syncs)", n)
-	}
-}
-
-// TestGroupOfTwoEdgesNoLoop runs two real servlets that are each other's
-// peer: a flush on one reaches the other once and is never sent back.
-func TestGroupOfTwoEdgesNoLoop(t *testing.T) {
-	lnA, _ := net.Listen("tcp", "127.0.0.1:0")
-	lnB, _ := net.Listen("tcp", "127.0.0.1:0")
-	urlA, urlB := "http://"+lnA.Addr().String(), "http://"+lnB.Addr().String()
-	a := newTestEdge(t, lnA, both(withPassword("s"), inGroup("live", urlB)))
-	b := newTestEdge(t, lnB, both(withPassword("s"), inGroup("live", urlA)))
-	if status, body := a.do(http.MethodGet, "action=flush&key=home&group=live&password=s"); status != 200 {
-		t.Fatalf("%d %q", status, body)
-	}
-	eventually(t, "B applied", func() bool {
-		got, _ := b.engine(t).FlushesSince("live", 0)
-		return len(got) == 1 && got[0].Key == "home"
-	})
-	time.Sleep(300 * time.Millisecond)
-	if fw, _ := b.engine(t).PendingForwards(urlA+DefaultServletPath, 0); len(fw) != 0 {
-		t.Fatal("B queued the forwarded flush for A")
-	}
-	if got, _ := a.engine(t).FlushesSince("live", 0); len(got) != 1 {
-		t.Fatalf("A's log: %+v", got)
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	for attempt := 1; attempt < 40; attempt++ {
-		d := backoff(attempt)
-		ceil := min(retryCap, retryFirst<<min(attempt-1, 10))
-		if d < ceil/2 || d > ceil {
-			t.Fatalf("attempt %d: %v not in [%v, %v]", attempt, d, ceil/2, ceil)
-		}
-	}
-}
-
-func TestPeerServletURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"http://edge-2.internal":             "http://edge-2.internal" + DefaultServletPath,
-		"http://edge-2.internal/":            "http://edge-2.internal" + DefaultServletPath,
-		"https://edge-2:8443/custom/servlet": "https://edge-2:8443/custom/servlet",
-	} {
-		if got, err := peerServletURL(in); err != nil || got != want {
-			t.Errorf("%s: %q %v, want %q", in, got, err, want)
-		}
-	}
-	if _, err := peerServletURL("ftp://x"); err == nil {
-		t.Error("ftp accepted")
-	}
-}
-
-// TestServletKeysAreRegistryKeys: the servlet takes exactly the keys a
-// render backend may register a page under, so every registered key can
-// be flushed and no flush names a key no page could have.
-func TestServletKeysAreRegistryKeys(t *testing.T) {
-	now := time.Now()
-	for _, n := range []int{1, cache.MaxNameBytes - 1, cache.MaxNameBytes, cache.MaxNameBytes + 1, 4096} {
-		key := strings.Repeat("k", n)
-		_, msg := parseServletRequest(url.Values{paramAction: {actionFlush}, paramKey: {key}, paramGroup: {"live"}}, "", now)
-		_, err := cache.ParseRenderInfo(http.Header{cache.HeaderCacheKeys: {`"` + key + `"`}}, now)
-		if servlet, registry := msg == "", err == nil; servlet != registry {
-			t.Errorf("key of %d bytes: servlet takes it %v (%q), registry %v (%v)", n, servlet, msg, registry, err)
-		}
+	if got := caddyClientIP(httptest.NewRequest(http.MethodGet, "/", nil)); got != "" {
+		t.Fatalf("without Caddy's variable: %q", got)
 	}
 }

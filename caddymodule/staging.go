@@ -15,10 +15,6 @@ import (
 	"github.com/delivery-edge/edge/stagingclient"
 )
 
-func init() {
-	registerFeature(provisionStaging)
-}
-
 // stagingPosition names the stored source time of the staging events.
 const stagingPosition = "staging"
 
@@ -30,13 +26,12 @@ const (
 // stagingFeature polls the staging servers for content changes and hands
 // them to the invalidation engine.
 type stagingFeature struct {
-	app    *App
 	client *stagingclient.Client
 	cfg    stagingclient.PollerConfig
 	log    *zap.Logger
 
 	poller  atomic.Pointer[stagingclient.Poller]
-	unknown unknownEvents
+	unknown *stagingclient.UnknownEvents
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -91,70 +86,58 @@ func newStagingClient(sc *StagingConfig, option string, log *zap.Logger) (*stagi
 	}, nil
 }
 
-func provisionStaging(a *App, ctx caddy.Context) (appFeature, error) {
-	if a.Staging == nil {
-		return nil, nil
-	}
+func provisionStaging(a *App) (*stagingFeature, error) {
 	log := a.log.Named("staging")
 	client, cfg, err := newStagingClient(a.Staging, "staging", log)
 	if err != nil {
 		return nil, err
 	}
-	f := &stagingFeature{app: a, client: client, cfg: cfg, log: log}
-	f.unknown.log = log
-	return f, nil
+	return &stagingFeature{client: client, cfg: cfg, log: log, unknown: stagingclient.NewUnknownEvents(log)}, nil
 }
 
-func (f *stagingFeature) start(eng *cache.Engine) error {
-	ctx, cancel := context.WithCancel(f.app.ctx)
+func (f *stagingFeature) start(parent context.Context, eng *cache.Engine) {
+	ctx, cancel := context.WithCancel(parent)
 	f.cancel, f.done = cancel, make(chan struct{})
 	go f.run(ctx, eng)
-	return nil
 }
 
-// run applies the event stream until the config is stopped. It holds the
-// engine's lease on the stream, so the old and the new config of a reload
-// never apply the same events.
+// run applies the event stream until the config is stopped. It follows
+// the stream under the engine's lease, so the old and the new config of a
+// reload never apply the same events.
 func (f *stagingFeature) run(ctx context.Context, eng *cache.Engine) {
 	defer close(f.done)
-	release, err := eng.Lease(ctx, stagingPosition)
-	if err != nil {
-		return
-	}
-	defer release()
-	from, err := eng.Position(stagingPosition)
-	if err != nil {
-		f.log.Error("cannot read the last applied source time; not polling", zap.Error(err))
-		return
-	}
-	f.log.Info("polling staging servers for changes", zap.Int64("from_source_time", from),
-		zap.String("server", f.client.BaseURL()))
 	poller := stagingclient.NewPoller(f.client, f.cfg)
-	f.poller.Store(poller)
-	err = poller.Run(ctx, from, func(_ context.Context, events []stagingclient.Event, upTo int64) error {
-		return eng.ApplyChanges(changesOf(events, &f.unknown), stagingPosition, upTo)
+	err := stagingclient.Follow(ctx, eng, stagingPosition, poller, func(from int64) {
+		f.log.Info("polling staging servers for changes", zap.Int64("from_source_time", from),
+			zap.String("server", f.client.BaseURL()))
+		f.poller.Store(poller)
+	}, func(_ context.Context, events []stagingclient.Event, upTo int64) error {
+		return eng.ApplyChanges(changesOf(events, f.unknown), stagingPosition, upTo)
 	})
-	if err != nil && !errors.Is(err, context.Canceled) {
+	var perr *stagingclient.PositionError
+	switch {
+	case errors.As(err, &perr):
+		f.log.Error("cannot read the last applied source time; not polling", zap.Error(perr.Err))
+	case err != nil && !errors.Is(err, context.Canceled):
 		f.log.Error("staging poller stopped", zap.Error(err))
 	}
 }
 
-func (f *stagingFeature) stop() error {
+func (f *stagingFeature) stop() {
 	if f.cancel == nil {
-		return nil
+		return
 	}
 	f.cancel()
 	<-f.done
 	f.client.Close()
-	return nil
 }
 
 // changesOf turns staging events into cache changes; unknown decides
 // about events of a kind or state the edge does not know.
-func changesOf(events []stagingclient.Event, unknown *unknownEvents) []cache.Change {
+func changesOf(events []stagingclient.Event, unknown *stagingclient.UnknownEvents) []cache.Change {
 	out := make([]cache.Change, 0, len(events))
 	for _, ev := range events {
-		ev, ok := unknown.triage(ev)
+		ev, ok := unknown.Triage(ev)
 		if !ok {
 			continue
 		}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -23,7 +22,7 @@ import (
 // every unknown event is counted.
 func TestChangesOfUnknownEvents(t *testing.T) {
 	core, logs := observer.New(zap.WarnLevel)
-	u := &unknownEvents{log: zap.New(core)}
+	u := stagingclient.NewUnknownEvents(zap.New(core))
 	ev := func(st int64, kind, id, state string, props ...string) stagingclient.Event {
 		return stagingclient.Event{SourceTime: st, Kind: kind, ID: id, UUID: "u-" + id, State: state, ChangedProperties: props}
 	}
@@ -48,8 +47,8 @@ func TestChangesOfUnknownEvents(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("changes:\n got %+v\nwant %+v", got, want)
 	}
-	counts := u.snapshot()
-	wantCounts := map[eventPair]int64{{"folder", "published"}: 2, {"document", "saved"}: 2, {"node", "archived"}: 1, {"folder", "saved"}: 1}
+	counts := u.Counts()
+	wantCounts := map[stagingclient.EventPair]int64{{Kind: "folder", State: "published"}: 2, {Kind: "document", State: "saved"}: 2, {Kind: "node", State: "archived"}: 1, {Kind: "folder", State: "saved"}: 1}
 	if !reflect.DeepEqual(counts, wantCounts) {
 		t.Errorf("counts %v, want %v", counts, wantCounts)
 	}
@@ -70,43 +69,9 @@ func TestChangesOfUnknownEvents(t *testing.T) {
 	}
 
 	// The zero value works and logs nothing.
-	var quiet unknownEvents
+	var quiet stagingclient.UnknownEvents
 	if got := changesOf(events, &quiet); !reflect.DeepEqual(got, want) {
 		t.Errorf("zero value: %+v", got)
-	}
-}
-
-// TestUnknownEventsBounded: past maxUnknownPairs distinct pairs, events are
-// counted as other/other and the log says so once.
-func TestUnknownEventsBounded(t *testing.T) {
-	core, logs := observer.New(zap.WarnLevel)
-	u := &unknownEvents{log: zap.New(core)}
-	for i := range maxUnknownPairs + 10 {
-		for range 2 {
-			u.triage(stagingclient.Event{SourceTime: int64(i + 1), Kind: "document", ID: "s", State: fmt.Sprintf("state%d", i)})
-		}
-	}
-	u.triage(stagingclient.Event{SourceTime: 99, Kind: "kind\xff", ID: "s", State: "published"})
-	counts := u.snapshot()
-	if len(counts) != maxUnknownPairs+1 {
-		t.Errorf("%d distinct label pairs, want %d", len(counts), maxUnknownPairs+1)
-	}
-	if n := counts[eventPair{otherLabel, otherLabel}]; n != 2*10+1 {
-		t.Errorf("other = %d, want 21", n)
-	}
-	if n := logs.Len(); n != maxUnknownPairs+1 {
-		t.Errorf("%d log lines, want %d (one per pair, one for the limit)", n, maxUnknownPairs+1)
-	}
-
-	// A label value that is not valid UTF-8 never reaches Prometheus.
-	u2 := &unknownEvents{}
-	u2.triage(stagingclient.Event{Kind: "kind\xff", ID: "s", State: "published"})
-	for p := range u2.snapshot() {
-		m := prometheus.MustNewConstMetric(prometheus.NewDesc("x", "x", []string{"kind", "state"}, nil),
-			prometheus.CounterValue, 1, p.kind, p.state)
-		if m == nil {
-			t.Fatal("no metric")
-		}
 	}
 }
 
@@ -134,7 +99,7 @@ func TestUnknownStateInvalidatesEveryDependent(t *testing.T) {
 		t.Fatal(err)
 	}
 	eng.Registry().Sync()
-	u := &unknownEvents{}
+	u := stagingclient.NewUnknownEvents(nil)
 	apply := func(upTo int64, state string, props ...string) {
 		t.Helper()
 		ev := stagingclient.Event{SourceTime: upTo, Kind: "document", ID: "story1", State: state, ChangedProperties: props}
@@ -162,7 +127,7 @@ func TestUnknownStateInvalidatesEveryDependent(t *testing.T) {
 	if pos, err := eng.Position(stagingPosition); err != nil || pos != 2 {
 		t.Errorf("position %d, %v; want 2", pos, err)
 	}
-	if !strings.Contains(fmt.Sprint(u.snapshot()), "saved") {
-		t.Errorf("counts %v", u.snapshot())
+	if !strings.Contains(fmt.Sprint(u.Counts()), "saved") {
+		t.Errorf("counts %v", u.Counts())
 	}
 }

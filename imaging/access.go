@@ -19,7 +19,9 @@ import (
 // AccessConfig configures the access side of the image service.
 type AccessConfig struct {
 	// Prefix is the URL path prefix the service is mounted under
-	// ("/image"); requests outside it answer 404. Empty = none.
+	// ("/image"); requests outside it answer 404, and so do those whose
+	// segment after it is not as long as a UUID (/image/x/<uuid>/…, an
+	// alias that would put one image under endless URLs). Empty = none.
 	Prefix string `json:"prefix,omitempty"`
 	// Widths lists the ?width= values allowed for aspect-only variants.
 	Widths []int `json:"widths,omitempty"`
@@ -86,9 +88,9 @@ func (c AccessConfig) withDefaults() AccessConfig {
 // remembered unless AccessConfig.NegativeTTL says otherwise.
 const DefaultNegativeTTL = 30 * time.Second
 
-// Access serves image variants (SPEC §6): from the store when present,
-// else generated from the original fetched from the CMS, stored and
-// served. It is an http.Handler and safe for concurrent use.
+// Access serves image variants (docs/image-urls.md): from the store when
+// present, else generated from the original fetched from the CMS, stored
+// and served. It is an http.Handler and safe for concurrent use.
 type Access struct {
 	cfg      AccessConfig
 	store    Store
@@ -163,6 +165,13 @@ type Served struct {
 
 // ServeHTTP answers GET and HEAD requests for image URLs.
 func (a *Access) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !a.directlyUnderPrefix(r.URL.Path) {
+		// /image/x/<uuid>/… would otherwise be an alias of
+		// /image/<uuid>/…: one image under endless URLs in caches.
+		w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(a.cfg.ShortMaxAge/time.Second)))
+		http.Error(w, http.StatusText(http.StatusNotFound), http.StatusNotFound)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -356,4 +365,19 @@ func (a *Access) refreshImage(ctx context.Context, uuid string, st *imageState) 
 		return nil, err
 	}
 	return &ns, nil
+}
+
+// directlyUnderPrefix reports whether the segment after the prefix has
+// the length of a UUID (Parse checks the rest). Without a prefix, and for
+// paths outside it (which ServeHTTP refuses), it is true.
+func (a *Access) directlyUnderPrefix(path string) bool {
+	if a.cfg.Prefix == "" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(path, a.cfg.Prefix+"/")
+	if !ok {
+		return true
+	}
+	seg, _, _ := strings.Cut(rest, "/")
+	return len(seg) == 36
 }

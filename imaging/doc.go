@@ -1,5 +1,6 @@
 // Package imaging is the domain library of the delivery edge's image service
-// (SPEC §6). It knows nothing about Caddy; the caddymodule package adapts it.
+// (docs/image-urls.md). It knows nothing about Caddy; the caddymodule package
+// adapts it.
 //
 // The package holds:
 //
@@ -12,9 +13,12 @@
 //     the variant's aspect ratio around the focal point, resizes and encodes
 //     JPEG, PNG, GIF or WebP;
 //   - the image store: the [Store] interface with a folder implementation
-//     ([FolderStore]) and an S3 implementation ([S3Store]);
+//     ([FolderStore]) and an S3 implementation ([S3Store]), a store opened on
+//     first use ([LazyStore]) and a memory cache of variants and state
+//     records in front of a store ([MemoryCache]);
 //   - the access logic: [Access], a net/http handler that serves a variant
-//     from the store or generates it from the original fetched through [CMS];
+//     from the store or generates it from the original fetched through [CMS]
+//     (in production [StagingCMS], over the staging client);
 //   - the update logic: [Updater], which applies CMS change events to the
 //     store, and its cleanup job;
 //   - the health check: [CheckHealth].
@@ -54,9 +58,10 @@
 // stored and served. An image the CMS does not know (404) and an original
 // the generator refuses (422) are remembered in a [NegativeCache] for
 // NegativeTTL, so that requests for them do not reach the CMS again; the
-// [Updater] clears an image's entry when an event for it arrives. Cache-Control carries the long max-age when the
-// versions served are at least as new as the URL's stamps, else the short
-// one (the replica may be behind).
+// [Updater] clears an image's entry when an event for it arrives.
+// Cache-Control carries the long max-age when the versions served are at
+// least as new as the URL's stamps, else the short one (the replica may be
+// behind).
 //
 // Known limit: the store has no compare-and-set, so a generation that read
 // a lagging replica may, in a window of milliseconds, write a "published"

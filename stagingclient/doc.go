@@ -1,6 +1,6 @@
-// Package stagingclient is the client of the CMS staging servers (SPEC §5):
-// sessionless, token-authenticated and source-time based, so that it works
-// behind any HTTP load balancer.
+// Package stagingclient is the client of the CMS staging servers
+// (docs/staging-api.md): sessionless, token-authenticated and source-time
+// based, so that it works behind any HTTP load balancer.
 //
 // Every request carries "Authorization: Bearer <token>" (the token is a
 // UUID; see ValidateToken) and "Delivery-Source-Time: <ms>", the newest
@@ -29,5 +29,10 @@
 // connection state when it changes (connected, lost with the reason,
 // restored after how long), the source-time lag when it changes
 // significantly, and everything else at debug level; PollerStats gives the
-// same as numbers.
+// same as numbers. Follow runs a Poller from a stored position, under a
+// lease that keeps two followers of one stream (the old and the new config
+// of a reload) from applying the same events.
+//
+// UnknownEvents decides, for every follower alike, what becomes of an event
+// of a kind or state the edge does not know, and counts them.
 package stagingclient

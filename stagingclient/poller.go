@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/delivery-edge/edge/internal/retry"
 )
 
 // Defaults of PollerConfig.
@@ -209,9 +211,9 @@ func (p *Poller) Run(ctx context.Context, from int64, apply ApplyFunc) error {
 				}
 			}
 			state = stateLost
-			delay := jitteredBackoff(p.cfg.RetryBase, p.cfg.RetryMax, failures)
+			delay := retry.Backoff(failures, p.cfg.RetryBase, p.cfg.RetryMax)
 			p.log.Debug("polling events failed, retrying", zap.Error(err), zap.Int("failures", failures), zap.Duration("backoff", delay))
-			if sleep(ctx, delay) != nil {
+			if !retry.Sleep(ctx, delay) {
 				return ctx.Err()
 			}
 			continue
@@ -258,7 +260,7 @@ func (p *Poller) Run(ctx context.Context, from int64, apply ApplyFunc) error {
 					st.ApplyErrors++
 					st.LastError = err.Error()
 				})
-				delay := jitteredBackoff(p.cfg.RetryBase, p.cfg.RetryMax, n)
+				delay := retry.Backoff(n, p.cfg.RetryBase, p.cfg.RetryMax)
 				if !applyFailed {
 					p.log.Warn("applying events failed; retrying the same batch", zap.Error(err),
 						zap.Int("events", len(page.Events)), zap.Int64("up_to", upTo))
@@ -266,7 +268,7 @@ func (p *Poller) Run(ctx context.Context, from int64, apply ApplyFunc) error {
 				} else {
 					p.log.Debug("applying events failed again", zap.Error(err), zap.Int("attempt", n), zap.Duration("backoff", delay))
 				}
-				if sleep(ctx, delay) != nil {
+				if !retry.Sleep(ctx, delay) {
 					return ctx.Err()
 				}
 			}
@@ -302,7 +304,7 @@ func (p *Poller) Run(ctx context.Context, from int64, apply ApplyFunc) error {
 		if p.cfg.LongPoll > 0 && longPolling {
 			continue // the next request waits at the server
 		}
-		if sleep(ctx, p.cfg.Interval-min(elapsed, p.cfg.Interval)) != nil {
+		if !retry.Sleep(ctx, p.cfg.Interval-min(elapsed, p.cfg.Interval)) {
 			return ctx.Err()
 		}
 	}

@@ -1,4 +1,4 @@
-package caddymodule
+package edgegroup
 
 import (
 	"net"
@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -191,26 +190,26 @@ func (l *refusalLog) close() {
 	}
 }
 
-// clientAddr is the address a client's attempts are counted under: the
-// client IP Caddy determined (trusted proxies considered), else the
-// connection's; IPv6 clients by their /64, which one host usually has
+// clientAddr is the address a client's attempts are counted under: ip,
+// the client IP the server determined (trusted proxies considered), else
+// the connection's; IPv6 clients by their /64, which one host usually has
 // to itself.
-func clientAddr(r *http.Request) string {
-	s, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+func clientAddr(r *http.Request, ip string) string {
+	s := ip
 	if s == "" {
 		s = r.RemoteAddr
 		if host, _, err := net.SplitHostPort(s); err == nil {
 			s = host
 		}
 	}
-	ip, err := netip.ParseAddr(s)
+	addr, err := netip.ParseAddr(s)
 	if err != nil {
 		return s
 	}
-	ip = ip.Unmap().WithZone("")
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
+	addr = addr.Unmap().WithZone("")
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
 		return p.String()
 	}
-	return ip.String()
+	return addr.String()
 }

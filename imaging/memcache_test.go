@@ -1,4 +1,4 @@
-package caddymodule
+package imaging
 
 import (
 	"context"
@@ -7,17 +7,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/delivery-edge/edge/imaging"
 )
 
 // countingStore counts Gets per key.
 type countingStore struct {
-	imaging.Store
+	Store
 	gets map[string]*atomic.Int64
 }
 
-func (s *countingStore) Get(ctx context.Context, key string) (*imaging.Object, error) {
+func (s *countingStore) Get(ctx context.Context, key string) (*Object, error) {
 	if s.gets[key] == nil {
 		s.gets[key] = new(atomic.Int64)
 	}
@@ -32,17 +30,17 @@ func (s *countingStore) n(key string) int64 {
 	return 0
 }
 
-func TestMemCachedStore(t *testing.T) {
+func TestMemoryCache(t *testing.T) {
 	ctx := context.Background()
-	inner := &countingStore{Store: mustFolderStore(t), gets: map[string]*atomic.Int64{}}
+	inner := &countingStore{Store: newTestFolderStore(t), gets: map[string]*atomic.Int64{}}
 	now := time.Unix(1000, 0)
-	s := newMemCachedStore(inner, 1<<20, time.Second)
+	s := NewMemoryCache(inner, 1<<20, time.Second)
 	s.now = func() time.Time { return now }
 
 	uuid := "491e3bf6-3b4a-4f3e-9a43-0c6b8f4f1d2a"
-	variant := imaging.VariantKey(uuid, "16x9-768", 5, 6, 768, "jpg")
-	state := imaging.StateKey(uuid)
-	for _, k := range []string{variant, state, imaging.VariantsKey, imaging.IndexKey("16x9-768", uuid)} {
+	variant := VariantKey(uuid, "16x9-768", 5, 6, 768, "jpg")
+	state := StateKey(uuid)
+	for _, k := range []string{variant, state, VariantsKey, IndexKey("16x9-768", uuid)} {
 		if err := inner.Put(ctx, k, []byte("data of "+k), "application/octet-stream", nil); err != nil {
 			t.Fatal(err)
 		}
@@ -59,12 +57,12 @@ func TestMemCachedStore(t *testing.T) {
 	// Variants are kept; the variant definitions and index markers never.
 	for range 3 {
 		get(variant)
-		get(imaging.VariantsKey)
-		get(imaging.IndexKey("16x9-768", uuid))
+		get(VariantsKey)
+		get(IndexKey("16x9-768", uuid))
 	}
-	if inner.n(variant) != 1 || inner.n(imaging.VariantsKey) != 3 || inner.n(imaging.IndexKey("16x9-768", uuid)) != 3 {
-		t.Fatalf("store gets: variant %d, variants %d, index %d", inner.n(variant), inner.n(imaging.VariantsKey),
-			inner.n(imaging.IndexKey("16x9-768", uuid)))
+	if inner.n(variant) != 1 || inner.n(VariantsKey) != 3 || inner.n(IndexKey("16x9-768", uuid)) != 3 {
+		t.Fatalf("store gets: variant %d, variants %d, index %d", inner.n(variant), inner.n(VariantsKey),
+			inner.n(IndexKey("16x9-768", uuid)))
 	}
 
 	// State records: for the TTL only.
@@ -86,19 +84,19 @@ func TestMemCachedStore(t *testing.T) {
 	if got := get(state); got != "new state" {
 		t.Fatalf("state after Put = %q", got)
 	}
-	if _, err := s.DeletePrefix(ctx, imaging.ImagePrefix(uuid)); err != nil {
+	if _, err := s.DeletePrefix(ctx, ImagePrefix(uuid)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Get(ctx, variant); !errors.Is(err, imaging.ErrNotFound) {
+	if _, err := s.Get(ctx, variant); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("variant after DeletePrefix: %v, want ErrNotFound", err)
 	}
 
 	// The byte bound evicts the least recently used; an object larger
 	// than an eighth of it is not kept at all.
-	small := newMemCachedStore(inner, 8<<10, time.Second)
+	small := NewMemoryCache(inner, 8<<10, time.Second)
 	keys := make([]string, 10)
 	for i := range keys {
-		keys[i] = imaging.VariantKey(uuid, "1x1-144", int64(i), 1, 144, "webp")
+		keys[i] = VariantKey(uuid, "1x1-144", int64(i), 1, 144, "webp")
 		if err := inner.Put(ctx, keys[i], []byte(strings.Repeat("x", 600)), "image/webp", nil); err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +110,7 @@ func TestMemCachedStore(t *testing.T) {
 	if _, ok := small.byKey[keys[0]]; ok {
 		t.Fatal("the least recently used entry was not evicted")
 	}
-	big := imaging.VariantKey(uuid, "original", 1, 1, 0, "png")
+	big := VariantKey(uuid, "original", 1, 1, 0, "png")
 	if err := inner.Put(ctx, big, []byte(strings.Repeat("y", 2<<10)), "image/png", nil); err != nil {
 		t.Fatal(err)
 	}

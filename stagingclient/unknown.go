@@ -1,4 +1,4 @@
-package caddymodule
+package stagingclient
 
 import (
 	"maps"
@@ -6,8 +6,6 @@ import (
 	"sync"
 
 	"go.uber.org/zap"
-
-	"github.com/delivery-edge/edge/stagingclient"
 )
 
 // maxUnknownPairs bounds the distinct kind/state pairs of unknown events
@@ -19,14 +17,17 @@ const maxUnknownPairs = 32
 // otherLabel stands for every kind/state pair beyond maxUnknownPairs.
 const otherLabel = "other"
 
-// eventPair is the kind and state of an event, as metric labels.
-type eventPair struct{ kind, state string }
+// EventPair is the kind and state of an event, as metric labels: valid
+// UTF-8, or "other" for both once more pairs were seen than are counted
+// apart.
+type EventPair struct{ Kind, State string }
 
-// unknownEvents decides, in one place for the staging poller and the image
-// update service, what the edge does with an event whose kind or state it
-// does not know (a newer CMS, a primary's "saved" state), and keeps count
-// of them. One such event must not stop every later change from reaching
-// the edge, so none of them fails a batch:
+// UnknownEvents decides, in one place for every follower of the event log
+// (the invalidation of the docroot cache, the image update service), what
+// the edge does with an event whose kind or state it does not know (a
+// newer CMS, a primary's "saved" state), and keeps count of them. One such
+// event must not stop every later change from reaching the edge, so none
+// of them fails a batch:
 //
 //   - an unknown kind is skipped: the edge cannot tell which files depend
 //     on something it does not know;
@@ -37,19 +38,23 @@ type eventPair struct{ kind, state string }
 //     content that may well still be live.
 //
 // Each distinct pair is logged once (up to maxUnknownPairs). The zero
-// value is ready to use and logs nothing.
-type unknownEvents struct {
+// value is ready to use and logs nothing; it is safe for concurrent use.
+type UnknownEvents struct {
 	log *zap.Logger // nil: not logged
 
 	mu     sync.Mutex
-	counts map[eventPair]int64
+	counts map[EventPair]int64
 	full   bool // the pair limit was hit (and said so in the log)
 }
 
-// triage returns the event as the edge acts on it, and false when it is
+// NewUnknownEvents returns an UnknownEvents that logs to log (nil: not at
+// all).
+func NewUnknownEvents(log *zap.Logger) *UnknownEvents { return &UnknownEvents{log: log} }
+
+// Triage returns the event as the edge acts on it, and false when it is
 // to be skipped.
-func (u *unknownEvents) triage(ev stagingclient.Event) (stagingclient.Event, bool) {
-	kindKnown, stateKnown := stagingclient.KnownKind(ev.Kind), stagingclient.KnownState(ev.State)
+func (u *UnknownEvents) Triage(ev Event) (Event, bool) {
+	kindKnown, stateKnown := KnownKind(ev.Kind), KnownState(ev.State)
 	if kindKnown && stateKnown {
 		return ev, true
 	}
@@ -57,24 +62,24 @@ func (u *unknownEvents) triage(ev stagingclient.Event) (stagingclient.Event, boo
 	if !kindKnown {
 		return ev, false
 	}
-	ev.State = stagingclient.StatePublished
+	ev.State = StatePublished
 	ev.ChangedProperties = nil
 	return ev, true
 }
 
 // note counts an unknown event and logs its pair the first time.
-func (u *unknownEvents) note(ev stagingclient.Event, kindKnown bool) {
+func (u *UnknownEvents) note(ev Event, kindKnown bool) {
 	// The decoder passes valid UTF-8 of bounded length only; a label
 	// that is not valid UTF-8 would make every scrape fail.
-	p := eventPair{strings.ToValidUTF8(ev.Kind, "\uFFFD"), strings.ToValidUTF8(ev.State, "\uFFFD")}
+	p := EventPair{strings.ToValidUTF8(ev.Kind, "\uFFFD"), strings.ToValidUTF8(ev.State, "\uFFFD")}
 	u.mu.Lock()
 	if u.counts == nil {
-		u.counts = map[eventPair]int64{}
+		u.counts = map[EventPair]int64{}
 	}
 	_, seen := u.counts[p]
 	overflow := !seen && len(u.counts) >= maxUnknownPairs
 	if overflow {
-		p = eventPair{otherLabel, otherLabel}
+		p = EventPair{otherLabel, otherLabel}
 		_, seen = u.counts[p]
 	}
 	u.counts[p]++
@@ -100,31 +105,9 @@ func (u *unknownEvents) note(ev stagingclient.Event, kindKnown bool) {
 	}
 }
 
-// snapshot returns the counts by kind/state pair.
-func (u *unknownEvents) snapshot() map[eventPair]int64 {
+// Counts returns the unknown events counted so far, by kind/state pair.
+func (u *UnknownEvents) Counts() map[EventPair]int64 {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return maps.Clone(u.counts)
-}
-
-// unknownEventCounts sums the unknown events of the staging poller and the
-// image update service by kind/state pair (an event both read is counted
-// by each).
-func (a *App) unknownEventCounts() map[eventPair]int64 {
-	out := map[eventPair]int64{}
-	for _, f := range a.features {
-		var u *unknownEvents
-		switch f := f.(type) {
-		case *stagingFeature:
-			u = &f.unknown
-		case *imageUpdatesFeature:
-			u = &f.unknown
-		default:
-			continue
-		}
-		for p, n := range u.snapshot() {
-			out[p] += n
-		}
-	}
-	return out
 }

@@ -1,4 +1,4 @@
-package caddymodule
+package imaging
 
 import (
 	"container/list"
@@ -6,12 +6,10 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/delivery-edge/edge/imaging"
 )
 
-// memCachedStore keeps recently read image store objects in memory, so
-// that a stored-variant hit costs no store round trips:
+// MemoryCache is a Store that keeps recently read objects of another in
+// memory, so that a stored-variant hit costs no store round trips:
 //
 //   - variant objects (img/<uuid>/<variant>/<versions>/<width>.<ext>) are
 //     immutable, since their key carries the versions they were made
@@ -23,8 +21,8 @@ import (
 // Everything else (variant definitions, index markers, listings, tags)
 // goes to the store. Writes and deletes through this store drop the
 // entries they touch at once.
-type memCachedStore struct {
-	imaging.Store
+type MemoryCache struct {
+	Store
 	maxBytes int64
 	stateTTL time.Duration
 	now      func() time.Time
@@ -37,29 +35,31 @@ type memCachedStore struct {
 
 type memEntry struct {
 	key     string
-	obj     *imaging.Object
+	obj     *Object
 	expires time.Time // zero: until evicted
 }
 
-func newMemCachedStore(inner imaging.Store, maxBytes int64, stateTTL time.Duration) *memCachedStore {
-	return &memCachedStore{Store: inner, maxBytes: maxBytes, stateTTL: stateTTL, now: time.Now,
+// NewMemoryCache returns a memory cache of up to maxBytes in front of
+// inner; state records are trusted for stateTTL (0: never kept).
+func NewMemoryCache(inner Store, maxBytes int64, stateTTL time.Duration) *MemoryCache {
+	return &MemoryCache{Store: inner, maxBytes: maxBytes, stateTTL: stateTTL, now: time.Now,
 		lru: list.New(), byKey: map[string]*list.Element{}}
 }
 
 // cacheable says whether key may be kept, and for how long (0 = until
 // evicted).
-func (s *memCachedStore) cacheable(key string) (bool, time.Duration) {
-	if !strings.HasPrefix(key, "img/") {
+func (s *MemoryCache) cacheable(key string) (bool, time.Duration) {
+	if !strings.HasPrefix(key, imgRoot) {
 		return false, 0
 	}
-	if strings.HasSuffix(key, "/_state") {
+	if strings.HasSuffix(key, "/"+stateName) {
 		return s.stateTTL > 0, s.stateTTL
 	}
-	return strings.Count(key, "/") == 4, 0
+	return strings.Count(key, "/") == 4, 0 // a VariantKey
 }
 
-// Get implements imaging.Store.
-func (s *memCachedStore) Get(ctx context.Context, key string) (*imaging.Object, error) {
+// Get implements Store.
+func (s *MemoryCache) Get(ctx context.Context, key string) (*Object, error) {
 	ok, ttl := s.cacheable(key)
 	if !ok {
 		return s.Store.Get(ctx, key)
@@ -78,12 +78,12 @@ func (s *memCachedStore) Get(ctx context.Context, key string) (*imaging.Object, 
 // copyObject returns a copy of the object's header; the bytes and the
 // metadata are shared and must not be changed (no user of the store
 // changes them).
-func copyObject(obj *imaging.Object) *imaging.Object {
+func copyObject(obj *Object) *Object {
 	c := *obj
 	return &c
 }
 
-func (s *memCachedStore) lookup(key string) *imaging.Object {
+func (s *MemoryCache) lookup(key string) *Object {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	el, ok := s.byKey[key]
@@ -99,7 +99,7 @@ func (s *memCachedStore) lookup(key string) *imaging.Object {
 	return copyObject(e.obj)
 }
 
-func (s *memCachedStore) add(key string, obj *imaging.Object, ttl time.Duration) {
+func (s *MemoryCache) add(key string, obj *Object, ttl time.Duration) {
 	size := int64(len(obj.Data)) + int64(len(key)) + 256
 	if size > s.maxBytes/8 {
 		return // one object must not push out most of the others
@@ -120,13 +120,13 @@ func (s *memCachedStore) add(key string, obj *imaging.Object, ttl time.Duration)
 	}
 }
 
-func (s *memCachedStore) removeLocked(el *list.Element) {
+func (s *MemoryCache) removeLocked(el *list.Element) {
 	e := s.lru.Remove(el).(*memEntry)
 	delete(s.byKey, e.key)
 	s.bytes -= int64(len(e.obj.Data)) + int64(len(e.key)) + 256
 }
 
-func (s *memCachedStore) forget(keys ...string) {
+func (s *MemoryCache) forget(keys ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range keys {
@@ -136,7 +136,7 @@ func (s *memCachedStore) forget(keys ...string) {
 	}
 }
 
-func (s *memCachedStore) forgetPrefix(prefix string) {
+func (s *MemoryCache) forgetPrefix(prefix string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, el := range s.byKey {
@@ -146,39 +146,39 @@ func (s *memCachedStore) forgetPrefix(prefix string) {
 	}
 }
 
-// Put implements imaging.Store.
-func (s *memCachedStore) Put(ctx context.Context, key string, data []byte, contentType string, meta map[string]string) error {
+// Put implements Store.
+func (s *MemoryCache) Put(ctx context.Context, key string, data []byte, contentType string, meta map[string]string) error {
 	s.forget(key)
 	defer s.forget(key) // a Get racing with the write may have re-added the old object
 	return s.Store.Put(ctx, key, data, contentType, meta)
 }
 
-// Delete implements imaging.Store.
-func (s *memCachedStore) Delete(ctx context.Context, key string) error {
+// Delete implements Store.
+func (s *MemoryCache) Delete(ctx context.Context, key string) error {
 	s.forget(key)
 	defer s.forget(key)
 	return s.Store.Delete(ctx, key)
 }
 
-// DeleteKeys implements imaging.Store.
-func (s *memCachedStore) DeleteKeys(ctx context.Context, keys []string) error {
+// DeleteKeys implements Store.
+func (s *MemoryCache) DeleteKeys(ctx context.Context, keys []string) error {
 	s.forget(keys...)
 	defer s.forget(keys...)
 	return s.Store.DeleteKeys(ctx, keys)
 }
 
-// DeletePrefix implements imaging.Store.
-func (s *memCachedStore) DeletePrefix(ctx context.Context, prefix string) (int, error) {
+// DeletePrefix implements Store.
+func (s *MemoryCache) DeletePrefix(ctx context.Context, prefix string) (int, error) {
 	s.forgetPrefix(prefix)
 	defer s.forgetPrefix(prefix)
 	return s.Store.DeletePrefix(ctx, prefix)
 }
 
-// SetTags implements imaging.Store.
-func (s *memCachedStore) SetTags(ctx context.Context, key string, tags map[string]string) error {
+// SetTags implements Store.
+func (s *MemoryCache) SetTags(ctx context.Context, key string, tags map[string]string) error {
 	s.forget(key)
 	defer s.forget(key)
 	return s.Store.SetTags(ctx, key, tags)
 }
 
-var _ imaging.Store = (*memCachedStore)(nil)
+var _ Store = (*MemoryCache)(nil)

@@ -1,4 +1,4 @@
-package caddymodule
+package edgegroup
 
 import (
 	"net/url"

@@ -1,4 +1,4 @@
-package caddymodule
+package edgegroup
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"github.com/delivery-edge/edge/cache"
 )
 
-// Parameters and actions of the cache servlet (SPEC §4).
+// Parameters and actions of the cache servlet (docs/cache-servlet.md).
 const (
 	paramAction    = "action"
 	paramKey       = "key"
@@ -26,9 +26,9 @@ const (
 )
 
 // The answers of the cache servlet: the bodies of its 500 responses. The
-// first six are the contract; the others refuse values no edge ever sends
-// (keys and groups that could not be written as a sync line, numbers
-// that are not numbers).
+// first six are the contract (docs/cache-servlet.md); the others refuse
+// values no edge ever sends (keys and groups that could not be written as
+// a sync line, numbers that are not numbers).
 const (
 	msgDisabled         = "Invalid use of the cache servlet: the cache is disabled"
 	msgUnknownAction    = "unknown action"
@@ -65,10 +65,10 @@ type servletRequest struct {
 	Time    int64 // flush only, Unix ms: the timestamp, or now
 }
 
-// parseServletRequest checks the parameters in the order of SPEC §4's
-// table: action, password, key, group; then the numbers. It returns the
-// request, or the body of the 500 answer. password is the configured
-// servlet password ("" = none).
+// parseServletRequest checks the parameters in the order of the table in
+// docs/cache-servlet.md: action, password, key, group; then the numbers.
+// It returns the request, or the body of the 500 answer. password is the
+// configured servlet password ("" = none).
 func parseServletRequest(form url.Values, password string, now time.Time) (servletRequest, string) {
 	var req servletRequest
 	req.Action = form.Get(paramAction)

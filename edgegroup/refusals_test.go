@@ -1,17 +1,17 @@
-package caddymodule
+package edgegroup
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/delivery-edge/edge/cache"
 )
 
 func TestAttemptTracker(t *testing.T) {
@@ -58,10 +58,11 @@ func TestAttemptTracker(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-			tr := newAttemptTracker(time.Minute, tc.limit, clk.now)
+			now := time.Unix(1_700_000_000, 0) // the clock, moved by the test
+			clock := func() time.Time { return now }
+			tr := newAttemptTracker(time.Minute, tc.limit, clock)
 			for i, s := range tc.steps {
-				clk.advance(s.advance)
+				now = now.Add(s.advance)
 				got, ok := tr.add(s.addr)
 				switch {
 				case s.want == nil && ok:
@@ -77,18 +78,19 @@ func TestAttemptTracker(t *testing.T) {
 // TestAttemptTrackerDue: the count of a flood that stopped is reported
 // once its window has passed, and quiet addresses are forgotten.
 func TestAttemptTrackerDue(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	tr := newAttemptTracker(time.Minute, 10, clk.now)
+	now := time.Unix(1_700_000_000, 0) // the clock, moved by the test
+	clock := func() time.Time { return now }
+	tr := newAttemptTracker(time.Minute, 10, clock)
 	tr.add("a")
 	for range 99 {
 		tr.add("a")
 	}
-	clk.advance(10 * time.Second)
+	now = now.Add(10 * time.Second)
 	tr.add("b")
-	if reports, next := tr.due(); len(reports) != 0 || !next.Equal(clk.t.Add(50*time.Second)) {
+	if reports, next := tr.due(); len(reports) != 0 || !next.Equal(now.Add(50*time.Second)) {
 		t.Fatalf("due after 10s: %+v, next %v", reports, next)
 	}
-	clk.advance(50 * time.Second)
+	now = now.Add(50 * time.Second)
 	reports, next := tr.due()
 	if len(reports) != 1 || reports[0] != (attemptReport{Addr: "a", Count: 99}) || !next.IsZero() {
 		t.Fatalf("due after a minute: %+v, next %v", reports, next)
@@ -98,7 +100,7 @@ func TestAttemptTrackerDue(t *testing.T) {
 	if _, ok := tr.addrs["b"]; len(tr.addrs) != 1 || !ok {
 		t.Fatalf("tracked %v", tr.addrs)
 	}
-	clk.advance(time.Minute)
+	now = now.Add(time.Minute)
 	if reports, _ := tr.due(); len(reports) != 0 || len(tr.addrs) != 0 {
 		t.Fatalf("after a quiet minute: %+v, %d tracked", reports, len(tr.addrs))
 	}
@@ -111,12 +113,13 @@ func TestAttemptTrackerDue(t *testing.T) {
 // TestAttemptTrackerBounded: a million addresses never grow the table past
 // its limit.
 func TestAttemptTrackerBounded(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	tr := newAttemptTracker(time.Minute, 100, clk.now)
+	now := time.Unix(1_700_000_000, 0) // the clock, moved by the test
+	clock := func() time.Time { return now }
+	tr := newAttemptTracker(time.Minute, 100, clock)
 	lines := 0
 	for i := range 1_000_000 {
 		if i%1000 == 0 {
-			clk.advance(100 * time.Millisecond)
+			now = now.Add(100 * time.Millisecond)
 		}
 		if _, ok := tr.add(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)); ok {
 			lines++
@@ -138,17 +141,16 @@ func TestClientAddr(t *testing.T) {
 		{"[2001:db8:1:2:3:4:5:6]:4711", "", "2001:db8:1:2::/64"},
 		{"[::ffff:192.0.2.7]:80", "", "192.0.2.7"},
 		{"192.0.2.1:4711", "198.51.100.9", "198.51.100.9"}, // from a trusted proxy
+		{"192.0.2.1:4711", "2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
 		{"@", "", "@"},
 	} {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.RemoteAddr = c.remote
-		if c.clientIP != "" {
-			vars := map[string]any{caddyhttp.ClientIPVarKey: c.clientIP}
-			r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, vars))
-		}
-		if got := clientAddr(r); got != c.want {
+		s := NewServlet(ServletConfig{ClientIP: func(*http.Request) string { return c.clientIP }})
+		if got := s.clientAddr(r); got != c.want {
 			t.Errorf("clientAddr(%q, %q) = %q, want %q", c.remote, c.clientIP, got, c.want)
 		}
+		s.Close()
 	}
 }
 
@@ -157,18 +159,16 @@ func TestClientAddr(t *testing.T) {
 func TestServletLogsRefusalsOncePerAddress(t *testing.T) {
 	e := newTestEdge(t, nil, withPassword("secret"))
 	core, logs := observer.New(zapcore.InfoLevel)
-	h := &CacheServlet{}
-	if err := h.setup(e.app, zap.New(core)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Cleanup() })
+	h := NewServlet(ServletConfig{Password: "secret", Groups: e.groups, Engine: func() (*cache.Engine, error) { return e.eng, nil },
+		Logger: zap.New(core)})
+	t.Cleanup(h.Close)
 	try := func(remote, query string) {
 		t.Helper()
 		r := httptest.NewRequest(http.MethodGet, DefaultServletPath+"?"+query, nil)
 		r.RemoteAddr = remote
 		w := httptest.NewRecorder()
-		if err := h.ServeHTTP(w, r, nil); err != nil || w.Code != http.StatusInternalServerError {
-			t.Fatalf("answer %d %v", w.Code, err)
+		if h.ServeHTTP(w, r); w.Code != http.StatusInternalServerError {
+			t.Fatalf("answer %d", w.Code)
 		}
 	}
 	for i := range 1000 {
