@@ -3,9 +3,14 @@ package imaging
 import (
 	"container/list"
 	"context"
+	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 )
 
 // MemoryCache is a Store that keeps recently read objects of another in
@@ -21,6 +26,12 @@ import (
 // Everything else (variant definitions, index markers, listings, tags)
 // goes to the store. Writes and deletes through this store drop the
 // entries they touch at once.
+//
+// A state record that expired is read again once for every request
+// waiting for it. When the store cannot be reached, the expired record is
+// served for up to StaleIfError more (the update service cannot write a
+// newer one meanwhile either), so hits from memory outlast a store
+// outage; "not found" is never papered over.
 type MemoryCache struct {
 	Store
 	maxBytes int64
@@ -31,7 +42,17 @@ type MemoryCache struct {
 	lru   *list.List // of *memEntry, most recent first
 	byKey map[string]*list.Element
 	bytes int64
+
+	refresh     singleflight.Group
+	writes      atomic.Uint64 // bumped around every write through this store
+	staleServed atomic.Int64
+	failing     atomic.Bool // the store failed the last refresh (logged once)
+	log         *zap.Logger
 }
+
+// StaleIfError is how long past its time an expired state record is
+// served while the store cannot be reached.
+const StaleIfError = 5 * time.Minute
 
 type memEntry struct {
 	key     string
@@ -41,10 +62,17 @@ type memEntry struct {
 
 // NewMemoryCache returns a memory cache of up to maxBytes in front of
 // inner; state records are trusted for stateTTL (0: never kept).
-func NewMemoryCache(inner Store, maxBytes int64, stateTTL time.Duration) *MemoryCache {
+func NewMemoryCache(inner Store, maxBytes int64, stateTTL time.Duration, log *zap.Logger) *MemoryCache {
+	if log == nil {
+		log = zap.NewNop()
+	}
 	return &MemoryCache{Store: inner, maxBytes: maxBytes, stateTTL: stateTTL, now: time.Now,
-		lru: list.New(), byKey: map[string]*list.Element{}}
+		lru: list.New(), byKey: map[string]*list.Element{}, log: log}
 }
+
+// StaleServed is how many reads were answered with an expired state
+// record because the store failed.
+func (s *MemoryCache) StaleServed() int64 { return s.staleServed.Load() }
 
 // cacheable says whether key may be kept, and for how long (0 = until
 // evicted).
@@ -64,15 +92,44 @@ func (s *MemoryCache) Get(ctx context.Context, key string) (*Object, error) {
 	if !ok {
 		return s.Store.Get(ctx, key)
 	}
-	if obj := s.lookup(key); obj != nil {
+	obj, expired := s.lookup(key)
+	if obj != nil && !expired {
 		return obj, nil
 	}
-	obj, err := s.Store.Get(ctx, key)
-	if err != nil {
-		return nil, err
+	// One read of the store for every request waiting for this key; it
+	// keeps the first caller's deadline but not its cancellation.
+	rctx := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithDeadline(rctx, dl)
+		defer cancel()
 	}
-	s.add(key, obj, ttl)
-	return copyObject(obj), nil
+	v, err, _ := s.refresh.Do(key, func() (any, error) {
+		w := s.writes.Load()
+		o, err := s.Store.Get(rctx, key)
+		if err == nil && s.writes.Load() == w { // no write since: what was read is current
+			s.add(key, o, ttl)
+		}
+		return o, err
+	})
+	switch {
+	case err == nil:
+		if s.failing.CompareAndSwap(true, false) {
+			s.log.Info("image store reachable again; state records are read from it")
+		}
+		return copyObject(v.(*Object)), nil
+	case errors.Is(err, ErrNotFound):
+		s.forget(key)
+		return nil, err
+	case obj != nil:
+		s.staleServed.Add(1)
+		if s.failing.CompareAndSwap(false, true) {
+			s.log.Warn("image store unreachable; serving expired state records for up to "+StaleIfError.String(),
+				zap.String("key", key), zap.Error(err))
+		}
+		return obj, nil
+	}
+	return nil, err
 }
 
 // copyObject returns a copy of the object's header; the bytes and the
@@ -83,20 +140,26 @@ func copyObject(obj *Object) *Object {
 	return &c
 }
 
-func (s *MemoryCache) lookup(key string) *Object {
+// lookup returns the entry of key; expired says its time is up (it is
+// kept for StaleIfError past it, for when the store fails).
+func (s *MemoryCache) lookup(key string) (obj *Object, expired bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	el, ok := s.byKey[key]
 	if !ok {
-		return nil
+		return nil, false
 	}
 	e := el.Value.(*memEntry)
-	if !e.expires.IsZero() && s.now().After(e.expires) {
-		s.removeLocked(el)
-		return nil
+	if !e.expires.IsZero() {
+		now := s.now()
+		if now.After(e.expires.Add(StaleIfError)) {
+			s.removeLocked(el)
+			return nil, false
+		}
+		expired = now.After(e.expires)
 	}
 	s.lru.MoveToFront(el)
-	return copyObject(e.obj)
+	return copyObject(e.obj), expired
 }
 
 func (s *MemoryCache) add(key string, obj *Object, ttl time.Duration) {
@@ -146,39 +209,54 @@ func (s *MemoryCache) forgetPrefix(prefix string) {
 	}
 }
 
-// Put implements Store.
+// mutate runs a write of the store with the entries it touches dropped
+// before and after (a Get racing with the write may have re-added the old
+// object); writes also stops a Get under way from keeping what it read.
+func (s *MemoryCache) mutate(drop func(), write func() error) error {
+	s.writes.Add(1)
+	drop()
+	err := write()
+	s.writes.Add(1)
+	drop()
+	return err
+}
+
+// Put implements Store. A variant or state record written is kept at once
+// (write through), so the hits of a variant just generated do not depend
+// on the store answering again.
 func (s *MemoryCache) Put(ctx context.Context, key string, data []byte, contentType string, meta map[string]string) error {
-	s.forget(key)
-	defer s.forget(key) // a Get racing with the write may have re-added the old object
-	return s.Store.Put(ctx, key, data, contentType, meta)
+	err := s.mutate(func() { s.forget(key) }, func() error { return s.Store.Put(ctx, key, data, contentType, meta) })
+	if ok, ttl := s.cacheable(key); err == nil && ok {
+		s.add(key, &Object{ObjectInfo: ObjectInfo{Key: key, Size: int64(len(data)), ModTime: s.now(),
+			ContentType: contentType, Meta: meta}, Data: data}, ttl)
+	}
+	return err
 }
 
 // Delete implements Store.
 func (s *MemoryCache) Delete(ctx context.Context, key string) error {
-	s.forget(key)
-	defer s.forget(key)
-	return s.Store.Delete(ctx, key)
+	return s.mutate(func() { s.forget(key) }, func() error { return s.Store.Delete(ctx, key) })
 }
 
 // DeleteKeys implements Store.
 func (s *MemoryCache) DeleteKeys(ctx context.Context, keys []string) error {
-	s.forget(keys...)
-	defer s.forget(keys...)
-	return s.Store.DeleteKeys(ctx, keys)
+	return s.mutate(func() { s.forget(keys...) }, func() error { return s.Store.DeleteKeys(ctx, keys) })
 }
 
 // DeletePrefix implements Store.
 func (s *MemoryCache) DeletePrefix(ctx context.Context, prefix string) (int, error) {
-	s.forgetPrefix(prefix)
-	defer s.forgetPrefix(prefix)
-	return s.Store.DeletePrefix(ctx, prefix)
+	var n int
+	err := s.mutate(func() { s.forgetPrefix(prefix) }, func() error {
+		var err error
+		n, err = s.Store.DeletePrefix(ctx, prefix)
+		return err
+	})
+	return n, err
 }
 
 // SetTags implements Store.
 func (s *MemoryCache) SetTags(ctx context.Context, key string, tags map[string]string) error {
-	s.forget(key)
-	defer s.forget(key)
-	return s.Store.SetTags(ctx, key, tags)
+	return s.mutate(func() { s.forget(key) }, func() error { return s.Store.SetTags(ctx, key, tags) })
 }
 
 var _ Store = (*MemoryCache)(nil)

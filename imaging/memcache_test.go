@@ -34,7 +34,7 @@ func TestMemoryCache(t *testing.T) {
 	ctx := context.Background()
 	inner := &countingStore{Store: newTestFolderStore(t), gets: map[string]*atomic.Int64{}}
 	now := time.Unix(1000, 0)
-	s := NewMemoryCache(inner, 1<<20, time.Second)
+	s := NewMemoryCache(inner, 1<<20, time.Second, nil)
 	s.now = func() time.Time { return now }
 
 	uuid := "491e3bf6-3b4a-4f3e-9a43-0c6b8f4f1d2a"
@@ -93,7 +93,7 @@ func TestMemoryCache(t *testing.T) {
 
 	// The byte bound evicts the least recently used; an object larger
 	// than an eighth of it is not kept at all.
-	small := NewMemoryCache(inner, 8<<10, time.Second)
+	small := NewMemoryCache(inner, 8<<10, time.Second, nil)
 	keys := make([]string, 10)
 	for i := range keys {
 		keys[i] = VariantKey(uuid, "1x1-144", int64(i), 1, 144, "webp")
@@ -119,5 +119,91 @@ func TestMemoryCache(t *testing.T) {
 	}
 	if _, ok := small.byKey[big]; ok {
 		t.Fatal("an object above an eighth of the bound was kept")
+	}
+}
+
+// failingStore fails every Get with err while fail is set.
+type failingStore struct {
+	Store
+	fail  atomic.Bool
+	err   error
+	gets  atomic.Int64
+	delay time.Duration
+}
+
+func (s *failingStore) Get(ctx context.Context, key string) (*Object, error) {
+	s.gets.Add(1)
+	time.Sleep(s.delay)
+	if s.fail.Load() {
+		return nil, s.err
+	}
+	return s.Store.Get(ctx, key)
+}
+
+// TestMemoryCacheStaleIfError: an expired state record is served while the
+// store fails, for StaleIfError at most; "not found" is never papered over.
+func TestMemoryCacheStaleIfError(t *testing.T) {
+	ctx := context.Background()
+	inner := &failingStore{Store: newTestFolderStore(t), err: errors.New("connection reset by peer")}
+	now := time.Unix(1000, 0)
+	s := NewMemoryCache(inner, 1<<20, time.Second, nil)
+	s.now = func() time.Time { return now }
+	state := StateKey("491e3bf6-3b4a-4f3e-9a43-0c6b8f4f1d2a")
+	if err := inner.Put(ctx, state, []byte(`{"state":"published"}`), "application/json", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, state); err != nil {
+		t.Fatal(err)
+	}
+	inner.fail.Store(true)
+	now = now.Add(2 * time.Second) // expired
+	obj, err := s.Get(ctx, state)
+	if err != nil || string(obj.Data) != `{"state":"published"}` || s.StaleServed() != 1 {
+		t.Fatalf("expired record while the store fails: %v %v (stale served %d)", obj, err, s.StaleServed())
+	}
+	now = now.Add(StaleIfError) // past the grace
+	if _, err := s.Get(ctx, state); err == nil {
+		t.Fatal("a record expired longer than StaleIfError ago was served")
+	}
+	// Not found while a stale record is at hand: not found.
+	inner.fail.Store(false)
+	if _, err := s.Get(ctx, state); err != nil {
+		t.Fatal(err)
+	}
+	if err := inner.Store.Delete(ctx, state); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Second)
+	if _, err := s.Get(ctx, state); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted record: %v, want not found", err)
+	}
+}
+
+// TestMemoryCacheRefreshCoalesced: concurrent readers of an expired state
+// record cause one read of the store.
+func TestMemoryCacheRefreshCoalesced(t *testing.T) {
+	ctx := context.Background()
+	inner := &failingStore{Store: newTestFolderStore(t), delay: 50 * time.Millisecond}
+	s := NewMemoryCache(inner, 1<<20, time.Millisecond, nil)
+	state := StateKey("491e3bf6-3b4a-4f3e-9a43-0c6b8f4f1d2a")
+	if err := inner.Put(ctx, state, []byte(`{"state":"published"}`), "application/json", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, state); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	inner.gets.Store(0)
+	done := make(chan error, 20)
+	for range 20 {
+		go func() { _, err := s.Get(ctx, state); done <- err }()
+	}
+	for range 20 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := inner.gets.Load(); n != 1 {
+		t.Fatalf("%d reads of the store for 20 concurrent readers of an expired record, want 1", n)
 	}
 }

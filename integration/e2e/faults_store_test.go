@@ -6,7 +6,6 @@ import (
 	"image"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -109,13 +108,10 @@ func TestFaultsImageStore(t *testing.T) {
 
 // TestFaultsImageStoreHitsOutlastStateTTL: with the default state_ttl
 // (1s) a variant held in memory needs its image's state record from the
-// store once a second, and answers 503 while the store resets. The
-// endurance target is that hits from memory are not affected; this test
-// shows the gap and is skipped unless DELIVERY_KNOWN_DEFECTS is set.
+// store once a second; while the store resets, the expired record is
+// served (imaging.MemoryCache, StaleIfError), so hits from memory are not
+// affected.
 func TestFaultsImageStoreHitsOutlastStateTTL(t *testing.T) {
-	if os.Getenv("DELIVERY_KNOWN_DEFECTS") == "" {
-		t.Skip("known defect: an expired state record is not served when the store fails (caddymodule/image_memcache.go); set DELIVERY_KNOWN_DEFECTS=1 to run")
-	}
 	_, px, _, e, hits := imageStoreEdge(t, "")
 	px.Add(faults.ResetPeer(0))
 	px.Add(faults.ResetPeer(0).On(faults.Upstream))
