@@ -26,6 +26,7 @@ type Panel struct {
 type Line struct {
 	Name     string
 	Segments [][]Point
+	Scatter  bool // points instead of lines
 }
 
 var lineColors = []color.RGBA{
@@ -61,21 +62,35 @@ func WritePanels(path, title string, panels []Panel) error {
 				for k, pt := range seg {
 					xys[k].X, xys[k].Y = pt.T, pt.V
 				}
-				l, err := plotter.NewLine(xys)
-				if err != nil {
-					return fmt.Errorf("plot %s/%s: %w", pn.Title, ln.Name, err)
+				var th plot.Thumbnailer
+				if ln.Scatter {
+					sc, err := plotter.NewScatter(xys)
+					if err != nil {
+						return fmt.Errorf("plot %s/%s: %w", pn.Title, ln.Name, err)
+					}
+					sc.Color = col
+					sc.Radius = vg.Points(1.2)
+					sc.Shape = draw.CircleGlyph{}
+					p.Add(sc)
+					th = sc
+				} else {
+					l, err := plotter.NewLine(xys)
+					if err != nil {
+						return fmt.Errorf("plot %s/%s: %w", pn.Title, ln.Name, err)
+					}
+					l.Color = col
+					l.Width = vg.Points(1)
+					p.Add(l)
+					th = l
 				}
-				l.Color = col
-				l.Width = vg.Points(1)
-				p.Add(l)
 				if si == 0 {
-					p.Legend.Add(ln.Name, l)
+					p.Legend.Add(ln.Name, th)
 				}
 			}
 		}
 		rows[i] = []*plot.Plot{p}
 	}
-	w, h := 10*vg.Inch, vg.Length(len(panels))*3*vg.Inch
+	w, h := 10*vg.Inch, vg.Length(len(panels))*2.6*vg.Inch
 	var (
 		canvas vg.CanvasWriterTo
 		dc     draw.Canvas

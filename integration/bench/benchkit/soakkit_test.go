@@ -2,6 +2,7 @@ package benchkit
 
 import (
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,7 +86,8 @@ func TestFitTrend(t *testing.T) {
 func TestWritePanels(t *testing.T) {
 	dir := t.TempDir()
 	panels := []Panel{{Title: "rss", YLabel: "MB", Lines: []Line{{Name: "a",
-		Segments: [][]Point{{{0, 1}, {1, 2}}, {{2, 1}, {3, 2}}}}}}, {Title: "empty"}}
+		Segments: [][]Point{{{0, 1}, {1, 2}}, {{2, 1}, {3, 2}}}}, {Name: "b", Scatter: true,
+		Segments: [][]Point{{{0, 3}, {1, 4}}}}}}, {Title: "empty"}}
 	for _, name := range []string{"p.svg", "p.png"} {
 		if err := WritePanels(filepath.Join(dir, name), "t", panels); err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -93,5 +95,27 @@ func TestWritePanels(t *testing.T) {
 	}
 	if err := WritePanels(filepath.Join(dir, "p.gif"), "t", panels); err == nil {
 		t.Error("a .gif was written")
+	}
+}
+
+func TestProcFigures(t *testing.T) {
+	pid := os.Getpid()
+	if rss, err := ProcRSS(pid); err != nil || rss <= 0 {
+		t.Errorf("ProcRSS: %d, %v", rss, err)
+	}
+	if n, err := ProcOpenFiles(pid); err != nil || n < 3 {
+		t.Errorf("ProcOpenFiles: %d, %v", n, err)
+	}
+	before, err := ProcCPU(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(100 * time.Millisecond); time.Now().Before(end); { // burn some CPU
+	}
+	if after, err := ProcCPU(pid); err != nil || after <= before {
+		t.Errorf("ProcCPU did not grow: %v → %v, %v", before, after, err)
+	}
+	if _, err := LoadAverage(); err != nil {
+		t.Error(err)
 	}
 }
