@@ -176,16 +176,18 @@ func (s *soakSite) logProblems() string {
 		var order []string
 		for _, line := range strings.Split(e.Log(), "\n") {
 			var rec struct {
-				Level string `json:"level"`
-				Msg   string `json:"msg"`
-				Error string `json:"error"`
+				Level string  `json:"level"`
+				TS    float64 `json:"ts"`
+				Msg   string  `json:"msg"`
+				Error string  `json:"error"`
 			}
 			if json.Unmarshal([]byte(line), &rec) != nil || (rec.Level != "warn" && rec.Level != "error") {
 				continue
 			}
 			k := rec.Level + ": " + rec.Msg
 			if counts[k] == nil {
-				counts[k] = &seen{first: truncate(rec.Error, 160)}
+				at := s.timeline.at(time.Unix(0, int64(rec.TS*1e9)))
+				counts[k] = &seen{first: at + " " + truncate(rec.Error, 300)}
 				order = append(order, k)
 			}
 			counts[k].n++

@@ -111,7 +111,7 @@ func (s *soakSite) getOn(ctx context.Context, e *soakEdge, class soakClass, path
 				s.stats.transport.Add(1)
 			} else {
 				s.stats.badConn.Add(1)
-				s.stats.example("%s edge %s %s: %v", t0.Format("15:04:05.000"), e.name, path, err)
+				s.stats.example("%s edge %s %s: %v", s.timeline.at(t0), e.name, path, err)
 			}
 		}
 		return soakAnswer{}, false
@@ -126,7 +126,7 @@ func (s *soakSite) getOn(ctx context.Context, e *soakEdge, class soakClass, path
 			s.stats.injected5xx[class].Add(1)
 		} else {
 			s.stats.bad5xx[class].Add(1)
-			s.stats.example("%s edge %s %s: %d %q", t0.Format("15:04:05.000"), e.name, path, resp.StatusCode,
+			s.stats.example("%s edge %s %s: %d %q", s.timeline.at(t0), e.name, path, resp.StatusCode,
 				truncate(string(body), 200))
 		}
 	}

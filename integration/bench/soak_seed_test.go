@@ -166,8 +166,8 @@ func seedEdges(b *testing.B, rd *origin.Render, c *origin.Content, pages []soakP
 	return len(files)
 }
 
-// importSeed writes the seeded entries into an edge's registry and records
-// the event streams as applied up to applied.
+// importSeed writes the seeded entries into an edge's registry and, when
+// applied is set, records the event streams as applied up to it.
 func importSeed(dataDir, docroot string, applied int64, records func(root uint16) func() (cache.ImportRecord, bool)) error {
 	eng, err := cache.Open(cache.Options{DataDir: dataDir, Logger: zap.NewNop()})
 	if err != nil {
@@ -177,10 +177,10 @@ func importSeed(dataDir, docroot string, applied int64, records func(root uint16
 	if err == nil {
 		_, err = eng.Registry().Import(records(root))
 	}
-	if err == nil {
+	if err == nil && applied > 0 {
 		err = eng.SetPosition(positionStaging, applied)
 	}
-	if err == nil {
+	if err == nil && applied > 0 {
 		err = eng.SetPosition(positionImageUpdates, applied)
 	}
 	if cerr := eng.Close(); err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -136,6 +137,8 @@ func (s *soakSite) orchestrate(b *testing.B, start time.Time) map[int]bool {
 	)
 	killed := map[int]bool{}
 	victim := s.edges[len(s.edges)-1]
+	lags := []time.Duration{0, 2 * time.Second} // as the origin starts
+	lagTarget := slices.Clone(lags)
 	for now := time.Now(); now.Before(end); now = time.Now() {
 		switch {
 		case fault != nil && now.After(faultUntil):
@@ -158,25 +161,45 @@ func (s *soakSite) orchestrate(b *testing.B, start time.Time) map[int]bool {
 			nextKill = nextKill.Add(cfg.KillEvery)
 		}
 		if now.After(nextLag) {
-			for i := range 2 {
-				if err := s.origin.Staging.SetLag(i, time.Duration(rng.Int64N(int64(2*time.Second)))); err != nil {
-					b.Fatal(err)
-				}
+			for i := range lagTarget {
+				lagTarget[i] = time.Duration(rng.Int64N(int64(2 * time.Second)))
 			}
 			nextLag = nextLag.Add(cfg.LagEvery)
+		}
+		for i := range lags {
+			lags[i] = lagStep(lags[i], lagTarget[i], orchestrateTick/2)
+			if err := s.origin.Staging.SetLag(i, lags[i]); err != nil {
+				b.Fatal(err)
+			}
 		}
 		if now.After(nextImage) {
 			imageRev++
 			s.changeImage(rng.IntN(len(origin.Sections)*origin.StoriesPerSection), imageRev)
 			nextImage = nextImage.Add(cfg.ImageEvery)
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(orchestrateTick)
 	}
 	if fault != nil {
 		fault.link(s).Up()
 		s.timeline.close(faultWin)
 	}
 	return killed
+}
+
+// orchestrateTick is the pace of the schedule.
+const orchestrateTick = 500 * time.Millisecond
+
+// lagStep moves a replica's lag towards its target by at most step. A
+// replica whose lag grows by less than the time that passes still moves
+// forward, as a real one does; a jump would take back what it served.
+func lagStep(lag, target, step time.Duration) time.Duration {
+	switch {
+	case target > lag+step:
+		return lag + step
+	case target < lag-step:
+		return lag - step
+	}
+	return target
 }
 
 // killRestart kills an edge with SIGKILL (the client stops sending to it

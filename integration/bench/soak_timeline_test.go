@@ -122,3 +122,8 @@ func (tl *soakTimeline) count() (kills, faults int) {
 	}
 	return kills, faults
 }
+
+// at formats a moment as seconds since the start of the load.
+func (tl *soakTimeline) at(t time.Time) string {
+	return fmt.Sprintf("%+.1fs", t.Sub(tl.start).Seconds())
+}
