@@ -58,7 +58,7 @@ func (s *soakSite) report(b *testing.B, samples *soakSamples, killed map[int]boo
 		readers += st.requests[c].Load()
 	}
 	fmt.Printf("\nSoak of %v (load ran %v): 3 edges in a group, %d pages, %d req/s target (%d workers), "+
-		"%g changes/s, %g flushes/s\n", cfg.Duration, ran.Round(time.Second), len(s.pages), cfg.RPS, cfg.Workers,
+		"%g changes/s, %g flushes/s\n", cfg.Duration, ran.Round(time.Second), len(s.pages), cfg.RPS, cfg.Workers+imageReaders,
 		cfg.ChangesPerSec, cfg.FlushesPerSec)
 	kills, faults := s.timeline.count()
 	fmt.Printf("faults and kills (%d faults, %d kills):\n%s", faults, kills, s.timeline.summary())
@@ -67,11 +67,12 @@ func (s *soakSite) report(b *testing.B, samples *soakSamples, killed map[int]boo
 	fmt.Printf("| reader requests | %d (%.0f/s) | |\n", readers, float64(readers)/ran.Seconds())
 	fmt.Printf("| reader latency | p50 %v, p99 %v, max %v | |\n", st.total.Quantile(0.5).Round(10*time.Microsecond),
 		st.total.Quantile(0.99).Round(10*time.Microsecond), st.total.Max().Round(time.Millisecond))
-	var perClass []string
 	for c := range numClasses {
-		perClass = append(perClass, fmt.Sprintf("%s %d", classNames[c], st.requests[c].Load()))
+		h := &st.byClass[c]
+		fmt.Printf("| %s requests | %d: p50 %v, p99 %v, max %v | |\n", classNames[c], st.requests[c].Load(),
+			h.Quantile(0.5).Round(10*time.Microsecond), h.Quantile(0.99).Round(10*time.Microsecond),
+			h.Max().Round(time.Millisecond))
 	}
-	fmt.Printf("| requests by class | %s | |\n", strings.Join(perClass, ", "))
 	var injected, bad []string
 	var badTotal int64
 	for c := range numClasses {

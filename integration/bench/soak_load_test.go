@@ -21,8 +21,9 @@ import (
 
 // soakStats are the counters every request of the soak adds to.
 type soakStats struct {
-	interval benchkit.Histogram // reader latencies since the last sample
-	total    benchkit.Histogram // reader latencies of the whole run
+	interval benchkit.Histogram             // reader latencies since the last sample
+	total    benchkit.Histogram             // reader latencies of the whole run
+	byClass  [numClasses]benchkit.Histogram // latencies of the whole run by class
 
 	requests    [numClasses]atomic.Int64
 	injected5xx [numClasses]atomic.Int64
@@ -117,6 +118,7 @@ func (s *soakSite) getOn(ctx context.Context, e *soakEdge, class soakClass, path
 		return soakAnswer{}, false
 	}
 	s.stats.requests[class].Add(1)
+	s.stats.byClass[class].Record(t1.Sub(t0))
 	if class == classPage || class == classMiss || class == classImage {
 		s.stats.interval.Record(t1.Sub(t0))
 		s.stats.total.Record(t1.Sub(t0))
@@ -180,12 +182,48 @@ func (s *soakSite) checkPage(path string, a soakAnswer) {
 	}
 }
 
-// reader is one load worker: paced requests (its share of cfg.RPS) until
-// ctx ends. 94 % pages by Zipf, 5 % image variants, 1 % misses.
+// Readers come in two pools of fixed size, so that image requests that
+// wait for the CMS during a fault do not hold up the page readers (they
+// are different clients in production too): image readers ask for image
+// variants (5 % of all reads), page readers for pages by Zipf and for
+// misses (1 % of all reads).
+const (
+	imageShare   = 0.05
+	imageReaders = 16
+)
+
+// reader is one page reader: paced requests (its share of the page rate)
+// until ctx ends.
 func (s *soakSite) reader(ctx context.Context, w int, misses *atomic.Int64) {
 	rng := rand.New(rand.NewPCG(uint64(w)+1, 0x50a6))
 	zipf := rand.NewZipf(rng, 1.07, 2, uint64(len(s.pages)-1))
-	every := time.Duration(float64(time.Second) * float64(s.cfg.Workers) / float64(s.cfg.RPS))
+	rate := float64(s.cfg.RPS) * (1 - imageShare) / float64(s.cfg.Workers)
+	paced(ctx, rng, rate, func() {
+		if rng.IntN(95) == 0 { // 1 % of all reads
+			p := s.stories[rng.IntN(len(s.stories))]
+			path := fmt.Sprintf("%s?page=%d", p.path, misses.Add(1))
+			if a, ok := s.get(ctx, classMiss, path, soakAcceptEncoding(rng)); ok {
+				s.expectPage(path, a)
+			}
+			return
+		}
+		p := s.pages[zipf.Uint64()]
+		if a, ok := s.get(ctx, classPage, p.path, soakAcceptEncoding(rng)); ok {
+			s.expectPage(p.path, a)
+		}
+	})
+}
+
+// imageReader is one image reader.
+func (s *soakSite) imageReader(ctx context.Context, w int) {
+	rng := rand.New(rand.NewPCG(uint64(w)+1, 0x1a6e))
+	paced(ctx, rng, float64(s.cfg.RPS)*imageShare/imageReaders, func() { s.readImage(ctx, rng) })
+}
+
+// paced calls do rate times a second until ctx ends; a worker that falls
+// more than a second behind starts afresh instead of bursting.
+func paced(ctx context.Context, rng *rand.Rand, rate float64, do func()) {
+	every := time.Duration(float64(time.Second) / rate)
 	next := time.Now().Add(time.Duration(rng.Int64N(int64(every))))
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -198,23 +236,9 @@ func (s *soakSite) reader(ctx context.Context, w int, misses *atomic.Int64) {
 		}
 		next = next.Add(every)
 		if late := time.Since(next); late > time.Second {
-			next = time.Now() // fell behind: do not burst to catch up
+			next = time.Now()
 		}
-		switch r := rng.IntN(100); {
-		case r < 1:
-			p := s.stories[rng.IntN(len(s.stories))]
-			path := fmt.Sprintf("%s?page=%d", p.path, misses.Add(1))
-			if a, ok := s.get(ctx, classMiss, path, soakAcceptEncoding(rng)); ok {
-				s.expectPage(path, a)
-			}
-		case r < 6:
-			s.readImage(ctx, rng)
-		default:
-			p := s.pages[zipf.Uint64()]
-			if a, ok := s.get(ctx, classPage, p.path, soakAcceptEncoding(rng)); ok {
-				s.expectPage(p.path, a)
-			}
-		}
+		do()
 	}
 }
 

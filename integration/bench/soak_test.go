@@ -72,6 +72,9 @@ func runSoak(b *testing.B, cfg soakConfig) {
 	for w := range cfg.Workers {
 		load.Go(func() { s.reader(loadCtx, w, &misses) })
 	}
+	for w := range imageReaders {
+		load.Go(func() { s.imageReader(loadCtx, w) })
+	}
 	load.Go(func() { s.changer(loadCtx, &revs) })
 	load.Go(func() { s.flusher(loadCtx) })
 
