@@ -56,14 +56,14 @@ func soakConfigFromEnv() soakConfig {
 		Pages:         envInt("BENCH_SOAK_PAGES", 50_000),
 		ChangesPerSec: 10,
 		FlushesPerSec: 1,
-		KillEvery:     d / 6,                                            // 5 min of 30
-		FaultEvery:    max(10*time.Second, d/10),                        // 3 min of 30
-		LagEvery:      10 * time.Second,                                 //
-		ImageEvery:    max(15*time.Second, d/6),                         //
-		SampleEvery:   max(2*time.Second, d/300),                        // 6 s of 30 min: 300 samples
-		Quiet:         max(15*time.Second, d/10),                        // the end is for draining
-		FaultFor:      min(20*time.Second, max(10*time.Second, d/10)/2), //
+		KillEvery:     d / 6,                     // 5 min of 30: five kills in any run
+		FaultEvery:    max(10*time.Second, d/10), // 3 min of 30: every kind at least once
+		LagEvery:      10 * time.Second,
+		ImageEvery:    max(15*time.Second, d/6),
+		SampleEvery:   max(2*time.Second, d/300), // 300 samples
+		Quiet:         max(15*time.Second, d/10), // the end is for draining
 	}
+	c.FaultFor = min(20*time.Second, c.FaultEvery/2)
 	return c
 }
 
