@@ -1,0 +1,187 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/delivery-edge/edge/integration/bench/benchkit"
+	"github.com/delivery-edge/edge/integration/harness"
+)
+
+const (
+	stormWorkers = 16
+	stormRender  = 5 * time.Millisecond
+	stormHitRate = 200 // hits per second while measuring hit latency
+)
+
+// BenchmarkStorm: a template deploy invalidates every page of a docroot
+// (BENCH_STORM_FILES, default 100,000) with pre-generation on (16
+// workers), in front of a render backend that renders in 5 ms with 16
+// workers. It reports
+//
+//   - the re-render rate until the pre-generation queue drains, against
+//     the backend's own capacity (16 concurrent clients straight at it,
+//     wrk): goal ≥ 0.9×;
+//   - the p99 of hits (200/s, open loop) during the storm against idle:
+//     goal ≤ 2×;
+//   - misses per second through delivery_cache against a plain
+//     reverse_proxy to the same backend (wrk -c16, unique paths, rounds
+//     interleaved): goal ≥ 0.9×.
+func BenchmarkStorm(b *testing.B) {
+	benchkit.Need(b, "wrk")
+	for range b.N {
+		runStorm(b, stormFiles())
+	}
+}
+
+func runStorm(b *testing.B, n int) {
+	backend := newStormBackend(stormWorkers, stormRender)
+	srv := httptest.NewServer(backend)
+	b.Cleanup(srv.Close)
+	backendAddr := srv.Listener.Addr().String()
+	d := benchkit.Duration()
+
+	// The backend's own capacity.
+	capacity := benchkit.NewSeries()
+	for r := range benchkit.Rounds() {
+		capacity.Add("backend", benchkit.Wrk(b, srv.URL, missPaths("cap", r), 1, stormWorkers, d, ""))
+	}
+	backendRate := capacity.Median("backend").RPS
+
+	// The edge over a seeded docroot, and a plain reverse proxy.
+	dir := b.TempDir()
+	seedStorm(b, dir, n)
+	edge := harness.StartEdge(b, harness.EdgeOptions{Origin: backendAddr, Dir: dir,
+		Global: fmt.Sprintf("pregenerate {\nworkers %d\n}", stormWorkers), Route: "metrics /metrics"})
+	proxyDir := b.TempDir()
+	proxyPort := harness.FreePort(b)
+	proxy := harness.StartCaddy(b, proxyDir, fmt.Sprintf(`{
+	admin off
+	persist_config off
+	storage file_system %[1]s/storage
+}
+http://127.0.0.1:%[2]d {
+	reverse_proxy %[3]s
+}
+`, proxyDir, proxyPort, backendAddr), proxyPort)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 30 * time.Second}
+	b.Cleanup(client.CloseIdleConnections)
+	metrics := &http.Client{Timeout: 5 * time.Second}
+	scrape := func() benchkit.Metrics {
+		m, err := benchkit.Scrape(context.Background(), metrics, edge.URL()+"/metrics")
+		if err != nil {
+			b.Fatalf("edge metrics: %v", err)
+		}
+		return m
+	}
+
+	// The edge learns the template's hash from a render (a deploy is
+	// noticed by the first render after it that reports another hash).
+	if status, _, _ := harness.Get(b, client, edge.URL()+"/m/before-deploy.html"); status != 200 {
+		b.Fatalf("render before the deploy: %d", status)
+	}
+	hits := make([]string, 0, 1000)
+	for k := 0; k < n && len(hits) < 1000; k += max(1, n/1000) {
+		hits = append(hits, stormPath(k))
+	}
+	var idle benchkit.Histogram
+	var hitErrs atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	pacedHits(ctx, client, edge.URL(), hits, stormHitRate, &idle, &hitErrs)
+	cancel()
+
+	// The deploy: the template's hash changes; the next render reports it.
+	before := scrape()
+	rendersBefore := backend.renders.Load()
+	backend.version.Add(1)
+	start := time.Now()
+	if status, _, _ := harness.Get(b, client, edge.URL()+"/m/after-deploy.html"); status != 200 {
+		b.Fatalf("render after the deploy: %d", status)
+	}
+	var during benchkit.Histogram
+	hitCtx, stopHits := context.WithCancel(context.Background())
+	hitsDone := make(chan struct{})
+	go func() {
+		defer close(hitsDone)
+		pacedHits(hitCtx, client, edge.URL(), hits, stormHitRate, &during, &hitErrs)
+	}()
+	var queued, drained time.Duration
+	var peak float64
+	limit := 2*time.Minute + time.Duration(n)*10*time.Millisecond // a bound, not a goal: 100 renders/s
+	for {
+		m := scrape()
+		q := m[`delivery_queue_length{queue="pregeneration"}`]
+		done := m["delivery_pregenerated_total"] - before["delivery_pregenerated_total"]
+		peak = max(peak, q)
+		if queued == 0 && q+done >= float64(n) {
+			queued = time.Since(start)
+		}
+		if queued > 0 && q == 0 {
+			drained = time.Since(start)
+			break
+		}
+		if time.Since(start) > limit {
+			stopHits()
+			<-hitsDone
+			b.Fatalf("pre-generation did not drain within %v: %.0f queued, %.0f of %d done", limit, q, done, n)
+		}
+		time.Sleep(250 * time.Millisecond) // the queue length costs the edge a walk of the queue
+	}
+	stopHits()
+	<-hitsDone
+	after := scrape()
+	pregenerated := after["delivery_pregenerated_total"] - before["delivery_pregenerated_total"]
+	failed := after[`delivery_cache_renders_total{outcome="failed"}`] - before[`delivery_cache_renders_total{outcome="failed"}`]
+	rerenderRate := pregenerated / drained.Seconds()
+	backendRenders := backend.renders.Load() - rendersBefore
+
+	// Misses: unique paths through the edge and through the plain proxy.
+	misses := benchkit.NewSeries()
+	for r := range benchkit.Rounds() {
+		misses.Add("render backend (16 clients, its capacity)", benchkit.Wrk(b, srv.URL, missPaths("b", r), 1, stormWorkers, d, ""))
+		misses.Add("reverse_proxy", benchkit.Wrk(b, proxy.URL(), missPaths("p", r), 1, stormWorkers, d, ""))
+		misses.Add("delivery_cache miss", benchkit.Wrk(b, edge.URL(), missPaths("e", r), 1, stormWorkers, d, ""))
+	}
+	fmt.Print(misses.Table(fmt.Sprintf("Misses: unique pages, wrk -t1 -c%d, backend %v per render with %d workers",
+		stormWorkers, stormRender, stormWorkers), "reverse_proxy"))
+	missRatio := misses.Median("delivery_cache miss").RPS / misses.Median("reverse_proxy").RPS
+
+	idleP99, stormP99 := idle.Quantile(0.99), during.Quantile(0.99)
+	fmt.Printf("\nRender storm: a template deploy invalidates %d pages, pregenerate { workers %d }, backend %v × %d workers\n",
+		n, stormWorkers, stormRender, stormWorkers)
+	fmt.Printf("| measure | value | goal |\n|---|---|---|\n")
+	fmt.Printf("| backend capacity (wrk -c%d straight at it, median of %d) | %.0f renders/s | |\n", stormWorkers,
+		benchkit.Rounds(), backendRate)
+	fmt.Printf("| deploy → %d jobs queued | %v (peak queue %.0f) | |\n", n, queued.Round(time.Millisecond), peak)
+	fmt.Printf("| deploy → queue drained | %v: %.0f pre-generated, %.0f failed, %d backend renders | |\n",
+		drained.Round(time.Millisecond), pregenerated, failed, backendRenders)
+	fmt.Printf("| re-render rate | %.0f pages/s = %.2f × capacity | ≥ 0.9× |\n", rerenderRate, rerenderRate/backendRate)
+	fmt.Printf("| hit p99 idle / during the storm (%d/s open loop) | %v / %v = %.2f× (p50 %v / %v) | ≤ 2× |\n",
+		stormHitRate, idleP99.Round(10*time.Microsecond), stormP99.Round(10*time.Microsecond),
+		float64(stormP99)/float64(max(idleP99, 1)), idle.Quantile(0.5).Round(10*time.Microsecond),
+		during.Quantile(0.5).Round(10*time.Microsecond))
+	fmt.Printf("| misses/s delivery_cache ÷ reverse_proxy | %.2f | ≥ 0.9× |\n", missRatio)
+	fmt.Printf("| hit errors | %d | none |\n", hitErrs.Load())
+	if hitErrs.Load() > 0 {
+		b.Errorf("%d hits failed", hitErrs.Load())
+	}
+	if pregenerated+failed < float64(n) {
+		b.Errorf("the queue drained with %.0f of %d pages pre-generated (%.0f failed)", pregenerated, n, failed)
+	}
+}
+
+// missPaths are unique page paths for one wrk run (more than it can ask
+// for), in folders of 1,000.
+func missPaths(tag string, round int) []string {
+	const n = 60_000
+	paths := make([]string, n)
+	for k := range paths {
+		paths[k] = fmt.Sprintf("/m/%s%d/%d/p%d.html", tag, round, k/1000, k)
+	}
+	return paths
+}
