@@ -162,16 +162,6 @@ func startSoakSite(b *testing.B, cfg soakConfig) *soakSite {
 	return s
 }
 
-func mustLink(b *testing.B, upstream string) faultLink {
-	b.Helper()
-	l, err := newTCPLink(upstream)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(l.Close)
-	return l
-}
-
 // edgeOptions is the configuration of edge i: staging, S3 and the render
 // backend through the fault links; a group of all three (the peers
 // directly); pre-generation; the first edge follows the image updates.

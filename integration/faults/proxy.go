@@ -188,6 +188,20 @@ func (p *Proxy) Down() {
 	}
 }
 
+// ResetConnections resets (TCP RST) every connection open now; new ones
+// pass as before.
+func (p *Proxy) ResetConnections() {
+	p.mu.Lock()
+	conns := make([]*conn, 0, len(p.conns))
+	for c := range p.conns {
+		conns = append(conns, c)
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.close(true)
+	}
+}
+
 // Up listens again on the same address after Down.
 func (p *Proxy) Up() error {
 	p.mu.Lock()
