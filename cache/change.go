@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 // Content states of a Change.
@@ -58,14 +58,14 @@ func (c Change) names() []string {
 
 // affected finds the files a change invalidates, each once, in a stable
 // order, with their metadata from the index.
-func (r *Registry) affected(tx *bolt.Tx, c Change) ([]FileID, map[FileID]fileMeta, error) {
-	seen := map[FileID]fileMeta{}
+func affected(tx *registry.Tx, c Change) ([]FileID, map[FileID]registry.Meta, error) {
+	seen := map[FileID]registry.Meta{}
 	var out []FileID
 	for _, name := range c.names() {
 		if name == "" {
 			continue
 		}
-		err := r.findMetaTx(tx, c.Kind, name, func(id FileID, d Dependency, meta fileMeta) bool {
+		err := tx.FindMeta(c.Kind, name, func(id FileID, d Dependency, meta registry.Meta) bool {
 			if _, dup := seen[id]; !dup && c.hits(d) {
 				seen[id] = meta
 				out = append(out, id)

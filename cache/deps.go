@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/dunglas/httpsfv"
+
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 // Response headers the render backend reports. They are consumed by the
@@ -25,48 +27,6 @@ const (
 // MaxPropertyDeps is the number of properties above which a property
 // dependency counts as a full dependency on the document.
 const MaxPropertyDeps = 10
-
-// DepKind says what a dependency points at.
-type DepKind byte
-
-// Kinds of dependencies. The values are stable: they are stored in the
-// registry's reverse indexes.
-const (
-	DepDocument DepKind = 'd' // a document by Sophora ID or UUID
-	DepNode     DepKind = 'n' // a structure node, e.g. "/politik"
-	DepYellow   DepKind = 'y' // the yellow data of a document
-	DepResource DepKind = 'r' // a template or other resource, with a hash
-	DepKey      DepKind = 'k' // an explicit cache key
-)
-
-func (k DepKind) String() string {
-	switch k {
-	case DepDocument:
-		return "document"
-	case DepNode:
-		return "node"
-	case DepYellow:
-		return "yellow"
-	case DepResource:
-		return "resource"
-	case DepKey:
-		return "key"
-	}
-	return fmt.Sprintf("DepKind(%q)", byte(k))
-}
-
-// Dependency is one thing a cached file was rendered from.
-type Dependency struct {
-	Kind DepKind `json:"t"`
-	Name string  `json:"n"`
-	// Props are the properties read; nil means a full dependency.
-	Props []string `json:"p,omitempty"`
-	// Hash is the content hash of a resource.
-	Hash string `json:"h,omitempty"`
-}
-
-// Full reports whether any change of the target invalidates the file.
-func (d Dependency) Full() bool { return d.Props == nil }
 
 // RenderInfo is what a render response reports about itself.
 type RenderInfo struct {
@@ -88,7 +48,7 @@ type RenderInfo struct {
 func ParseRenderInfo(h http.Header, now time.Time) (RenderInfo, error) {
 	var info RenderInfo
 	// Checked before parsing, so an enormous header costs no parsing.
-	err := checkLimit("bytes of Delivery-* headers", renderHeaderBytes(h), MaxRenderHeaderBytes)
+	err := registry.CheckLimit("bytes of Delivery-* headers", renderHeaderBytes(h), MaxRenderHeaderBytes)
 	if err != nil {
 		return info, err
 	}
@@ -126,7 +86,7 @@ func ParseDependencies(values []string) ([]Dependency, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", HeaderDependencies, err)
 	}
-	if err := checkLimit(HeaderDependencies+" items", len(list), MaxDependencies); err != nil {
+	if err := registry.CheckLimit(HeaderDependencies+" items", len(list), MaxDependencies); err != nil {
 		return nil, err
 	}
 	deps := make([]Dependency, 0, len(list))
@@ -193,14 +153,14 @@ func dependencyOf(item httpsfv.Item) (Dependency, error) {
 
 // checkDependencySizes applies MaxNameBytes to every name of a dependency.
 func checkDependencySizes(d Dependency) error {
-	if err := checkLimit("bytes of a name", len(d.Name), MaxNameBytes); err != nil {
+	if err := registry.CheckLimit("bytes of a name", len(d.Name), MaxNameBytes); err != nil {
 		return err
 	}
-	if err := checkLimit("bytes of a hash", len(d.Hash), MaxNameBytes); err != nil {
+	if err := registry.CheckLimit("bytes of a hash", len(d.Hash), MaxNameBytes); err != nil {
 		return err
 	}
 	for _, p := range d.Props {
-		if err := checkLimit("bytes of a property", len(p), MaxNameBytes); err != nil {
+		if err := registry.CheckLimit("bytes of a property", len(p), MaxNameBytes); err != nil {
 			return err
 		}
 	}
@@ -212,7 +172,7 @@ func parseKeys(values []string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", HeaderCacheKeys, err)
 	}
-	if err := checkLimit(HeaderCacheKeys+" items", len(list), MaxCacheKeys); err != nil {
+	if err := registry.CheckLimit(HeaderCacheKeys+" items", len(list), MaxCacheKeys); err != nil {
 		return nil, err
 	}
 	keys := make([]string, 0, len(list))
@@ -235,7 +195,7 @@ func parseKeys(values []string) ([]string, error) {
 			// page could never be flushed by it.
 			return nil, fmt.Errorf("%s: member %d is empty", HeaderCacheKeys, i)
 		}
-		if err := checkLimit("bytes of a cache key", len(key), MaxNameBytes); err != nil {
+		if err := registry.CheckLimit("bytes of a cache key", len(key), MaxNameBytes); err != nil {
 			return nil, fmt.Errorf("%s: member %d: %w", HeaderCacheKeys, i, err)
 		}
 		keys = append(keys, key)

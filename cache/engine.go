@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -10,8 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
+
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 // Options configure an Engine.
@@ -105,10 +105,7 @@ func (e *Engine) Stats() Stats {
 		}
 	}
 	e.mu.Unlock()
-	_ = e.reg.db.View(func(tx *bolt.Tx) error {
-		st.RemovalQueue, st.PregenQueue = QueueLengths(tx)
-		return nil
-	})
+	st.RemovalQueue, st.PregenQueue = e.reg.QueueLengths()
 	return st
 }
 
@@ -131,7 +128,7 @@ func Open(o Options) (*Engine, error) {
 	if o.HotValid == 0 {
 		o.HotValid = DefaultHotValid
 	}
-	reg, err := OpenRegistry(o.DataDir, log)
+	reg, err := registry.Open(o.DataDir, log)
 	if err != nil {
 		return nil, err
 	}
@@ -198,15 +195,7 @@ func (e *Engine) storeByRoot(id uint16, open bool) *Store {
 	if s != nil || !open {
 		return s
 	}
-	var dir string
-	_ = e.reg.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRoots).ForEach(func(k, v []byte) error {
-			if len(v) == 2 && binary.BigEndian.Uint16(v) == id {
-				dir = string(k)
-			}
-			return nil
-		})
-	})
+	dir := e.reg.RootDir(id)
 	if dir == "" {
 		return nil
 	}
@@ -224,7 +213,7 @@ func (e *Engine) Close() error {
 	e.cancel()
 	e.wake.notify()
 	e.wg.Wait()
-	_, aerr := e.access.Flush(e.reg.DB())
+	_, aerr := e.access.Flush(e.reg)
 	e.mu.Lock()
 	var errs []error
 	for _, s := range e.stores {
@@ -244,7 +233,7 @@ func (e *Engine) flushAccessLoop(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := e.access.Flush(e.reg.DB()); err != nil {
+			if _, err := e.access.Flush(e.reg); err != nil {
 				e.log.Warn("access times not written; will retry", zap.Error(err))
 			}
 		}

@@ -1,14 +1,15 @@
 package cache
 
 import (
-	"bytes"
-	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	bolt "go.etcd.io/bbolt"
+
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 // Flush applies an explicit flush of a cache key, once. In one
@@ -25,20 +26,20 @@ import (
 // document's own pages (the files with a full dependency on it).
 func (e *Engine) Flush(key, group string, ts int64, forwardTo []string) (applied bool, err error) {
 	f := Flush{Key: key, Group: group, Time: ts}
-	if !f.valid() {
+	if !validFlush(f) {
 		return false, invalidFlush(f)
 	}
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
 	var touched []FileID
-	err = e.reg.db.Update(func(tx *bolt.Tx) error {
+	err = e.reg.Update(func(tx *registry.Tx) error {
 		now := time.Now()
 		var err error
 		applied, touched, err = e.applyFlushTx(tx, f, now)
 		if err != nil || !applied {
 			return err
 		}
-		return queueForwardsTx(tx, f, forwardTo, now)
+		return tx.QueueForwards(f, forwardTo, now)
 	})
 	if err != nil {
 		return false, err
@@ -71,13 +72,13 @@ func (e *Engine) applySyncBatch(group, peer string, flushes []Flush) (int, []Fil
 	defer e.applyMu.Unlock()
 	var n int
 	var touched []FileID
-	err := e.reg.db.Update(func(tx *bolt.Tx) error {
+	err := e.reg.Update(func(tx *registry.Tx) error {
 		n, touched = 0, touched[:0]
 		now := time.Now()
-		pos := syncPositionTx(tx, group, peer)
+		pos := tx.SyncPosition(group, peer)
 		for _, f := range flushes {
 			f.Group = group
-			if !f.valid() {
+			if !validFlush(f) {
 				continue
 			}
 			ok, files, err := e.applyFlushTx(tx, f, now)
@@ -90,7 +91,7 @@ func (e *Engine) applySyncBatch(group, peer string, flushes []Flush) (int, []Fil
 			touched = append(touched, files...)
 			pos = max(pos, f.Time)
 		}
-		return setSyncPositionTx(tx, group, peer, pos)
+		return tx.SetSyncPosition(group, peer, pos)
 	})
 	if err != nil {
 		return 0, nil, err
@@ -108,14 +109,8 @@ func (e *Engine) afterFlush(touched []FileID) {
 
 // applyFlushTx records a flush and queues its jobs unless it is in the
 // log already.
-func (e *Engine) applyFlushTx(tx *bolt.Tx, f Flush, now time.Time) (bool, []FileID, error) {
-	if flushSeen(tx, f.Time, f.Key) {
-		if b := tx.Bucket(bucketFlushLog); b.Get(flushLogKey(f)) == nil {
-			return false, nil, recordFlush(tx, f)
-		}
-		return false, nil, nil
-	}
-	if err := recordFlush(tx, f); err != nil {
+func (e *Engine) applyFlushTx(tx *registry.Tx, f Flush, now time.Time) (bool, []FileID, error) {
+	if isNew, err := tx.LogFlush(f); err != nil || !isNew {
 		return false, nil, err
 	}
 	files, err := e.queueFlushTx(tx, f.Key, now)
@@ -133,8 +128,8 @@ func (e *Engine) applyFlushTx(tx *bolt.Tx, f Flush, now time.Time) (bool, []File
 // it as a document ID or UUID), or when it has the shape of a UUID, so
 // that the UUID of a document that cached files only register as a key
 // counts too. Every other key ("section:/politik", "home", …) is plain.
-func (e *Engine) queueFlushTx(tx *bolt.Tx, key string, now time.Time) ([]FileID, error) {
-	files, meta, err := e.reg.affected(tx, Change{Kind: DepKey, ID: key, State: StatePublished})
+func (e *Engine) queueFlushTx(tx *registry.Tx, key string, now time.Time) ([]FileID, error) {
+	files, meta, err := affected(tx, Change{Kind: DepKey, ID: key, State: StatePublished})
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +137,7 @@ func (e *Engine) queueFlushTx(tx *bolt.Tx, key string, now time.Time) ([]FileID,
 	if e.config().Pregenerate {
 		doc := looksLikeUUID(key)
 		var pages []FileID
-		err := e.reg.FindTx(tx, DepDocument, key, func(id FileID, d Dependency) bool {
+		err := tx.Find(DepDocument, key, func(id FileID, d Dependency) bool {
 			doc = true
 			if d.Full() {
 				pages = append(pages, id)
@@ -187,32 +182,26 @@ func looksLikeUUID(s string) bool { return len(s) == 36 && uuid.Validate(s) == n
 // forcePregenTx queues a file for pre-generation whatever its use; a
 // rename of the same file that waits in the removal queue is replaced
 // (keeping the higher priority), a purge (the content is gone) is not.
-func (e *Engine) forcePregenTx(tx *bolt.Tx, id FileID, prio int, now time.Time) error {
-	entry, found, err := e.reg.GetTx(tx, id)
+func (e *Engine) forcePregenTx(tx *registry.Tx, id FileID, prio int, now time.Time) error {
+	entry, found, err := tx.Get(id)
 	if err != nil {
 		return err
 	}
 	if !found || entry.Key == "" {
 		return e.queueFiles(tx, Job{Files: []FileID{id}, Priority: prio}, false, now)
 	}
-	j := QueuedJob{Root: id.Root, File: id.File, Op: OpRender, Priority: prio, Enqueued: now.UnixMilli(),
+	j := registry.QueuedJob{Root: id.Root, File: id.File, Op: registry.OpRender, Priority: prio, Enqueued: now.UnixMilli(),
 		Created: entry.Created, Key: entry.Key, Host: entry.Host}
-	dk := j.dedupKey()
-	if cur := tx.Bucket(bucketQueueFiles).Get(dk); len(cur) == 10 && QueueKind(cur[0]) == QueueRemoval {
-		order := bytes.Clone(cur[1:])
-		byPrio, _ := queueBuckets(QueueRemoval)
-		if v := tx.Bucket(byPrio).Get(order); v != nil {
-			var old QueuedJob
-			if err := json.Unmarshal(v, &old); err == nil && old.Op == OpPurge {
-				return nil
-			}
-			j.Priority = max(j.Priority, old.Priority)
+	if q, cur, ok := tx.Queued(j); ok && q == registry.QueueRemoval {
+		if cur.Op == registry.OpPurge {
+			return nil
 		}
-		if err := dequeue(tx, QueueRemoval, order, dk); err != nil {
+		j.Priority = max(j.Priority, cur.Priority)
+		if err := tx.Complete(registry.QueueRemoval, cur); err != nil {
 			return err
 		}
 	}
-	_, err = enqueue(tx, QueuePregen, j)
+	_, err = tx.Enqueue(registry.QueuePregen, j)
 	return err
 }
 
@@ -223,4 +212,14 @@ func sortFileIDs(ids []FileID) {
 		}
 		return strings.Compare(a.File, b.File)
 	})
+}
+
+// ErrInvalidFlush is returned for a flush without key or group or with a
+// time that is not positive.
+var ErrInvalidFlush = errors.New("invalid flush")
+
+func validFlush(f Flush) bool { return f.Key != "" && f.Group != "" && f.Time > 0 }
+
+func invalidFlush(f Flush) error {
+	return fmt.Errorf("%w: key %q, group %q, time %d", ErrInvalidFlush, f.Key, f.Group, f.Time)
 }

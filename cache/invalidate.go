@@ -1,12 +1,12 @@
 package cache
 
 import (
-	"encoding/binary"
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
+
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 // InvalidationConfig says how invalidated files are handled.
@@ -65,7 +65,7 @@ func (e *Engine) ApplyChanges(changes []Change, position string, upTo int64) err
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
 	var touched []FileID
-	err := e.reg.db.Update(func(tx *bolt.Tx) error {
+	err := e.reg.Update(func(tx *registry.Tx) error {
 		touched = touched[:0]
 		now := time.Now()
 		for _, c := range changes {
@@ -78,7 +78,7 @@ func (e *Engine) ApplyChanges(changes []Change, position string, upTo int64) err
 		if position == "" {
 			return nil
 		}
-		return setPositionTx(tx, position, upTo)
+		return tx.SetPosition(position, upTo)
 	})
 	if err != nil {
 		return err
@@ -86,14 +86,14 @@ func (e *Engine) ApplyChanges(changes []Change, position string, upTo int64) err
 	e.markOutdated(touched)
 	e.wakeWorkers()
 	if len(touched) > 1000 {
-		e.reg.releaseMapping()
+		e.reg.ReleaseMapping()
 	}
 	return nil
 }
 
 // queueChange queues the jobs of one change and returns the files.
-func (e *Engine) queueChange(tx *bolt.Tx, c Change, now time.Time) ([]FileID, error) {
-	files, meta, err := e.reg.affected(tx, c)
+func (e *Engine) queueChange(tx *registry.Tx, c Change, now time.Time) ([]FileID, error) {
+	files, meta, err := affected(tx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -114,58 +114,58 @@ func (e *Engine) queueChange(tx *bolt.Tx, c Change, now time.Time) ([]FileID, er
 
 // documentCached reports whether any file depends on the document at all
 // (a change that hit none of them still means the document is cached).
-func (e *Engine) documentCached(tx *bolt.Tx, c Change) bool {
+func (e *Engine) documentCached(tx *registry.Tx, c Change) bool {
 	found := false
 	for _, name := range c.names() {
-		_ = e.reg.FindTx(tx, DepDocument, name, func(FileID, Dependency) bool { found = true; return false })
+		_ = tx.Find(DepDocument, name, func(FileID, Dependency) bool { found = true; return false })
 	}
 	return found
 }
 
 // queueFiles puts every file of a job into the queue its use calls for.
-func (e *Engine) queueFiles(tx *bolt.Tx, job Job, gone bool, now time.Time) error {
+func (e *Engine) queueFiles(tx *registry.Tx, job Job, gone bool, now time.Time) error {
 	return e.queueFilesMeta(tx, job, gone, now, nil)
 }
 
 // queueFilesMeta is queueFiles with the files' metadata at hand (from the
 // reverse index): then only files that go to pre-generation have their
 // registry entry read, for the host to render with.
-func (e *Engine) queueFilesMeta(tx *bolt.Tx, job Job, gone bool, now time.Time, meta map[FileID]fileMeta) error {
+func (e *Engine) queueFilesMeta(tx *registry.Tx, job Job, gone bool, now time.Time, meta map[FileID]registry.Meta) error {
 	cfg := e.config()
 	for _, id := range job.Files {
 		var entry Entry
 		m, known := meta[id]
 		if known {
-			entry.Created, entry.Force = m.created, m.force
+			entry.Created, entry.Force = m.Created, m.Force
 			entry.Key, _ = KeyForFile(id.File)
 		} else {
 			var err error
-			if entry, _, err = e.reg.GetTx(tx, id); err != nil {
+			if entry, _, err = tx.Get(id); err != nil {
 				return err
 			}
 		}
 		q := e.chooseQueue(tx, id, entry, cfg, now)
-		if known && q == QueuePregen {
-			if full, ok, err := e.reg.GetTx(tx, id); err != nil {
+		if known && q == registry.QueuePregen {
+			if full, ok, err := tx.Get(id); err != nil {
 				return err
 			} else if ok {
 				entry = full
 			}
 		}
-		j := QueuedJob{Root: id.Root, File: id.File, Priority: job.Priority, Enqueued: now.UnixMilli(),
+		j := registry.QueuedJob{Root: id.Root, File: id.File, Priority: job.Priority, Enqueued: now.UnixMilli(),
 			Created: entry.Created, Key: entry.Key, Host: entry.Host}
 		switch {
 		case gone:
 			// The content is gone: no reader may get a copy of it, so the
 			// file and any .old go at once; a page that is read is rendered
 			// again afterwards (it may still exist without the content).
-			j.Op, j.Rerender, q = OpPurge, q == QueuePregen, QueueRemoval
-		case q == QueuePregen:
-			j.Op = OpRender
+			j.Op, j.Rerender, q = registry.OpPurge, q == registry.QueuePregen, registry.QueueRemoval
+		case q == registry.QueuePregen:
+			j.Op = registry.OpRender
 		default:
-			j.Op = OpRename
+			j.Op = registry.OpRename
 		}
-		if _, err := enqueue(tx, q, j); err != nil {
+		if _, err := tx.Enqueue(q, j); err != nil {
 			return err
 		}
 	}
@@ -175,28 +175,25 @@ func (e *Engine) queueFilesMeta(tx *bolt.Tx, job Job, gone bool, now time.Time, 
 // chooseQueue decides where an invalidated file goes: pre-generation when
 // it is enabled and the file asked for it or was read recently (and at
 // least once after it was written), removal otherwise.
-func (e *Engine) chooseQueue(tx *bolt.Tx, id FileID, entry Entry, cfg InvalidationConfig, now time.Time) QueueKind {
+func (e *Engine) chooseQueue(tx *registry.Tx, id FileID, entry Entry, cfg InvalidationConfig, now time.Time) registry.QueueKind {
 	if !cfg.Pregenerate || entry.Key == "" {
-		return QueueRemoval
+		return registry.QueueRemoval
 	}
 	if entry.Force {
-		return QueuePregen
+		return registry.QueuePregen
 	}
 	last := e.access.LastAccess(tx, id)
 	if last > entry.Created && now.Sub(time.UnixMilli(last)) <= cfg.Recent {
-		return QueuePregen
+		return registry.QueuePregen
 	}
-	return QueueRemoval
+	return registry.QueueRemoval
 }
 
 // queueResolve queues the pre-generation of a document that is not in the
 // cache yet, once per docroot.
-func (e *Engine) queueResolve(tx *bolt.Tx, doc string, now time.Time) error {
-	return tx.Bucket(bucketRoots).ForEach(func(_, v []byte) error {
-		if len(v) != 2 {
-			return nil
-		}
-		_, err := enqueue(tx, QueuePregen, QueuedJob{Root: binary.BigEndian.Uint16(v), Op: OpResolve, Doc: doc,
+func (e *Engine) queueResolve(tx *registry.Tx, doc string, now time.Time) error {
+	return tx.Roots(func(_ string, root uint16) error {
+		_, err := tx.Enqueue(registry.QueuePregen, registry.QueuedJob{Root: root, Op: registry.OpResolve, Doc: doc,
 			Priority: NonexistentPriority, Enqueued: now.UnixMilli()})
 		return err
 	})
@@ -212,6 +209,6 @@ func (e *Engine) markOutdated(files []FileID) {
 	}
 }
 
-func (e *Engine) logJobError(op string, j QueuedJob, err error) {
+func (e *Engine) logJobError(op string, j registry.QueuedJob, err error) {
 	e.log.Warn("queue job failed", zap.String("op", op), zap.String("file", j.File), zap.String("doc", j.Doc), zap.Error(err))
 }

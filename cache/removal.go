@@ -6,8 +6,9 @@ import (
 	"path"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
+
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 const removalBatch = 1000
@@ -52,7 +53,7 @@ func (e *Engine) removalLoop(ctx context.Context) {
 				e.sweepOnce() // a queue that never idles must not grow the backlog forever
 			}
 			for _, j := range b.jobs {
-				busy[string(j.order)] = true
+				busy[j.Order()] = true
 			}
 			committing = make(chan error, 1)
 			go func(ch chan error) { ch <- e.commitRemoval(b) }(committing)
@@ -72,7 +73,7 @@ const retiredHighWater = 100_000
 // interrupts it.
 func (e *Engine) sweepWhileIdle(ctx context.Context) {
 	for ctx.Err() == nil && e.reg.Retired() > 0 {
-		if e.sweepOnce() == 0 || e.queueWaiting(QueueRemoval) {
+		if e.sweepOnce() == 0 || e.reg.QueueWaiting(registry.QueueRemoval) {
 			return
 		}
 	}
@@ -80,42 +81,30 @@ func (e *Engine) sweepWhileIdle(ctx context.Context) {
 
 // sweepOnce sweeps one batch and reports how many tombstones it took.
 func (e *Engine) sweepOnce() int {
-	n, err := e.reg.sweepRetired(sweepBatch)
+	n, err := e.reg.SweepRetired(sweepBatch)
 	if err != nil {
 		e.log.Error("removal queue", zap.Error(err))
 		return 0
 	}
-	e.reg.releaseMapping()
+	e.reg.ReleaseMapping()
 	return n
-}
-
-// queueWaiting reports whether a queue holds jobs.
-func (e *Engine) queueWaiting(q QueueKind) bool {
-	byPrio, _ := queueBuckets(q)
-	waiting := false
-	_ = e.reg.db.View(func(tx *bolt.Tx) error {
-		k, _ := tx.Bucket(byPrio).Cursor().First()
-		waiting = k != nil
-		return nil
-	})
-	return waiting
 }
 
 // removalBatchWork is one batch of the removal queue between its file
 // operations and its commit.
 type removalBatchWork struct {
-	jobs     []QueuedJob
-	rerender []QueuedJob
+	jobs     []registry.QueuedJob
+	rerender []registry.QueuedJob
 	forget   map[FileID]int64 // entries to remove, with the Created they must still have
 }
 
 // prepareRemoval takes the next batch (skipping jobs still being
 // committed) and does its file operations.
 func (e *Engine) prepareRemoval(busy map[string]bool) (*removalBatchWork, error) {
-	var jobs []QueuedJob
-	err := e.reg.db.View(func(tx *bolt.Tx) error {
+	var jobs []registry.QueuedJob
+	err := e.reg.View(func(tx *registry.Tx) error {
 		var err error
-		jobs, err = nextJobs(tx, QueueRemoval, removalBatch, busy, time.Now(), e.config().AgeStep)
+		jobs, err = tx.NextJobs(registry.QueueRemoval, removalBatch, busy, time.Now(), e.config().AgeStep)
 		return err
 	})
 	if err != nil || len(jobs) == 0 {
@@ -134,9 +123,9 @@ func (e *Engine) prepareRemoval(busy map[string]bool) (*removalBatchWork, error)
 		if store == nil {
 			continue
 		}
-		id := j.id()
+		id := j.ID()
 		switch j.Op {
-		case OpPurge:
+		case registry.OpPurge:
 			if store.writtenSince(j.File, j.Enqueued) {
 				continue // rendered again since the job was queued
 			}
@@ -157,7 +146,7 @@ func (e *Engine) prepareRemoval(busy map[string]bool) (*removalBatchWork, error)
 // renameOld renames a job's file to .old unless it was rendered again
 // since the job was queued. It reports whether the file's registry entry
 // is to go (renamed, or no file any more).
-func (e *Engine) renameOld(store *Store, dirs map[string]*os.Root, j QueuedJob) bool {
+func (e *Engine) renameOld(store *Store, dirs map[string]*os.Root, j registry.QueuedJob) bool {
 	dir, base := path.Split(j.File)
 	d, ok := dirs[dir]
 	if !ok {
@@ -197,51 +186,29 @@ func (e *Engine) renameOld(store *Store, dirs map[string]*os.Root, j QueuedJob) 
 // commitRemoval takes a batch's jobs off the queue and retires the
 // registry entries of its files in the same transaction (unless lazy
 // removal leaves them to the cleanup job); the idle-time sweep deletes
-// retired entries and their index keys (retire.go). A crash before the
+// retired entries and their index keys (registry/retire.go). A crash before the
 // commit repeats some renames, which is harmless.
 func (e *Engine) commitRemoval(b *removalBatchWork) error {
-	var viaJournal []FileID
-	removals := make(map[FileID]int64, len(b.forget)) // entries to retire
-	err := e.reg.db.Update(func(tx *bolt.Tx) error {
+	var ret registry.Retirement
+	err := e.reg.Update(func(tx *registry.Tx) error {
 		for _, j := range b.jobs {
-			if err := complete(tx, QueueRemoval, j); err != nil {
+			if err := tx.Complete(registry.QueueRemoval, j); err != nil {
 				return err
 			}
 		}
 		for _, j := range b.rerender {
-			j.Op, j.Rerender, j.Enqueued, j.Created = OpRender, false, time.Now().UnixMilli(), 0
-			if _, err := enqueue(tx, QueuePregen, j); err != nil {
+			j.Op, j.Rerender, j.Enqueued, j.Created = registry.OpRender, false, time.Now().UnixMilli(), 0
+			if _, err := tx.Enqueue(registry.QueuePregen, j); err != nil {
 				return err
 			}
 		}
-		viaJournal = viaJournal[:0]
-		clear(removals)
-		for id, created := range b.forget {
-			if created != 0 && !e.reg.hasPending(id) {
-				// The tombstone hides exactly the entries up to the one the
-				// job was queued for, so a newer render stays; no need to
-				// read the entry (a random page of a large file).
-				removals[id] = created
-				continue
-			}
-			switch entry, ok, err := e.reg.GetTx(tx, id); {
-			case err != nil:
-				return err
-			case !ok || (created != 0 && entry.Created > created):
-				// gone already, or a newer render's entry: keep it
-			case e.reg.hasPending(id):
-				viaJournal = append(viaJournal, id) // keep the journal's order
-			default:
-				removals[id] = entry.Created
-			}
-		}
-		return e.reg.retire(tx, removals)
+		return tx.RetireFiles(b.forget, &ret)
 	})
 	if err != nil {
-		e.reg.unretire(removals)
+		e.reg.Unretire(&ret)
 		return err
 	}
-	for _, id := range viaJournal {
+	for _, id := range ret.ViaJournal {
 		if err := e.reg.Remove(id); err != nil {
 			e.log.Warn("removing registry entry", zap.String("file", id.File), zap.Error(err))
 		}
@@ -249,7 +216,7 @@ func (e *Engine) commitRemoval(b *removalBatchWork) error {
 	if len(b.rerender) > 0 {
 		e.wakeWorkers()
 	}
-	e.reg.releaseMapping() // the queue's pages lie all over the file
+	e.reg.ReleaseMapping() // the queue's pages lie all over the file
 	e.stats.removed.Add(int64(len(b.jobs)))
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 var errRenderTimeout = errors.New("render timed out")
@@ -152,14 +154,14 @@ func (tw *teeWriter) WriteHeader(code int) {
 		// Refused now, before a file is written, rather than by the
 		// registry after it is in place.
 		e := tw.entry()
-		perr = checkEntry(store.ID(tw.t.File), &e)
+		perr = registry.CheckEntry(store.ID(tw.t.File), &e)
 	}
 	cacheable := code == http.StatusOK && perr == nil && !info.Uncacheable && identityEncoded(tw.header)
 	var limit *LimitError
 	switch {
 	case errors.As(perr, &limit):
 		if code == http.StatusOK {
-			store.reg.overLimits.note(store.log, tw.t.Key, perr)
+			store.reg.NoteOverLimits(store.log, tw.t.Key, perr)
 		}
 	case perr != nil:
 		store.log.Warn("render reported malformed headers; not cached", zap.String("url", tw.t.Key), zap.Error(perr))

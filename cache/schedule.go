@@ -1,14 +1,13 @@
 package cache
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
+
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 const expiryBatch = 1000
@@ -40,36 +39,14 @@ func (e *Engine) expiryLoop(ctx context.Context) {
 
 // runExpiry queues up to expiryBatch files that are due.
 func (e *Engine) runExpiry(now time.Time) (int, error) {
-	limit := binary.BigEndian.AppendUint64(nil, uint64(now.UnixMilli()))
-	anyDue := false
-	_ = e.reg.db.View(func(tx *bolt.Tx) error { // a write transaction only when there is work
-		k, _ := tx.Bucket(bucketExpiry).Cursor().First()
-		anyDue = k != nil && bytes.Compare(k[:8], limit) <= 0
-		return nil
-	})
-	if !anyDue {
+	if !e.reg.AnyDue(now) { // a write transaction only when there is work
 		return 0, nil
 	}
 	var due []FileID
-	err := e.reg.db.Update(func(tx *bolt.Tx) error {
-		due = due[:0]
-		c := tx.Bucket(bucketExpiry).Cursor()
-		var keys [][]byte
-		for k, _ := c.First(); k != nil && len(keys) < expiryBatch && bytes.Compare(k[:8], limit) <= 0; k, _ = c.Next() {
-			keys = append(keys, append([]byte(nil), k...))
-			id := fileIDOf(k[8:])
-			if !e.reg.liveExpiry(tx, id, int64(binary.BigEndian.Uint64(k[:8]))) {
-				continue // a removed file's key awaiting the sweep
-			}
-			due = append(due, id)
-		}
-		for _, k := range keys {
-			if err := tx.Bucket(bucketExpiry).Delete(k); err != nil {
-				return err
-			}
-		}
-		if len(due) == 0 {
-			return nil
+	err := e.reg.Update(func(tx *registry.Tx) error {
+		var err error
+		if due, err = tx.TakeDue(now, expiryBatch); err != nil || len(due) == 0 {
+			return err
 		}
 		return e.queueFiles(tx, Job{Files: due, Priority: PriorityFor(len(due))}, false, now)
 	})
@@ -111,12 +88,12 @@ func (e *Engine) noteResources(deps []Dependency) {
 
 // loadResources reads the newest known hash of every resource.
 func (e *Engine) loadResources() error {
-	return e.reg.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketResources).ForEach(func(k, v []byte) error {
-			e.resources[string(k)] = string(v)
-			return nil
-		})
-	})
+	hashes, err := e.reg.ResourceHashes()
+	if err != nil {
+		return err
+	}
+	e.resources = hashes
+	return nil
 }
 
 // resourceLoop queues the files of resources whose content changed.
@@ -138,9 +115,9 @@ func (e *Engine) invalidateResource(d Dependency) error {
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
 	var files []FileID
-	err := e.reg.db.Update(func(tx *bolt.Tx) error {
+	err := e.reg.Update(func(tx *registry.Tx) error {
 		files = files[:0]
-		err := e.reg.FindTx(tx, DepResource, d.Name, func(id FileID, dep Dependency) bool {
+		err := tx.Find(DepResource, d.Name, func(id FileID, dep Dependency) bool {
 			if dep.Hash != d.Hash {
 				files = append(files, id)
 			}
@@ -194,27 +171,15 @@ func (e *Engine) cleanupLoop(ctx context.Context) {
 // that are gone from the docroot; a .old copy older than keepOld is
 // removed with its entry. It returns the number of entries removed.
 func (e *Engine) Cleanup(ctx context.Context, keepOld time.Duration) (int, error) {
-	var after []byte
+	var after *FileID
 	removed := 0
 	for ctx.Err() == nil {
-		var batch []FileID
-		err := e.reg.db.View(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketEntries).Cursor()
-			k, _ := c.First()
-			if after != nil {
-				k, _ = c.Seek(after)
-				if k != nil && bytes.Equal(k, after) {
-					k, _ = c.Next()
-				}
-			}
-			for ; k != nil && len(batch) < cleanupBatch; k, _ = c.Next() {
-				batch = append(batch, fileIDOf(k))
-				after = append(after[:0], k...)
-			}
-			return nil
-		})
+		batch, err := e.reg.ListFiles(after, cleanupBatch)
 		if err != nil {
 			return removed, err
+		}
+		if len(batch) > 0 {
+			after = &batch[len(batch)-1]
 		}
 		for _, id := range batch {
 			store := e.storeByRoot(id.Root, true)

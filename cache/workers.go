@@ -6,8 +6,9 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
+
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 // Renderer renders pages through the web server's own handlers for work
@@ -108,15 +109,15 @@ func (p *pregenPool) worker(i int) {
 // runOne takes the next job nobody works on and runs it.
 func (p *pregenPool) runOne() (bool, error) {
 	e := p.e
-	var jobs []QueuedJob
+	var jobs []registry.QueuedJob
 	p.mu.Lock()
-	err := e.reg.db.View(func(tx *bolt.Tx) error {
+	err := e.reg.View(func(tx *registry.Tx) error {
 		var err error
-		jobs, err = nextJobs(tx, QueuePregen, 1, p.busy, time.Now(), e.config().AgeStep)
+		jobs, err = tx.NextJobs(registry.QueuePregen, 1, p.busy, time.Now(), e.config().AgeStep)
 		return err
 	})
 	if err == nil && len(jobs) == 1 {
-		p.busy[string(jobs[0].order)] = true
+		p.busy[jobs[0].Order()] = true
 	}
 	p.mu.Unlock()
 	if err != nil || len(jobs) == 0 {
@@ -125,22 +126,22 @@ func (p *pregenPool) runOne() (bool, error) {
 	j := jobs[0]
 	defer func() {
 		p.mu.Lock()
-		delete(p.busy, string(j.order))
+		delete(p.busy, j.Order())
 		p.mu.Unlock()
 	}()
 	done, fallback := e.runPregen(p.ctx, j)
 	if !done {
 		return false, nil // no renderer for the docroot yet: later
 	}
-	err = e.reg.db.Update(func(tx *bolt.Tx) error {
-		if err := complete(tx, QueuePregen, j); err != nil {
+	err = e.reg.Update(func(tx *registry.Tx) error {
+		if err := tx.Complete(registry.QueuePregen, j); err != nil {
 			return err
 		}
 		if fallback {
 			// Pre-generation failed: rename instead, so the next reader
 			// starts a render (and gets the .old copy meanwhile).
-			j.Op, j.Enqueued = OpRename, time.Now().UnixMilli()
-			_, err := enqueue(tx, QueueRemoval, j)
+			j.Op, j.Enqueued = registry.OpRename, time.Now().UnixMilli()
+			_, err := tx.Enqueue(registry.QueueRemoval, j)
 			return err
 		}
 		return nil
@@ -153,7 +154,7 @@ func (p *pregenPool) runOne() (bool, error) {
 
 // runPregen renders one job. done is false when it could not run at all
 // (no renderer yet); fallback asks for the file to be renamed instead.
-func (e *Engine) runPregen(ctx context.Context, j QueuedJob) (done, fallback bool) {
+func (e *Engine) runPregen(ctx context.Context, j registry.QueuedJob) (done, fallback bool) {
 	store := e.storeByRoot(j.Root, true)
 	if store == nil {
 		return true, false // the docroot is gone
@@ -163,7 +164,7 @@ func (e *Engine) runPregen(ctx context.Context, j QueuedJob) (done, fallback boo
 		return false, false
 	}
 	key := j.Key
-	if j.Op == OpResolve {
+	if j.Op == registry.OpResolve {
 		k, err := rd.Resolve(ctx, host, j.Doc)
 		if err != nil || k == "" {
 			if err != nil && !errors.Is(err, context.Canceled) {

@@ -1,4 +1,4 @@
-package cache
+package registry
 
 import (
 	"bytes"
@@ -50,12 +50,12 @@ func decodeForward(peer string, k, v []byte) (Forward, error) {
 	}, nil
 }
 
-// queueForwardsTx puts a flush into the outbox of every peer.
-func queueForwardsTx(tx *bolt.Tx, f Flush, peers []string, now time.Time) error {
+// QueueForwards puts a flush into the outbox of every peer.
+func (tx *Tx) QueueForwards(f Flush, peers []string, now time.Time) error {
 	if len(peers) == 0 {
 		return nil
 	}
-	b, err := tx.CreateBucketIfNotExists(bucketFlushOutbox)
+	b, err := tx.tx.CreateBucketIfNotExists(bucketFlushOutbox)
 	if err != nil {
 		return err
 	}
@@ -74,9 +74,9 @@ func queueForwardsTx(tx *bolt.Tx, f Flush, peers []string, now time.Time) error 
 
 // PendingForwards returns up to limit (0: all) outbox entries of a peer,
 // oldest first.
-func (e *Engine) PendingForwards(peer string, limit int) ([]Forward, error) {
+func (r *Registry) PendingForwards(peer string, limit int) ([]Forward, error) {
 	var out []Forward
-	err := e.reg.db.View(func(tx *bolt.Tx) error {
+	err := r.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketFlushOutbox)
 		if b == nil {
 			return nil
@@ -99,11 +99,11 @@ func (e *Engine) PendingForwards(peer string, limit int) ([]Forward, error) {
 }
 
 // ForwardsDone deletes delivered (or given up) entries of a peer.
-func (e *Engine) ForwardsDone(peer string, ids []uint64) error {
+func (r *Registry) ForwardsDone(peer string, ids []uint64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return e.reg.db.Update(func(tx *bolt.Tx) error {
+	return r.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketFlushOutbox)
 		if b == nil {
 			return nil
@@ -118,9 +118,9 @@ func (e *Engine) ForwardsDone(peer string, ids []uint64) error {
 }
 
 // OutboxPeers returns the peers that have entries in the outbox.
-func (e *Engine) OutboxPeers() ([]string, error) {
+func (r *Registry) OutboxPeers() ([]string, error) {
 	var peers []string
-	err := e.reg.db.View(func(tx *bolt.Tx) error {
+	err := r.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketFlushOutbox)
 		if b == nil {
 			return nil
@@ -147,37 +147,13 @@ func (e *Engine) OutboxPeers() ([]string, error) {
 // PruneOutbox deletes up to limit outbox entries (of any peer) queued
 // before cutoff (Unix ms): flushes too old to be worth forwarding. It
 // returns how many it deleted.
-func (e *Engine) PruneOutbox(cutoff int64, limit int) (int, error) {
-	if limit <= 0 {
-		limit = 1000
-	}
-	n := 0
-	err := e.reg.db.Update(func(tx *bolt.Tx) error {
-		n = 0
-		b := tx.Bucket(bucketFlushOutbox)
-		if b == nil {
-			return nil
+func (r *Registry) PruneOutbox(cutoff int64, limit int) (int, error) {
+	return r.prune(bucketFlushOutbox, limit, func(k, v []byte) (doomed, stop bool) {
+		peer, rest, ok := readLengthPrefixed(k)
+		if !ok || len(rest) != 8 {
+			return true, false // not an entry key
 		}
-		var doomed [][]byte
-		c := b.Cursor()
-		for k, v := c.First(); k != nil && len(doomed) < limit; k, v = c.Next() {
-			peer, rest, ok := readLengthPrefixed(k)
-			if !ok || len(rest) != 8 {
-				doomed = append(doomed, bytes.Clone(k))
-				continue
-			}
-			f, err := decodeForward(peer, k, v)
-			if err != nil || f.Queued < cutoff {
-				doomed = append(doomed, bytes.Clone(k))
-			}
-		}
-		for _, k := range doomed {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		n = len(doomed)
-		return nil
-	})
-	return n, err
+		f, err := decodeForward(peer, k, v)
+		return err != nil || f.Queued < cutoff, false
+	}, nil)
 }

@@ -1,4 +1,4 @@
-package cache
+package registry
 
 import (
 	"bytes"
@@ -9,6 +9,15 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 )
+
+// The queues are persistent: a job is written in the transaction that
+// decides it (with the change, flush or expiry that caused it) and taken
+// off in the transaction that records its end, so a crash loses none and
+// repeats at most the file operation of a job. Each queue has a bucket
+// ordered by priority, then age (order keys), and a FIFO of the same jobs
+// by age, so an old job whose priority has aged past the head goes first.
+// queue-files says, per file (or document to resolve), which job waits
+// for it: there is at most one job per file across both queues.
 
 // QueueKind names one of the two persistent queues.
 type QueueKind byte
@@ -65,7 +74,12 @@ type QueuedJob struct {
 	order []byte // position in the priority bucket
 }
 
-func (j QueuedJob) id() FileID { return FileID{Root: j.Root, File: j.File} }
+// ID is the file the job is about.
+func (j QueuedJob) ID() FileID { return FileID{Root: j.Root, File: j.File} }
+
+// Order is the job's position in its queue, which tells jobs apart (the
+// pre-generation workers skip the jobs of each other by it).
+func (j QueuedJob) Order() string { return string(j.order) }
 
 // dedupKey identifies the thing a job is about: a file, or a document to
 // resolve.
@@ -73,7 +87,7 @@ func (j QueuedJob) dedupKey() []byte {
 	if j.Op == OpResolve {
 		return append([]byte{0xff, 0xff, '?'}, j.Doc...)
 	}
-	return j.id().key()
+	return j.ID().key()
 }
 
 func createQueueBuckets(tx *bolt.Tx) error {
@@ -104,13 +118,14 @@ func orderKey(prio int, seq uint64) []byte {
 
 func priorityOf(order []byte) int { return 255 - int(order[0]) }
 
-// enqueue adds a job unless the same file already waits in a queue with
+// Enqueue adds a job unless the same file already waits in a queue with
 // at least the same priority; a queued job of lower priority is replaced
 // (also across queues). A purge is never replaced by a rename or a
 // render: the content is gone, so the job stays a purge (with the higher
 // priority, and the render queued after it). It reports whether the job
 // was added.
-func enqueue(tx *bolt.Tx, q QueueKind, j QueuedJob) (bool, error) {
+func (t *Tx) Enqueue(q QueueKind, j QueuedJob) (bool, error) {
+	tx := t.tx
 	files := tx.Bucket(bucketQueueFiles)
 	dk := j.dedupKey()
 	if cur := files.Get(dk); len(cur) == 10 {
@@ -169,10 +184,28 @@ func dequeue(tx *bolt.Tx, q QueueKind, order, dk []byte) error {
 	return nil
 }
 
-// complete removes a finished job (if it is still queued: a job of higher
+// Complete removes a finished job (if it is still queued: a job of higher
 // priority for the same file may have replaced it meanwhile).
-func complete(tx *bolt.Tx, q QueueKind, j QueuedJob) error {
-	return dequeue(tx, q, j.order, j.dedupKey())
+func (t *Tx) Complete(q QueueKind, j QueuedJob) error {
+	return dequeue(t.tx, q, j.order, j.dedupKey())
+}
+
+// Queued returns the job that waits for the thing j is about (its file,
+// or its document to resolve), and its queue; found is false if none
+// does. A job that cannot be decoded is returned with only its position
+// set, so that Complete can still take it off.
+func (t *Tx) Queued(j QueuedJob) (q QueueKind, cur QueuedJob, found bool) {
+	v := t.tx.Bucket(bucketQueueFiles).Get(j.dedupKey())
+	if len(v) != 10 {
+		return 0, QueuedJob{}, false
+	}
+	q, order := QueueKind(v[0]), bytes.Clone(v[1:])
+	byPrio, _ := queueBuckets(q)
+	if raw := t.tx.Bucket(byPrio).Get(order); raw != nil && json.Unmarshal(raw, &cur) != nil {
+		cur = QueuedJob{}
+	}
+	cur.order = order
+	return q, cur, true
 }
 
 // effectivePriority adds one point for every ageStep a job has waited, so
@@ -185,10 +218,12 @@ func effectivePriority(prio int, enqueued int64, now time.Time, ageStep time.Dur
 	return prio + int(waited/ageStep)
 }
 
-// nextJobs returns up to n jobs to run next, skipping those in busy: the
-// highest priority first, but an old job whose aged priority beats the
-// head of the queue goes before it.
-func nextJobs(tx *bolt.Tx, q QueueKind, n int, busy map[string]bool, now time.Time, ageStep time.Duration) ([]QueuedJob, error) {
+// NextJobs returns up to n jobs to run next, skipping those whose Order
+// is in busy: the highest priority first, but an old job whose aged
+// priority (one point per ageStep waited) beats the head of the queue
+// goes before it.
+func (t *Tx) NextJobs(q QueueKind, n int, busy map[string]bool, now time.Time, ageStep time.Duration) ([]QueuedJob, error) {
+	tx := t.tx
 	byPrio, fifo := queueBuckets(q)
 	pc := tx.Bucket(byPrio).Cursor()
 	fc := tx.Bucket(fifo).Cursor()
@@ -232,9 +267,26 @@ func nextJobs(tx *bolt.Tx, q QueueKind, n int, busy map[string]bool, now time.Ti
 	return out, nil
 }
 
-// QueueLengths returns how many jobs wait in each queue.
-func QueueLengths(tx *bolt.Tx) (removal, pregen int) {
-	r, _ := queueBuckets(QueueRemoval)
-	p, _ := queueBuckets(QueuePregen)
-	return tx.Bucket(r).Stats().KeyN, tx.Bucket(p).Stats().KeyN
+// QueueLengths returns how many jobs wait in each queue (committed ones:
+// bucket statistics do not see a write transaction's own changes).
+func (r *Registry) QueueLengths() (removal, pregen int) {
+	rb, _ := queueBuckets(QueueRemoval)
+	pb, _ := queueBuckets(QueuePregen)
+	_ = r.db.View(func(tx *bolt.Tx) error {
+		removal, pregen = tx.Bucket(rb).Stats().KeyN, tx.Bucket(pb).Stats().KeyN
+		return nil
+	})
+	return removal, pregen
+}
+
+// QueueWaiting reports whether a queue holds jobs.
+func (r *Registry) QueueWaiting(q QueueKind) bool {
+	byPrio, _ := queueBuckets(q)
+	waiting := false
+	_ = r.db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(byPrio).Cursor().First()
+		waiting = k != nil
+		return nil
+	})
+	return waiting
 }

@@ -1,10 +1,8 @@
-package cache
+package registry
 
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
-	"fmt"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -34,10 +32,6 @@ var (
 	// answer.
 	bucketFlushPeers = []byte("flush-peers")
 )
-
-// ErrInvalidFlush is returned for a flush without key or group or with a
-// time that is not positive.
-var ErrInvalidFlush = errors.New("invalid flush")
 
 func lengthPrefixed(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
@@ -82,8 +76,6 @@ func flushGroupKey(f Flush) []byte {
 
 func flushPeerKey(group, peer string) []byte { return append(groupPrefix(group), peer...) }
 
-func (f Flush) valid() bool { return f.Key != "" && f.Group != "" && f.Time > 0 }
-
 // flushSeen reports whether a flush with this key and time is in the log
 // (under any group).
 func flushSeen(tx *bolt.Tx, ts int64, key string) bool {
@@ -112,11 +104,25 @@ func recordFlush(tx *bolt.Tx, f Flush) error {
 	return byGroup.Put(flushGroupKey(f), nil)
 }
 
+// LogFlush records a flush in the log unless a flush with the same key
+// and time is there already (under any group); isNew says whether it was
+// new, i.e. is to be applied. A flush seen before under another group is
+// added to f's group, so that group's sync answers list it too.
+func (tx *Tx) LogFlush(f Flush) (isNew bool, err error) {
+	if flushSeen(tx.tx, f.Time, f.Key) {
+		if tx.tx.Bucket(bucketFlushLog).Get(flushLogKey(f)) == nil {
+			return false, recordFlush(tx.tx, f)
+		}
+		return false, nil
+	}
+	return true, recordFlush(tx.tx, f)
+}
+
 // FlushesSince returns the flushes of a group taken at or after since
 // (Unix ms), oldest first: the answer to a peer's sync.
-func (e *Engine) FlushesSince(group string, since int64) ([]Flush, error) {
+func (r *Registry) FlushesSince(group string, since int64) ([]Flush, error) {
 	var out []Flush
-	err := e.reg.db.View(func(tx *bolt.Tx) error {
+	err := r.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketFlushByGroup)
 		if b == nil {
 			return nil
@@ -136,9 +142,9 @@ func (e *Engine) FlushesSince(group string, since int64) ([]Flush, error) {
 }
 
 // FlushLogged reports whether a flush with this key and time is in the log.
-func (e *Engine) FlushLogged(key string, ts int64) (bool, error) {
+func (r *Registry) FlushLogged(key string, ts int64) (bool, error) {
 	var seen bool
-	err := e.reg.db.View(func(tx *bolt.Tx) error {
+	err := r.db.View(func(tx *bolt.Tx) error {
 		seen = flushSeen(tx, ts, key)
 		return nil
 	})
@@ -148,55 +154,35 @@ func (e *Engine) FlushLogged(key string, ts int64) (bool, error) {
 // PruneFlushLog deletes up to limit flushes taken before cutoff (Unix ms),
 // oldest first, in one transaction; it returns how many it deleted, so a
 // caller loops (between other work) until fewer than limit come back.
-func (e *Engine) PruneFlushLog(cutoff int64, limit int) (int, error) {
-	if limit <= 0 {
-		limit = 1000
-	}
-	n := 0
-	err := e.reg.db.Update(func(tx *bolt.Tx) error {
-		n = 0
-		log := tx.Bucket(bucketFlushLog)
-		if log == nil {
-			return nil
+func (r *Registry) PruneFlushLog(cutoff int64, limit int) (int, error) {
+	return r.prune(bucketFlushLog, limit, func(k, _ []byte) (doomed, stop bool) {
+		if len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) >= cutoff {
+			return false, true // the rest is newer
 		}
+		return true, false
+	}, func(tx *bolt.Tx, k []byte) error {
 		byGroup := tx.Bucket(bucketFlushByGroup)
-		var doomed [][]byte
-		c := log.Cursor()
-		for k, _ := c.First(); k != nil && len(doomed) < limit; k, _ = c.Next() {
-			if len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) >= cutoff {
-				break
-			}
-			doomed = append(doomed, bytes.Clone(k))
+		if f, ok := decodeFlushLogKey(k); ok && byGroup != nil {
+			return byGroup.Delete(flushGroupKey(f))
 		}
-		for _, k := range doomed {
-			if f, ok := decodeFlushLogKey(k); ok && byGroup != nil {
-				if err := byGroup.Delete(flushGroupKey(f)); err != nil {
-					return err
-				}
-			}
-			if err := log.Delete(k); err != nil {
-				return err
-			}
-		}
-		n = len(doomed)
 		return nil
 	})
-	return n, err
 }
 
 // SyncPosition returns the time of the newest flush seen in a peer's sync
 // answer for a group (0: never synced).
-func (e *Engine) SyncPosition(group, peer string) (int64, error) {
+func (r *Registry) SyncPosition(group, peer string) (int64, error) {
 	var pos int64
-	err := e.reg.db.View(func(tx *bolt.Tx) error {
-		pos = syncPositionTx(tx, group, peer)
+	err := r.View(func(tx *Tx) error {
+		pos = tx.SyncPosition(group, peer)
 		return nil
 	})
 	return pos, err
 }
 
-func syncPositionTx(tx *bolt.Tx, group, peer string) int64 {
-	b := tx.Bucket(bucketFlushPeers)
+// SyncPosition is Registry.SyncPosition in the transaction.
+func (tx *Tx) SyncPosition(group, peer string) int64 {
+	b := tx.tx.Bucket(bucketFlushPeers)
 	if b == nil {
 		return 0
 	}
@@ -206,14 +192,11 @@ func syncPositionTx(tx *bolt.Tx, group, peer string) int64 {
 	return 0
 }
 
-func setSyncPositionTx(tx *bolt.Tx, group, peer string, pos int64) error {
-	b, err := tx.CreateBucketIfNotExists(bucketFlushPeers)
+// SetSyncPosition stores a peer's sync position for a group.
+func (tx *Tx) SetSyncPosition(group, peer string, pos int64) error {
+	b, err := tx.tx.CreateBucketIfNotExists(bucketFlushPeers)
 	if err != nil {
 		return err
 	}
 	return b.Put(flushPeerKey(group, peer), binary.BigEndian.AppendUint64(nil, uint64(pos)))
-}
-
-func invalidFlush(f Flush) error {
-	return fmt.Errorf("%w: key %q, group %q, time %d", ErrInvalidFlush, f.Key, f.Group, f.Time)
 }

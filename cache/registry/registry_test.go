@@ -1,4 +1,4 @@
-package cache
+package registry
 
 import (
 	"encoding/json"
@@ -12,7 +12,7 @@ import (
 
 func openTestRegistry(t *testing.T, dir string) *Registry {
 	t.Helper()
-	r, err := OpenRegistry(dir, zap.NewNop())
+	r, err := Open(dir, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package cache
+package registry
 
 import bolt "go.etcd.io/bbolt"
 

@@ -1,15 +1,13 @@
-package cache
+package registry
 
 import (
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
-func queueTx(t *testing.T, r *Registry, fn func(tx *bolt.Tx) error) {
+func queueTx(t *testing.T, r *Registry, fn func(tx *Tx) error) {
 	t.Helper()
-	if err := r.DB().Update(fn); err != nil {
+	if err := r.Update(fn); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -17,9 +15,9 @@ func queueTx(t *testing.T, r *Registry, fn func(tx *bolt.Tx) error) {
 func next(t *testing.T, r *Registry, q QueueKind, n int, now time.Time) []QueuedJob {
 	t.Helper()
 	var jobs []QueuedJob
-	if err := r.DB().View(func(tx *bolt.Tx) error {
+	if err := r.View(func(tx *Tx) error {
 		var err error
-		jobs, err = nextJobs(tx, q, n, nil, now, time.Second)
+		jobs, err = tx.NextJobs(q, n, nil, now, time.Second)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -32,22 +30,22 @@ func TestQueueOrderAndDedup(t *testing.T) {
 	defer r.Close()
 	now := time.Now()
 	ms := now.UnixMilli()
-	queueTx(t, r, func(tx *bolt.Tx) error {
+	queueTx(t, r, func(tx *Tx) error {
 		for _, j := range []QueuedJob{
 			{Root: 1, File: "low.html", Op: OpRename, Priority: 10, Enqueued: ms},
 			{Root: 1, File: "high.html", Op: OpRename, Priority: 90, Enqueued: ms},
 			{Root: 1, File: "mid.html", Op: OpRename, Priority: 50, Enqueued: ms},
 		} {
-			if _, err := enqueue(tx, QueueRemoval, j); err != nil {
+			if _, err := tx.Enqueue(QueueRemoval, j); err != nil {
 				return err
 			}
 		}
 		// Same file again with lower priority: ignored.
-		if added, _ := enqueue(tx, QueueRemoval, QueuedJob{Root: 1, File: "high.html", Op: OpRename, Priority: 5, Enqueued: ms}); added {
+		if added, _ := tx.Enqueue(QueueRemoval, QueuedJob{Root: 1, File: "high.html", Op: OpRename, Priority: 5, Enqueued: ms}); added {
 			t.Error("lower priority duplicate was added")
 		}
 		// Same file with higher priority, in the other queue: replaces it.
-		if added, _ := enqueue(tx, QueuePregen, QueuedJob{Root: 1, File: "low.html", Op: OpRender, Priority: 70, Enqueued: ms}); !added {
+		if added, _ := tx.Enqueue(QueuePregen, QueuedJob{Root: 1, File: "low.html", Op: OpRender, Priority: 70, Enqueued: ms}); !added {
 			t.Error("higher priority duplicate was not added")
 		}
 		return nil
@@ -60,12 +58,12 @@ func TestQueueOrderAndDedup(t *testing.T) {
 	if len(pre) != 1 || pre[0].File != "low.html" || pre[0].Priority != 70 {
 		t.Fatalf("pre-generation queue = %+v", pre)
 	}
-	queueTx(t, r, func(tx *bolt.Tx) error { return complete(tx, QueueRemoval, got[0]) })
+	queueTx(t, r, func(tx *Tx) error { return tx.Complete(QueueRemoval, got[0]) })
 	if got := next(t, r, QueueRemoval, 10, now); len(got) != 1 || got[0].File != "mid.html" {
 		t.Fatalf("after complete: %+v", got)
 	}
-	queueTx(t, r, func(tx *bolt.Tx) error {
-		if added, _ := enqueue(tx, QueueRemoval, QueuedJob{Root: 1, File: "high.html", Op: OpRename, Priority: 5, Enqueued: ms}); !added {
+	queueTx(t, r, func(tx *Tx) error {
+		if added, _ := tx.Enqueue(QueueRemoval, QueuedJob{Root: 1, File: "high.html", Op: OpRename, Priority: 5, Enqueued: ms}); !added {
 			t.Error("a completed file could not be queued again")
 		}
 		return nil
@@ -76,13 +74,13 @@ func TestQueueAgeing(t *testing.T) {
 	r := openTestRegistry(t, t.TempDir())
 	defer r.Close()
 	now := time.Now()
-	queueTx(t, r, func(tx *bolt.Tx) error {
-		_, err := enqueue(tx, QueuePregen, QueuedJob{Root: 1, File: "old-low.html", Op: OpRender, Priority: 5,
+	queueTx(t, r, func(tx *Tx) error {
+		_, err := tx.Enqueue(QueuePregen, QueuedJob{Root: 1, File: "old-low.html", Op: OpRender, Priority: 5,
 			Enqueued: now.Add(-2 * time.Minute).UnixMilli()})
 		if err != nil {
 			return err
 		}
-		_, err = enqueue(tx, QueuePregen, QueuedJob{Root: 1, File: "new-high.html", Op: OpRender, Priority: 90,
+		_, err = tx.Enqueue(QueuePregen, QueuedJob{Root: 1, File: "new-high.html", Op: OpRender, Priority: 90,
 			Enqueued: now.UnixMilli()})
 		return err
 	})
@@ -96,9 +94,9 @@ func TestQueueAgeing(t *testing.T) {
 	}
 	// Busy jobs are skipped.
 	var jobs []QueuedJob
-	_ = r.DB().View(func(tx *bolt.Tx) error {
-		first, _ := nextJobs(tx, QueuePregen, 1, nil, now, time.Second)
-		jobs, _ = nextJobs(tx, QueuePregen, 2, map[string]bool{string(first[0].order): true}, now, time.Second)
+	_ = r.View(func(tx *Tx) error {
+		first, _ := tx.NextJobs(QueuePregen, 1, nil, now, time.Second)
+		jobs, _ = tx.NextJobs(QueuePregen, 2, map[string]bool{first[0].Order(): true}, now, time.Second)
 		return nil
 	})
 	if len(jobs) != 1 || jobs[0].File != "new-high.html" {
@@ -123,11 +121,11 @@ func TestQueuePurgeIsNeverDowngraded(t *testing.T) {
 			defer r.Close()
 			now := time.Now()
 			ms := now.UnixMilli()
-			queueTx(t, r, func(tx *bolt.Tx) error {
-				if _, err := enqueue(tx, QueueRemoval, QueuedJob{Root: 1, File: "gone.html", Op: OpPurge, Priority: 10, Enqueued: ms}); err != nil {
+			queueTx(t, r, func(tx *Tx) error {
+				if _, err := tx.Enqueue(QueueRemoval, QueuedJob{Root: 1, File: "gone.html", Op: OpPurge, Priority: 10, Enqueued: ms}); err != nil {
 					return err
 				}
-				added, err := enqueue(tx, tc.q, QueuedJob{Root: 1, File: "gone.html", Op: tc.op, Priority: 90, Enqueued: ms})
+				added, err := tx.Enqueue(tc.q, QueuedJob{Root: 1, File: "gone.html", Op: tc.op, Priority: 90, Enqueued: ms})
 				if !added {
 					t.Error("higher priority job not taken")
 				}

@@ -1,4 +1,4 @@
-package cache
+package registry
 
 import (
 	"encoding/binary"
@@ -114,6 +114,56 @@ func (r *Registry) loadRetired(tx *bolt.Tx) error {
 	})
 }
 
+// Retirement is what one removal batch did to the registry: the entries
+// it retired, and the files whose removal must go through the journal.
+type Retirement struct {
+	retired map[FileID]int64
+	// ViaJournal are files whose newest record is still in the journal:
+	// their removal is submitted after the commit (Registry.Remove), so it
+	// keeps the journal's order.
+	ViaJournal []FileID
+}
+
+// RetireFiles ends the entries of files whose files a removal batch has
+// renamed or purged (file -> the creation time of the entry the job was
+// queued for, 0 if unknown) with tombstones in the transaction, so that
+// every read treats them as gone from the commit on. An entry created
+// after the one a job was queued for (rendered again since) stays. Where
+// the job knew the entry's creation time the entry is not read at all (a
+// random page of a large file). If the transaction fails, Unretire takes
+// the tombstones back.
+func (tx *Tx) RetireFiles(forget map[FileID]int64, ret *Retirement) error {
+	r := tx.r
+	ret.ViaJournal = ret.ViaJournal[:0]
+	if ret.retired == nil {
+		ret.retired = make(map[FileID]int64, len(forget))
+	}
+	clear(ret.retired)
+	for id, created := range forget {
+		if created != 0 && !r.HasPending(id) {
+			// The tombstone hides exactly the entries up to the one the
+			// job was queued for, so a newer render stays.
+			ret.retired[id] = created
+			continue
+		}
+		switch entry, ok, err := tx.Get(id); {
+		case err != nil:
+			return err
+		case !ok || (created != 0 && entry.Created > created):
+			// gone already, or a newer render's entry: keep it
+		case r.HasPending(id):
+			ret.ViaJournal = append(ret.ViaJournal, id) // keep the journal's order
+		default:
+			ret.retired[id] = entry.Created
+		}
+	}
+	return r.retire(tx.tx, ret.retired)
+}
+
+// Unretire takes back the tombstones of a Retirement whose transaction
+// failed.
+func (r *Registry) Unretire(ret *Retirement) { r.unretire(ret.retired) }
+
 // retire records tombstones for entries (file -> creation time of the
 // entry to end) in tx. The set knows them before the commit: the batch's
 // files are already renamed, so hiding their entries a moment early is
@@ -145,10 +195,10 @@ func (r *Registry) unretire(entries map[FileID]int64) {
 // each).
 const sweepReleaseEvery = 8
 
-// sweepRetired deletes, in key order, the entries, index and expiry keys
+// SweepRetired deletes, in key order, the entries, index and expiry keys
 // that up to max tombstones end, unless a newer render of the file has
 // replaced them already. It returns how many tombstones it took.
-func (r *Registry) sweepRetired(max int) (int, error) {
+func (r *Registry) SweepRetired(max int) (int, error) {
 	type swept struct {
 		id      FileID
 		created int64
@@ -162,7 +212,7 @@ func (r *Registry) sweepRetired(max int) (int, error) {
 		c := tx.Bucket(bucketRetired).Cursor()
 		for k, v := c.First(); k != nil && len(seqs) < max; k, v = c.Next() {
 			if len(seqs)%sweepReleaseEvery == sweepReleaseEvery-1 {
-				r.releaseMapping() // the reads below touch pages all over the file
+				r.ReleaseMapping() // the reads below touch pages all over the file
 			}
 			seqs = append(seqs, k)
 			fk, created, err := splitRetired(v)
@@ -194,7 +244,7 @@ func (r *Registry) sweepRetired(max int) (int, error) {
 			del.add(bucketEntries, fk, nil)
 			del.add(bucketAccess, fk, nil)
 		}
-		if err := del.apply(tx, true, r.releaseMapping); err != nil {
+		if err := del.apply(tx, true, r.ReleaseMapping); err != nil {
 			return err
 		}
 		b := tx.Bucket(bucketRetired)
@@ -212,30 +262,4 @@ func (r *Registry) sweepRetired(max int) (int, error) {
 		r.retired.done(s.id, s.created)
 	}
 	return len(done), nil
-}
-
-// indexCreated is the creation time an index value records.
-func indexCreated(v []byte) int64 {
-	if len(v) < 2 {
-		return 0
-	}
-	c, n := binary.Varint(v[1:])
-	if n <= 0 {
-		return 0
-	}
-	return c
-}
-
-// liveExpiry reports whether an expiry key belongs to a file's live entry;
-// only a file with a tombstone can have a stale one.
-func (r *Registry) liveExpiry(tx *bolt.Tx, id FileID, expires int64) bool {
-	if !r.retired.has(id) {
-		return true
-	}
-	v := tx.Bucket(bucketEntries).Get(id.key())
-	if v == nil {
-		return false
-	}
-	c, x, err := entryTimes(v)
-	return err == nil && x == expires && r.retired.visible(id, c)
 }

@@ -1,4 +1,4 @@
-package cache
+package registry
 
 import (
 	"fmt"
@@ -47,7 +47,7 @@ func (r *Registry) apply(recs []journalRecord) error {
 
 // applyOrReject applies a batch of records, moving aside those the
 // database refuses, and returns how many of them (from the start) are
-// done. A record that fails checkEntry is moved aside at once; if the
+// done. A record that fails CheckEntry is moved aside at once; if the
 // batch still fails because of a record, the records are applied one by
 // one to find it. Any other error (disk, database) leaves the records not
 // done in place for a retry.
@@ -58,7 +58,7 @@ func (r *Registry) applyOrReject(recs []journalRecord) (done int, err error) {
 		if rec.skip || rec.Entry == nil {
 			continue
 		}
-		if err := checkEntry(FileID{rec.Root, rec.File}, rec.Entry); err != nil {
+		if err := CheckEntry(FileID{rec.Root, rec.File}, rec.Entry); err != nil {
 			bad = append(bad, rejection{Time: time.Now(), Error: err.Error(), Record: rec})
 		}
 	}
@@ -118,10 +118,6 @@ func (r *Registry) noteRejected(b rejection) {
 // start (see JournalRejectedFile).
 func (r *Registry) JournalRejected() int64 { return r.rejected.Load() }
 
-// OverLimits is the number of render answers not cached since the start
-// because their record was beyond a limit (see LimitError).
-func (r *Registry) OverLimits() int64 { return r.overLimits.n.Load() }
-
 // writer applies pending journal records in batches until Close. When the
 // database fails (disk full, I/O error), it retries with a growing pause
 // rather than at every tick; the records wait in the journal meanwhile.
@@ -146,7 +142,7 @@ func (r *Registry) writer() {
 			return
 		}
 		if time.Since(lastRelease) >= mappingReleaseEvery {
-			r.releaseMapping()
+			r.ReleaseMapping()
 			lastRelease = time.Now()
 		}
 	}
@@ -187,18 +183,6 @@ func (f *writeFailures) record(log *zap.Logger, err error) {
 }
 
 const maxBatch = 2000
-
-// mappingReleaseEvery is how often the writer hands the registry's mapped
-// pages back to the kernel (see releaseMapping).
-const mappingReleaseEvery = time.Second
-
-// releaseMapping keeps the registry's share of the resident memory near its
-// working set; bulk operations call it when they finish a batch.
-func (r *Registry) releaseMapping() {
-	if err := releaseMapping(r.db); err != nil {
-		r.log.Debug("releasing the registry's mapped pages", zap.Error(err))
-	}
-}
 
 // flushPending applies the journal's queue in batches; on an error that
 // is not about a record, what is not done goes back to the queue.

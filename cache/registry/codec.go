@@ -1,12 +1,9 @@
-package cache
+package registry
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-
-	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Registry entries are stored in a compact binary form: with a million
@@ -21,86 +18,6 @@ import (
 const entryCodecVersion = 1
 
 var errBadEntry = errors.New("malformed registry entry")
-
-// maxEntryBytes bounds the encoded entry of one file. Within the render
-// limits an entry takes about MaxRenderHeaderBytes plus its URL and host;
-// the bound keeps a journal line (JSON, at most six bytes per byte) far
-// below what the journal reader takes (maxJournalLine).
-const maxEntryBytes = 256 << 10
-
-// checkEntry reports whether the registry can store the entry of id: every
-// key and value it writes (entry, reverse-index, resource and expiry keys)
-// within bbolt's limits, and the encoded entry within maxEntryBytes. The
-// render path runs it before a file is written, Put before a record enters
-// the journal, and the journal's writer on every record it applies, so a
-// record that fails here is refused or moved aside, never retried.
-func checkEntry(id FileID, e *Entry) error {
-	fileKey := 2 + len(id.File)
-	if err := checkLimit("bytes of a registry key (file name)", fileKey+8, bolt.MaxKeySize); err != nil {
-		return err // +8: the expiry key puts the time in front
-	}
-	check := func(d Dependency) error {
-		what := "bytes of a registry index key (" + d.Kind.String() + ")"
-		if err := checkLimit(what, 1+len(d.Name)+1+fileKey, bolt.MaxKeySize); err != nil {
-			return err
-		}
-		if d.Kind == DepResource && d.Name == "" {
-			return &LimitError{What: "bytes of a resource name (empty)", Got: 0, Limit: 1}
-		}
-		return nil
-	}
-	for _, d := range e.Deps {
-		if err := check(d); err != nil {
-			return err
-		}
-	}
-	for _, k := range e.Keys {
-		if err := check(Dependency{Kind: DepKey, Name: k}); err != nil {
-			return err
-		}
-	}
-	return checkLimit("bytes of an encoded registry entry", encodedEntrySize(e), min(maxEntryBytes, bolt.MaxValueSize))
-}
-
-// encodedEntrySize is len(marshalEntry(e)) without encoding it.
-func encodedEntrySize(e *Entry) int {
-	str := func(s string) int { return uvarintLen(uint64(len(s))) + len(s) }
-	n := 1 + str(e.Key) + str(e.Host) + varintLen(e.Created) + varintLen(e.Expires) + 1
-	n += uvarintLen(uint64(len(e.Deps)))
-	for _, d := range e.Deps {
-		n += 1 + str(d.Name) + uvarintLen(uint64(len(d.Props)))
-		for _, p := range d.Props {
-			n += str(p)
-		}
-		if d.Kind == DepResource {
-			n += str(d.Hash)
-		}
-	}
-	n += uvarintLen(uint64(len(e.Keys)))
-	for _, k := range e.Keys {
-		n += str(k)
-	}
-	return n
-}
-
-func uvarintLen(v uint64) int {
-	var b [binary.MaxVarintLen64]byte
-	return binary.PutUvarint(b[:], v)
-}
-
-func varintLen(v int64) int {
-	var b [binary.MaxVarintLen64]byte
-	return binary.PutVarint(b[:], v)
-}
-
-// isRecordError reports whether applying a record failed because of the
-// record itself (it would fail again however often it is retried) rather
-// than because of the disk or the database.
-func isRecordError(err error) bool {
-	var le *LimitError
-	return errors.As(err, &le) || errors.Is(err, berrors.ErrKeyTooLarge) || errors.Is(err, berrors.ErrValueTooLarge) ||
-		errors.Is(err, berrors.ErrKeyRequired) || errors.Is(err, errBadEntry)
-}
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))

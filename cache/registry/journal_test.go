@@ -1,4 +1,4 @@
-package cache
+package registry
 
 import (
 	"bufio"
@@ -68,7 +68,7 @@ func keyEntry(file string, keys ...string) Entry {
 func TestJournalMovesAsideUnstorableRecords(t *testing.T) {
 	dir := t.TempDir()
 	core, logs := observer.New(zapcore.DebugLevel)
-	r, err := OpenRegistry(dir, zap.New(core))
+	r, err := Open(dir, zap.New(core))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestJournalMovesAsideUnstorableRecords(t *testing.T) {
 		keys []string
 	}{{"a.html", []string{"a"}}, {"b.html", []string{huge}}, {"c.html", []string{"c"}}, {"d.html", []string{huge, "d"}}} {
 		e := keyEntry(rec.file, rec.keys...)
-		if err := r.submit(FileID{1, rec.file}, &e); err != nil { // no checkEntry, unlike Put
+		if err := r.submit(FileID{1, rec.file}, &e); err != nil { // no CheckEntry, unlike Put
 			t.Fatal(err)
 		}
 	}
@@ -89,7 +89,7 @@ func TestJournalMovesAsideUnstorableRecords(t *testing.T) {
 			t.Errorf("key %.10s: %v, want %v", key, got, want)
 		}
 	}
-	if _, ok, _ := r.Get(FileID{1, "b.html"}); ok || r.hasPending(FileID{1, "b.html"}) {
+	if _, ok, _ := r.Get(FileID{1, "b.html"}); ok || r.HasPending(FileID{1, "b.html"}) {
 		t.Error("the refused record is still visible")
 	}
 	if n := r.JournalRejected(); n != 2 {
@@ -113,7 +113,7 @@ func TestJournalMovesAsideUnstorableRecords(t *testing.T) {
 	}
 }
 
-// TestJournalFindsRecordErrorsOneByOne: a failure checkEntry cannot
+// TestJournalFindsRecordErrorsOneByOne: a failure CheckEntry cannot
 // foresee (the file's stored entry is damaged) makes the writer apply the
 // batch record by record, so only that record is moved aside.
 func TestJournalFindsRecordErrorsOneByOne(t *testing.T) {
@@ -174,7 +174,7 @@ func TestJournalReplayMovesAside(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r, err := OpenRegistry(dir, zap.NewNop())
+	r, err := Open(dir, zap.NewNop())
 	if err != nil {
 		t.Fatalf("open with a poisoned journal: %v", err)
 	}
@@ -235,7 +235,7 @@ func TestPutRefusesUnstorableEntries(t *testing.T) {
 	if !errors.As(err, &le) {
 		t.Fatalf("Put = %v, want a *LimitError", err)
 	}
-	if r.journal.lastSeq() != 0 || r.hasPending(FileID{1, "a.html"}) {
+	if r.journal.lastSeq() != 0 || r.HasPending(FileID{1, "a.html"}) {
 		t.Error("the refused entry reached the journal")
 	}
 }

@@ -1,4 +1,4 @@
-package cache
+package registry
 
 import (
 	"bufio"
@@ -20,7 +20,7 @@ import (
 // process never leaves half of it) before the file it describes is renamed
 // into the docroot; the registry's writer applies records in batches and
 // stores the last applied sequence number in the same transaction. After a
-// crash, OpenRegistry replays what was not applied.
+// crash, Open replays what was not applied.
 //
 // A record the database refuses (see isRecordError) would stop every
 // record after it, now and at each start; it is moved aside instead, to
