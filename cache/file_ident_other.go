@@ -4,10 +4,10 @@ package cache
 
 import "io/fs"
 
-// sysIdent: device and inode come from ssiFileID where the system has
+// sysIdent: device and inode come from devIno where the system has
 // them; the change time is not read here.
 func sysIdent(info fs.FileInfo) (dev, ino uint64, ctime int64) {
-	dev, ino = ssiFileID(info)
+	dev, ino = devIno(info)
 	return dev, ino, 0
 }
 

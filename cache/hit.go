@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/delivery-edge/edge/cache/ssi"
 )
 
 // The hit path. A hit is what the edge does millions of times a day, so:
@@ -151,12 +153,12 @@ func contentType(ext string, head []byte) string {
 // into a hot entry; a file marked for SSI is kept with its directives,
 // whichever site reads it first.
 func (s *Store) readHot(f *os.File, info fs.FileInfo, t Target) (*hotEntry, bool) {
-	ssi := info.Mode()&ssiMarkBit != 0
-	part, err := readBody(f, info.Size(), ssi, s.hot.maxEntry)
-	if err != nil || part.data == nil {
+	marked := ssi.Marked(info)
+	part, err := ssi.ReadBody(f, info.Size(), marked, s.hot.maxEntry)
+	if err != nil || part.Data == nil {
 		return nil, false
 	}
-	body := part.data
+	body := part.Data
 	var variants [2][]byte
 	if s.precompressed.Load() {
 		for i, suffix := range []string{GzipSuffix, BrotliSuffix} {
@@ -169,7 +171,7 @@ func (s *Store) readHot(f *os.File, info fs.FileInfo, t Target) (*hotEntry, bool
 			}
 		}
 	}
-	e := newHotEntry(body, variants[0], variants[1], info, contentType(t.Ext, body[:min(len(body), 512)]), ssi)
+	e := newHotEntry(body, variants[0], variants[1], info, contentType(t.Ext, body[:min(len(body), 512)]), marked)
 	e.part = part
 	return e, true
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/delivery-edge/edge/cache/ssi"
 )
 
 // hotEntry is a cached file held in memory with everything its answer
@@ -20,7 +22,7 @@ type hotEntry struct {
 	brotli   []byte
 	modTime  time.Time
 	ssi      bool
-	part     *ssiBody // the content as an SSI part (with its directives when marked)
+	part     *ssi.Body // the content as an SSI part (with its directives when marked)
 	etag     []string
 	lastMod  []string
 	ctype    []string

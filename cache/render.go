@@ -137,7 +137,7 @@ type teeWriter struct {
 	tmpName     string
 	tmpErr      error
 	written     int64
-	ssi         ssiMarker // the body contains SSI directives (ssi.go)
+	ssi         ssiMarker // marks the file at the body's first SSI directive (ssi.go)
 }
 
 func (tw *teeWriter) Header() http.Header { return tw.header }
@@ -207,7 +207,9 @@ func (tw *teeWriter) Write(p []byte) (int, error) {
 		tw.WriteHeader(http.StatusOK)
 	}
 	if tw.tmp != nil && tw.tmpErr == nil {
-		tw.scanSSI(p)
+		if tw.ssi.first(tw.header, p) {
+			tw.markSSI()
+		}
 		n, err := tw.tmp.Write(p)
 		tw.written += int64(n)
 		if err != nil {
@@ -220,6 +222,13 @@ func (tw *teeWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// markSSI marks the temp file as a page with SSI directives.
+func (tw *teeWriter) markSSI() {
+	if err := markSSI(tw.tmp); err != nil {
+		tw.site.Store.log.Warn("cannot mark a file with SSI directives", zap.String("url", tw.t.Key), zap.Error(err))
+	}
 }
 
 // Flush passes flushes on to a streaming client.

@@ -1,4 +1,4 @@
-package cache
+package ssi
 
 import (
 	"fmt"
@@ -6,19 +6,19 @@ import (
 	"testing"
 )
 
-// ssiTokens runs the parser over input, cut into chunks at the given
+// tokens runs the parser over input, cut into chunks at the given
 // positions, and renders what it found: text as is, directives as
 // [include /a /b], [strip exec], [malformed], [toolong].
-func ssiTokens(t testing.TB, input string, cuts ...int) (string, []ssiDirective) {
+func tokens(t testing.TB, input string, cuts ...int) (string, []Directive) {
 	t.Helper()
 	var out strings.Builder
-	var dirs []ssiDirective
-	p := ssiParser{
-		text: func(b []byte) { out.Write(b) },
-		directive: func(d ssiDirective) {
+	var dirs []Directive
+	p := Parser{
+		Text: func(b []byte) { out.Write(b) },
+		Directive: func(d Directive) {
 			dirs = append(dirs, d)
 			switch d.Kind {
-			case ssiInclude:
+			case Include:
 				out.WriteString("[include")
 				for _, r := range d.Refs {
 					if r.File {
@@ -29,11 +29,11 @@ func ssiTokens(t testing.TB, input string, cuts ...int) (string, []ssiDirective)
 					out.WriteString(r.Path)
 				}
 				out.WriteString("]")
-			case ssiStrip:
+			case Strip:
 				out.WriteString("[strip " + d.Element + "]")
-			case ssiMalformed:
+			case Malformed:
 				out.WriteString("[malformed]")
-			case ssiTooLong:
+			case TooLong:
 				out.WriteString("[toolong]")
 			}
 		},
@@ -48,9 +48,9 @@ func ssiTokens(t testing.TB, input string, cuts ...int) (string, []ssiDirective)
 	return out.String(), dirs
 }
 
-// checkSSILossless asserts that text and directives cover the input
+// checkLossless asserts that text and directives cover the input
 // exactly, in order.
-func checkSSILossless(t testing.TB, input string, dirs []ssiDirective) {
+func checkLossless(t testing.TB, input string, dirs []Directive) {
 	t.Helper()
 	var pos int64
 	for _, d := range dirs {
@@ -58,24 +58,24 @@ func checkSSILossless(t testing.TB, input string, dirs []ssiDirective) {
 			t.Fatalf("directive %+v out of order (pos %d, len %d)", d, pos, len(input))
 		}
 		raw := input[d.Start:d.End]
-		if !strings.HasPrefix(raw, ssiOpen) {
-			t.Fatalf("directive at %d does not start with %q: %q", d.Start, ssiOpen, raw)
+		if !strings.HasPrefix(raw, opener) {
+			t.Fatalf("directive at %d does not start with %q: %q", d.Start, opener, raw)
 		}
-		if d.End < int64(len(input)) && !strings.HasSuffix(raw, ssiClose) {
-			t.Fatalf("directive at %d does not end with %q: %q", d.Start, ssiClose, raw)
+		if d.End < int64(len(input)) && !strings.HasSuffix(raw, closer) {
+			t.Fatalf("directive at %d does not end with %q: %q", d.Start, closer, raw)
 		}
-		if strings.Contains(input[pos:d.Start], ssiOpen) {
+		if strings.Contains(input[pos:d.Start], opener) {
 			t.Fatalf("text before %d holds an opener: %q", d.Start, input[pos:d.Start])
 		}
 		pos = d.End
 	}
-	if strings.Contains(input[pos:], ssiOpen) {
+	if strings.Contains(input[pos:], opener) {
 		t.Fatalf("trailing text holds an opener: %q", input[pos:])
 	}
 }
 
-func TestSSIParser(t *testing.T) {
-	long := `<!--#include virtual="/` + strings.Repeat("a", ssiMaxTag) + `" -->`
+func TestParser(t *testing.T) {
+	long := `<!--#include virtual="/` + strings.Repeat("a", maxTag) + `" -->`
 	tests := []struct{ name, in, want string }{
 		{"plain text", "<html><body>no directives</body></html>", "<html><body>no directives</body></html>"},
 		{"include", `a<!--#include virtual="/x.html" -->b`, "a[include /x.html]b"},
@@ -120,21 +120,21 @@ func TestSSIParser(t *testing.T) {
 		{"unterminated at end", `x<!--#include virtual="/a"`, "x[toolong]"},
 		{"opener at end", `x<!--#`, "x[toolong]"},
 		{"too long", long + "after", "[toolong]after"},
-		{"too long exec", `<!--#exec cmd="` + strings.Repeat("-", 2*ssiMaxTag) + `" -->after`, "[toolong]after"},
-		{"too long dashes", `<!--#` + strings.Repeat("-", ssiMaxTag+10) + `>after`, "[toolong]after"},
-		{"longest allowed", `<!--#include virtual="/` + strings.Repeat("b", ssiMaxTag-len(`include virtual="/"`)) + `"-->`,
-			"[include /" + strings.Repeat("b", ssiMaxTag-len(`include virtual="/"`)) + "]"},
+		{"too long exec", `<!--#exec cmd="` + strings.Repeat("-", 2*maxTag) + `" -->after`, "[toolong]after"},
+		{"too long dashes", `<!--#` + strings.Repeat("-", maxTag+10) + `>after`, "[toolong]after"},
+		{"longest allowed", `<!--#include virtual="/` + strings.Repeat("b", maxTag-len(`include virtual="/"`)) + `"-->`,
+			"[include /" + strings.Repeat("b", maxTag-len(`include virtual="/"`)) + "]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, dirs := ssiTokens(t, tt.in)
+			got, dirs := tokens(t, tt.in)
 			if got != tt.want {
 				t.Fatalf("whole:\n got %q\nwant %q", trunc(got), trunc(tt.want))
 			}
-			checkSSILossless(t, tt.in, dirs)
+			checkLossless(t, tt.in, dirs)
 			// Cut into two chunks at every position, and into single bytes.
 			for i := 0; i <= len(tt.in); i++ {
-				if g, _ := ssiTokens(t, tt.in, i); g != tt.want {
+				if g, _ := tokens(t, tt.in, i); g != tt.want {
 					t.Fatalf("cut at %d:\n got %q\nwant %q", i, trunc(g), trunc(tt.want))
 				}
 			}
@@ -142,7 +142,7 @@ func TestSSIParser(t *testing.T) {
 				// Three chunks: every pair of cut positions.
 				for i := 0; i <= len(tt.in); i++ {
 					for j := i; j <= len(tt.in); j++ {
-						if g, _ := ssiTokens(t, tt.in, i, j); g != tt.want {
+						if g, _ := tokens(t, tt.in, i, j); g != tt.want {
 							t.Fatalf("cuts at %d,%d:\n got %q\nwant %q", i, j, trunc(g), trunc(tt.want))
 						}
 					}
@@ -152,7 +152,7 @@ func TestSSIParser(t *testing.T) {
 			for i := 1; i < len(tt.in); i++ {
 				cuts = append(cuts, i)
 			}
-			if g, _ := ssiTokens(t, tt.in, cuts...); g != tt.want {
+			if g, _ := tokens(t, tt.in, cuts...); g != tt.want {
 				t.Fatalf("byte by byte:\n got %q\nwant %q", trunc(g), trunc(tt.want))
 			}
 		})
@@ -166,7 +166,7 @@ func trunc(s string) string {
 	return s
 }
 
-func TestSSIMarkerAcrossWrites(t *testing.T) {
+func TestMarkerAcrossWrites(t *testing.T) {
 	tests := []struct {
 		chunks []string
 		want   bool
@@ -183,9 +183,10 @@ func TestSSIMarkerAcrossWrites(t *testing.T) {
 		{[]string{"<!--", " #"}, false},
 	}
 	for _, tt := range tests {
-		held, found := 0, false
+		var m Marker
+		found := false
 		for _, c := range tt.chunks {
-			if findSSIOpen(&held, []byte(c)) {
+			if m.Find([]byte(c)) {
 				found = true
 				break
 			}
@@ -196,41 +197,41 @@ func TestSSIMarkerAcrossWrites(t *testing.T) {
 	}
 }
 
-func TestSSIIncludeURL(t *testing.T) {
+func TestIncludeURL(t *testing.T) {
 	tests := []struct {
 		key  string
-		ref  ssiRef
+		ref  Ref
 		want string // "" = refused
 	}{
-		{"/p.html", ssiRef{Path: "/f/a.html"}, "/f/a.html"},
-		{"/p.html", ssiRef{Path: "/f/a.html?x=1#top"}, "/f/a.html?x=1"},
-		{"/p.html", ssiRef{Path: "f/a.html"}, ""},
-		{"/p.html", ssiRef{Path: "//evil.example/x"}, ""},
-		{"/p.html", ssiRef{Path: "http://evil.example/x"}, ""},
-		{"/p.html", ssiRef{Path: "/\\evil.example/x"}, ""},
-		{"/p.html", ssiRef{Path: ""}, ""},
-		{"/dir/p.html", ssiRef{Path: "t.html", File: true}, "/dir/t.html"},
-		{"/dir/", ssiRef{Path: "sub/t.html", File: true}, "/dir/sub/t.html"},
-		{"/dir/p.html?a=1", ssiRef{Path: "t.html", File: true}, "/dir/t.html"},
-		{"/dir/p.html", ssiRef{Path: "../t.html", File: true}, ""},
-		{"/dir/p.html", ssiRef{Path: "a/./t.html", File: true}, ""},
-		{"/dir/p.html", ssiRef{Path: "/etc/passwd", File: true}, ""},
-		{"/dir/p.html", ssiRef{Path: "t.html?x", File: true}, ""},
+		{"/p.html", Ref{Path: "/f/a.html"}, "/f/a.html"},
+		{"/p.html", Ref{Path: "/f/a.html?x=1#top"}, "/f/a.html?x=1"},
+		{"/p.html", Ref{Path: "f/a.html"}, ""},
+		{"/p.html", Ref{Path: "//evil.example/x"}, ""},
+		{"/p.html", Ref{Path: "http://evil.example/x"}, ""},
+		{"/p.html", Ref{Path: "/\\evil.example/x"}, ""},
+		{"/p.html", Ref{Path: ""}, ""},
+		{"/dir/p.html", Ref{Path: "t.html", File: true}, "/dir/t.html"},
+		{"/dir/", Ref{Path: "sub/t.html", File: true}, "/dir/sub/t.html"},
+		{"/dir/p.html?a=1", Ref{Path: "t.html", File: true}, "/dir/t.html"},
+		{"/dir/p.html", Ref{Path: "../t.html", File: true}, ""},
+		{"/dir/p.html", Ref{Path: "a/./t.html", File: true}, ""},
+		{"/dir/p.html", Ref{Path: "/etc/passwd", File: true}, ""},
+		{"/dir/p.html", Ref{Path: "t.html?x", File: true}, ""},
 	}
 	for _, tt := range tests {
-		u, err := includeURL(tt.key, tt.ref)
+		u, err := IncludeURL(tt.key, tt.ref)
 		got := ""
 		if err == nil {
 			got = u.String()
 		}
 		if got != tt.want {
-			t.Errorf("includeURL(%q, %+v) = %q, %v; want %q", tt.key, tt.ref, got, err, tt.want)
+			t.Errorf("IncludeURL(%q, %+v) = %q, %v; want %q", tt.key, tt.ref, got, err, tt.want)
 		}
 	}
 }
 
-func TestSSICommentCannotEndEarly(t *testing.T) {
-	c := ssiComment(`/a-->"<script>--x`, "refused")
+func TestCommentCannotEndEarly(t *testing.T) {
+	c := Comment(`/a-->"<script>--x`, "refused")
 	body := strings.TrimSuffix(strings.TrimPrefix(c, "<!--"), "-->")
 	if strings.Contains(body, "--") || strings.ContainsAny(body, "<>") {
 		t.Fatalf("comment body can end the comment: %q", c)
