@@ -1,8 +1,12 @@
 package cache
 
 import (
+	"context"
 	"hash/maphash"
 	"sync"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/delivery-edge/edge/cache/registry"
 )
@@ -99,4 +103,20 @@ func (a *AccessLog) Flush(reg *registry.Registry) (int, error) {
 // LastAccess is the newest known access of a file (pending or stored).
 func (a *AccessLog) LastAccess(tx *registry.Tx, id FileID) int64 {
 	return max(a.Pending(id), tx.LastAccess(id))
+}
+
+// run writes the collected access times every interval until ctx ends.
+func (a *AccessLog) run(ctx context.Context, reg *registry.Registry, every time.Duration, log *zap.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := a.Flush(reg); err != nil {
+				log.Warn("access times not written; will retry", zap.Error(err))
+			}
+		}
+	}
 }

@@ -76,13 +76,18 @@ func affected(tx *registry.Tx, c Change) ([]FileID, map[FileID]registry.Meta, er
 			return nil, nil, err
 		}
 	}
-	slices.SortFunc(out, func(a, b FileID) int {
+	sortFileIDs(out)
+	return out, seen, nil
+}
+
+// sortFileIDs sorts files by docroot, then name.
+func sortFileIDs(ids []FileID) {
+	slices.SortFunc(ids, func(a, b FileID) int {
 		if a.Root != b.Root {
 			return int(a.Root) - int(b.Root)
 		}
 		return strings.Compare(a.File, b.File)
 	})
-	return out, seen, nil
 }
 
 // Job is a group of files invalidated together, with one priority.

@@ -2,7 +2,6 @@ package cache
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/delivery-edge/edge/cache/registry"
@@ -69,11 +68,13 @@ const checkProgressEvery = 4096
 
 // checkRun is one consistency check under way.
 type checkRun struct {
-	e        *Engine
-	rep      CheckReport
-	progress func(CheckProgress) // nil: none
-	done     CheckProgress
-	steps    int
+	reg       *registry.Registry
+	ephemeral *ephemeralFiles // files that expire without an entry
+	cfg       *settings
+	rep       CheckReport
+	progress  func(CheckProgress) // nil: none
+	done      CheckProgress
+	steps     int
 }
 
 // step counts one unit of work and reports progress now and then.
@@ -93,21 +94,14 @@ func (c *checkRun) step() {
 // entries.
 func (e *Engine) Check(progress func(CheckProgress)) (CheckReport, error) {
 	e.reg.Sync()
-	c := &checkRun{e: e, progress: progress}
-	if err := e.openAllStores(); err != nil {
+	c := &checkRun{reg: e.reg, ephemeral: e.ephemeral, cfg: e.cfg, progress: progress}
+	if err := e.docroots.openAll(); err != nil {
 		return c.rep, err
 	}
 	if err := e.reg.View(c.checkIndex); err != nil {
 		return c.rep, err
 	}
-	e.mu.Lock()
-	stores := make([]*Store, 0, len(e.stores))
-	for _, s := range e.stores {
-		stores = append(stores, s)
-	}
-	e.mu.Unlock()
-	slices.SortFunc(stores, func(a, b *Store) int { return int(a.rootID) - int(b.rootID) })
-	for _, s := range stores {
+	for _, s := range e.docroots.all() {
 		if err := c.checkDocroot(s); err != nil {
 			return c.rep, err
 		}
@@ -133,18 +127,4 @@ func (c *checkRun) checkIndex(tx *registry.Tx) error {
 	c.rep.Entries, c.rep.RetiredEntries, c.rep.RetiredKeys = ir.Entries, ir.RetiredEntries, ir.RetiredKeys
 	c.rep.BadIndex = append(c.rep.BadIndex, ir.BadIndex...)
 	return err
-}
-
-// openAllStores opens every docroot the registry knows.
-func (e *Engine) openAllStores() error {
-	dirs, err := e.reg.RootDirs()
-	if err != nil {
-		return err
-	}
-	for _, d := range dirs {
-		if _, err := e.Store(d); err != nil {
-			return err
-		}
-	}
-	return nil
 }

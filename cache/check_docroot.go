@@ -34,16 +34,9 @@ type docrootWalk struct {
 // checkDocroot walks a docroot for files the registry does not know and
 // entries whose file is gone, in one read transaction.
 func (c *checkRun) checkDocroot(s *Store) error {
-	eph := map[string]bool{}
-	c.e.ephMu.Lock()
-	for id := range c.e.ephemeral {
-		if id.Root == s.rootID {
-			eph[id.File] = true
-		}
-	}
-	c.e.ephMu.Unlock()
-	return c.e.reg.View(func(tx *registry.Tx) error {
-		w := &docrootWalk{c: c, s: s, eph: eph, lazy: c.e.config().LazyRemoval > 0, cur: tx.Entries(s.rootID)}
+	eph := c.ephemeral.names(s.rootID)
+	return c.reg.View(func(tx *registry.Tx) error {
+		w := &docrootWalk{c: c, s: s, eph: eph, lazy: c.cfg.get().LazyRemoval > 0, cur: tx.Entries(s.rootID)}
 		if err := w.folder(s.root, ".", ""); err != nil {
 			return err
 		}

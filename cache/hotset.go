@@ -212,6 +212,21 @@ func (h *HotSet) drop(name string, fromPolicy bool) {
 	}
 }
 
+// fresh reports whether e may be served without looking at the disk; when
+// it is false the caller checks the file (and only that caller: others
+// serve the entry meanwhile).
+func (h *HotSet) fresh(e *hotEntry) bool {
+	if h.valid < 0 {
+		return false // check on every hit
+	}
+	now := monoNow()
+	last := e.checked.Load()
+	if now-last < h.valid {
+		return true
+	}
+	return !e.checked.CompareAndSwap(last, now)
+}
+
 // HotStats are the hot set's figures.
 type HotStats struct {
 	Bytes                 int64
