@@ -10,40 +10,6 @@ import (
 	"time"
 )
 
-// RenderFunc renders a request through the next handler (in Caddy: the
-// rest of the route, normally reverse_proxy to the render backend). An
-// error that carries an HTTP status implements StatusCoder.
-type RenderFunc func(w http.ResponseWriter, r *http.Request) error
-
-// StatusCoder is implemented by errors that carry an HTTP status.
-type StatusCoder interface{ HTTPStatus() int }
-
-// StatusError is an error with the HTTP status the client should get.
-type StatusError struct {
-	Code int
-	Err  error
-}
-
-func (e *StatusError) Error() string {
-	if e.Err == nil {
-		return http.StatusText(e.Code)
-	}
-	return e.Err.Error()
-}
-func (e *StatusError) Unwrap() error   { return e.Err }
-func (e *StatusError) HTTPStatus() int { return e.Code }
-
-func statusOf(err error) int {
-	var sc StatusCoder
-	if errors.As(err, &sc) {
-		return sc.HTTPStatus()
-	}
-	if errors.Is(err, errRenderTimeout) {
-		return http.StatusGatewayTimeout
-	}
-	return http.StatusBadGateway
-}
-
 // Site serves one docroot for one handler configuration.
 type Site struct {
 	Store  *Store
