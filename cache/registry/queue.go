@@ -124,8 +124,9 @@ func priorityOf(order []byte) int { return 255 - int(order[0]) }
 // render: the content is gone, so the job stays a purge (with the higher
 // priority, and the render queued after it). It reports whether the job
 // was added.
-func (t *Tx) Enqueue(q QueueKind, j QueuedJob) (bool, error) {
-	tx := t.tx
+func (tx *Tx) Enqueue(q QueueKind, j QueuedJob) (bool, error) { return enqueue(tx.tx, q, j) }
+
+func enqueue(tx *bolt.Tx, q QueueKind, j QueuedJob) (bool, error) {
 	files := tx.Bucket(bucketQueueFiles)
 	dk := j.dedupKey()
 	if cur := files.Get(dk); len(cur) == 10 {
@@ -186,22 +187,22 @@ func dequeue(tx *bolt.Tx, q QueueKind, order, dk []byte) error {
 
 // Complete removes a finished job (if it is still queued: a job of higher
 // priority for the same file may have replaced it meanwhile).
-func (t *Tx) Complete(q QueueKind, j QueuedJob) error {
-	return dequeue(t.tx, q, j.order, j.dedupKey())
+func (tx *Tx) Complete(q QueueKind, j QueuedJob) error {
+	return dequeue(tx.tx, q, j.order, j.dedupKey())
 }
 
 // Queued returns the job that waits for the thing j is about (its file,
 // or its document to resolve), and its queue; found is false if none
 // does. A job that cannot be decoded is returned with only its position
 // set, so that Complete can still take it off.
-func (t *Tx) Queued(j QueuedJob) (q QueueKind, cur QueuedJob, found bool) {
-	v := t.tx.Bucket(bucketQueueFiles).Get(j.dedupKey())
+func (tx *Tx) Queued(j QueuedJob) (q QueueKind, cur QueuedJob, found bool) {
+	v := tx.tx.Bucket(bucketQueueFiles).Get(j.dedupKey())
 	if len(v) != 10 {
 		return 0, QueuedJob{}, false
 	}
 	q, order := QueueKind(v[0]), bytes.Clone(v[1:])
 	byPrio, _ := queueBuckets(q)
-	if raw := t.tx.Bucket(byPrio).Get(order); raw != nil && json.Unmarshal(raw, &cur) != nil {
+	if raw := tx.tx.Bucket(byPrio).Get(order); raw != nil && json.Unmarshal(raw, &cur) != nil {
 		cur = QueuedJob{}
 	}
 	cur.order = order
@@ -222,8 +223,11 @@ func effectivePriority(prio int, enqueued int64, now time.Time, ageStep time.Dur
 // is in busy: the highest priority first, but an old job whose aged
 // priority (one point per ageStep waited) beats the head of the queue
 // goes before it.
-func (t *Tx) NextJobs(q QueueKind, n int, busy map[string]bool, now time.Time, ageStep time.Duration) ([]QueuedJob, error) {
-	tx := t.tx
+func (tx *Tx) NextJobs(q QueueKind, n int, busy map[string]bool, now time.Time, ageStep time.Duration) ([]QueuedJob, error) {
+	return nextJobs(tx.tx, q, n, busy, now, ageStep)
+}
+
+func nextJobs(tx *bolt.Tx, q QueueKind, n int, busy map[string]bool, now time.Time, ageStep time.Duration) ([]QueuedJob, error) {
 	byPrio, fifo := queueBuckets(q)
 	pc := tx.Bucket(byPrio).Cursor()
 	fc := tx.Bucket(fifo).Cursor()
