@@ -14,11 +14,13 @@ import (
 //
 //   - plain request paths map to their file without allocating (fastFile);
 //   - the hottest small files are answered from the hot set (memory), with
-//     every header value precomputed;
+//     every header value precomputed (serveHot);
 //   - other files go to the kernel: the open *os.File is handed to the
 //     response writer's ReadFrom, which Caddy's writers pass down to
-//     net/http, which uses sendfile(2);
+//     net/http, which uses sendfile(2) (Store.serveDisk, store_serve.go);
 //   - requests with conditions or ranges take http.ServeContent.
+//
+// Site.ServeHTTP (site.go) takes these steps in that order.
 
 // fastFile returns the docroot file of a plain request path — only bytes
 // that Map keeps as they are, no query, no empty or dot-led segment, not
