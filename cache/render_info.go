@@ -44,7 +44,7 @@ type RenderInfo struct {
 // ParseRenderInfo reads the Delivery-* and caching headers of a render
 // response. A malformed Delivery-* header is an error: a page whose
 // dependencies are unknown could never be invalidated, so it must not be
-// cached. So is an answer beyond the limits above, with a *LimitError.
+// cached. So is an answer beyond the limits (limits.go), with a *LimitError.
 func ParseRenderInfo(h http.Header, now time.Time) (RenderInfo, error) {
 	var info RenderInfo
 	// Checked before parsing, so an enormous header costs no parsing.
