@@ -1,12 +1,14 @@
 package cache
 
 import (
-	"encoding/binary"
-	"fmt"
+	"context"
 	"hash/maphash"
 	"sync"
+	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 const accessShards = 64
@@ -73,7 +75,7 @@ func (a *AccessLog) Pending(id FileID) int64 {
 
 // Flush writes every collected access time into the registry and forgets
 // it. On failure the times are kept for the next attempt.
-func (a *AccessLog) Flush(db *bolt.DB) (int, error) {
+func (a *AccessLog) Flush(reg *registry.Registry) (int, error) {
 	batch := map[FileID]int64{}
 	for i := range a.shards {
 		s := &a.shards[i]
@@ -89,33 +91,32 @@ func (a *AccessLog) Flush(db *bolt.DB) (int, error) {
 	if len(batch) == 0 {
 		return 0, nil
 	}
-	err := db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAccess)
-		for id, ms := range batch {
-			k := id.key()
-			if old := b.Get(k); len(old) == 8 && int64(binary.BigEndian.Uint64(old)) >= ms {
-				continue
-			}
-			if err := b.Put(k, binary.BigEndian.AppendUint64(nil, uint64(ms))); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := reg.WriteAccess(batch); err != nil {
 		for id, ms := range batch {
 			a.Touch(id, ms)
 		}
-		return 0, fmt.Errorf("write access times: %w", err)
+		return 0, err
 	}
 	return len(batch), nil
 }
 
 // LastAccess is the newest known access of a file (pending or stored).
-func (a *AccessLog) LastAccess(tx *bolt.Tx, id FileID) int64 {
-	ms := a.Pending(id)
-	if v := tx.Bucket(bucketAccess).Get(id.key()); len(v) == 8 {
-		ms = max(ms, int64(binary.BigEndian.Uint64(v)))
+func (a *AccessLog) LastAccess(tx *registry.Tx, id FileID) int64 {
+	return max(a.Pending(id), tx.LastAccess(id))
+}
+
+// run writes the collected access times every interval until ctx ends.
+func (a *AccessLog) run(ctx context.Context, reg *registry.Registry, every time.Duration, log *zap.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := a.Flush(reg); err != nil {
+				log.Warn("access times not written; will retry", zap.Error(err))
+			}
+		}
 	}
-	return ms
 }

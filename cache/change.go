@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 // Content states of a Change.
@@ -58,14 +58,14 @@ func (c Change) names() []string {
 
 // affected finds the files a change invalidates, each once, in a stable
 // order, with their metadata from the index.
-func (r *Registry) affected(tx *bolt.Tx, c Change) ([]FileID, map[FileID]fileMeta, error) {
-	seen := map[FileID]fileMeta{}
+func affected(tx *registry.Tx, c Change) ([]FileID, map[FileID]registry.Meta, error) {
+	seen := map[FileID]registry.Meta{}
 	var out []FileID
 	for _, name := range c.names() {
 		if name == "" {
 			continue
 		}
-		err := r.findMetaTx(tx, c.Kind, name, func(id FileID, d Dependency, meta fileMeta) bool {
+		err := tx.FindMeta(c.Kind, name, func(id FileID, d Dependency, meta registry.Meta) bool {
 			if _, dup := seen[id]; !dup && c.hits(d) {
 				seen[id] = meta
 				out = append(out, id)
@@ -76,13 +76,18 @@ func (r *Registry) affected(tx *bolt.Tx, c Change) ([]FileID, map[FileID]fileMet
 			return nil, nil, err
 		}
 	}
-	slices.SortFunc(out, func(a, b FileID) int {
+	sortFileIDs(out)
+	return out, seen, nil
+}
+
+// sortFileIDs sorts files by docroot, then name.
+func sortFileIDs(ids []FileID) {
+	slices.SortFunc(ids, func(a, b FileID) int {
 		if a.Root != b.Root {
 			return int(a.Root) - int(b.Root)
 		}
 		return strings.Compare(a.File, b.File)
 	})
-	return out, seen, nil
 }
 
 // Job is a group of files invalidated together, with one priority.

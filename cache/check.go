@@ -1,12 +1,10 @@
 package cache
 
 import (
-	"bytes"
 	"fmt"
-	"slices"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 // CheckReport lists what a consistency check of the registry against the
@@ -70,17 +68,13 @@ const checkProgressEvery = 4096
 
 // checkRun is one consistency check under way.
 type checkRun struct {
-	e        *Engine
-	rep      CheckReport
-	progress func(CheckProgress) // nil: none
-	done     CheckProgress
-	steps    int
-}
-
-// visible reports whether the entry with key k created at created is live
-// (not retired by a removal). Without tombstones it needs no file id.
-func (c *checkRun) visible(k []byte, created int64) bool {
-	return c.e.reg.Retired() == 0 || c.e.reg.retired.visible(fileIDOf(k), created)
+	reg       *registry.Registry
+	ephemeral *ephemeralFiles // files that expire without an entry
+	cfg       *settings
+	rep       CheckReport
+	progress  func(CheckProgress) // nil: none
+	done      CheckProgress
+	steps     int
 }
 
 // step counts one unit of work and reports progress now and then.
@@ -100,21 +94,14 @@ func (c *checkRun) step() {
 // entries.
 func (e *Engine) Check(progress func(CheckProgress)) (CheckReport, error) {
 	e.reg.Sync()
-	c := &checkRun{e: e, progress: progress}
-	if err := e.openAllStores(); err != nil {
+	c := &checkRun{reg: e.reg, ephemeral: e.ephemeral, cfg: e.cfg, progress: progress}
+	if err := e.docroots.openAll(); err != nil {
 		return c.rep, err
 	}
-	if err := e.reg.db.View(c.checkEntries); err != nil {
+	if err := e.reg.View(c.checkIndex); err != nil {
 		return c.rep, err
 	}
-	e.mu.Lock()
-	stores := make([]*Store, 0, len(e.stores))
-	for _, s := range e.stores {
-		stores = append(stores, s)
-	}
-	e.mu.Unlock()
-	slices.SortFunc(stores, func(a, b *Store) int { return int(a.rootID) - int(b.rootID) })
-	for _, s := range stores {
+	for _, s := range e.docroots.all() {
 		if err := c.checkDocroot(s); err != nil {
 			return c.rep, err
 		}
@@ -125,123 +112,19 @@ func (e *Engine) Check(progress func(CheckProgress)) (CheckReport, error) {
 	return c.rep, nil
 }
 
-// checkEntries checks every entry's reverse-index keys, and every index
-// key's entry. Looking up the entry of each index key (a random read and
-// a decode per key, and there are ten or so keys per entry) is needed only
-// to name the bad keys: every index key an entry confirms is counted, and
-// if the visible keys are as many, each of them is confirmed.
-func (c *checkRun) checkEntries(tx *bolt.Tx) error {
-	rep := &c.rep
-	entries := tx.Bucket(bucketEntries)
-	idx := tx.Bucket(bucketIndex)
-	var key []byte // reused: index keys are looked up, never kept
-	confirmed := 0 // distinct visible index keys of visible entries
-	err := entries.ForEach(func(k, v []byte) error {
-		c.done.Entries++
+// checkIndex runs the registry's half of the check: entries against
+// their reverse-index keys.
+func (c *checkRun) checkIndex(tx *registry.Tx) error {
+	ir, err := tx.CheckIndex(func(s registry.CheckStep) {
+		switch s {
+		case registry.StepEntry:
+			c.done.Entries++
+		case registry.StepIndexKey:
+			c.done.IndexKeys++
+		}
 		c.step()
-		rep.Entries++
-		var entry Entry
-		if err := unmarshalEntry(v, &entry); err != nil {
-			rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("%s: undecodable entry: %v", fileIDOf(k).File, err))
-			return nil
-		}
-		if !c.visible(k, entry.Created) {
-			rep.Entries--
-			rep.RetiredEntries++
-			return nil
-		}
-		deps := entry.indexDeps()
-		for i, d := range deps {
-			if slices.ContainsFunc(deps[:i], func(o Dependency) bool { return o.Kind == d.Kind && o.Name == d.Name }) {
-				continue // one key for both
-			}
-			key = append(append(append(key[:0], byte(d.Kind)), d.Name...), 0)
-			key = append(key, k...)
-			iv := idx.Get(key)
-			switch {
-			case iv == nil:
-				rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("%s: %s %q not indexed", fileIDOf(k).File, d.Kind, d.Name))
-			case c.visible(k, indexCreated(iv)):
-				confirmed++
-			}
-		}
-		return nil
 	})
-	if err != nil {
-		return err
-	}
-	visible := 0
-	cur := idx.Cursor()
-	for k, iv := cur.First(); k != nil; k, iv = cur.Next() {
-		c.done.IndexKeys++
-		c.step()
-		i := bytes.IndexByte(k, 0)
-		if i < 1 || len(k) < i+3 {
-			rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("malformed index key %q", k))
-			continue
-		}
-		if !c.visible(k[i+1:], indexCreated(iv)) {
-			rep.RetiredKeys++
-			continue
-		}
-		visible++
-	}
-	if visible != confirmed {
-		c.findBadIndexKeys(idx, entries)
-	}
-	return nil
-}
-
-// findBadIndexKeys lists the visible index keys whose entry is missing or
-// does not have the key's dependency.
-func (c *checkRun) findBadIndexKeys(idx, entries *bolt.Bucket) {
-	rep := &c.rep
-	cur := idx.Cursor()
-	for k, iv := cur.First(); k != nil; k, iv = cur.Next() {
-		c.step()
-		i := bytes.IndexByte(k, 0)
-		if i < 1 || len(k) < i+3 {
-			continue // reported
-		}
-		fk := k[i+1:]
-		if !c.visible(fk, indexCreated(iv)) {
-			continue
-		}
-		v := entries.Get(fk)
-		if v == nil {
-			rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("index %c %q points to missing entry %s", k[0], k[1:i], fileIDOf(fk).File))
-			continue
-		}
-		var entry Entry
-		_ = unmarshalEntry(v, &entry)
-		found := false
-		for _, d := range entry.indexDeps() {
-			if byte(d.Kind) == k[0] && d.Name == string(k[1:i]) {
-				found = true
-			}
-		}
-		if !found {
-			rep.BadIndex = append(rep.BadIndex, fmt.Sprintf("index %c %q not in entry %s", k[0], k[1:i], fileIDOf(fk).File))
-		}
-	}
-}
-
-// openAllStores opens every docroot the registry knows.
-func (e *Engine) openAllStores() error {
-	var dirs []string
-	err := e.reg.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRoots).ForEach(func(k, _ []byte) error {
-			dirs = append(dirs, string(k))
-			return nil
-		})
-	})
-	if err != nil {
-		return err
-	}
-	for _, d := range dirs {
-		if _, err := e.Store(d); err != nil {
-			return err
-		}
-	}
-	return nil
+	c.rep.Entries, c.rep.RetiredEntries, c.rep.RetiredKeys = ir.Entries, ir.RetiredEntries, ir.RetiredKeys
+	c.rep.BadIndex = append(c.rep.BadIndex, ir.BadIndex...)
+	return err
 }

@@ -2,7 +2,6 @@ package cache
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 // docrootWalk compares one docroot with its registry entries. The folders
@@ -24,33 +23,20 @@ import (
 // symbolic link), and a file costs no registry lookup and no allocation
 // beyond its directory entry.
 type docrootWalk struct {
-	c      *checkRun
-	s      *Store
-	eph    map[string]bool // ephemeral files: expire without an entry
-	lazy   bool            // lazy removal: entries without a file are normal
-	queued *bolt.Bucket
-	cur    *bolt.Cursor
-	k, v   []byte // the cursor's entry; k is nil past the end
-	prefix []byte // the root id: the start of every key of this docroot
-	key    []byte // the current file's key (reused)
+	c    *checkRun
+	s    *Store
+	eph  map[string]bool // ephemeral files: expire without an entry
+	lazy bool            // lazy removal: entries without a file are normal
+	cur  *registry.EntryCursor
+	name []byte // the current file's name (reused)
 }
 
 // checkDocroot walks a docroot for files the registry does not know and
 // entries whose file is gone, in one read transaction.
 func (c *checkRun) checkDocroot(s *Store) error {
-	eph := map[string]bool{}
-	c.e.ephMu.Lock()
-	for id := range c.e.ephemeral {
-		if id.Root == s.rootID {
-			eph[id.File] = true
-		}
-	}
-	c.e.ephMu.Unlock()
-	return c.e.reg.db.View(func(tx *bolt.Tx) error {
-		w := &docrootWalk{c: c, s: s, eph: eph, lazy: c.e.config().LazyRemoval > 0,
-			queued: tx.Bucket(bucketQueueFiles), cur: tx.Bucket(bucketEntries).Cursor(),
-			prefix: binary.BigEndian.AppendUint16(nil, s.rootID)}
-		w.k, w.v = w.cur.Seek(w.prefix)
+	eph := c.ephemeral.names(s.rootID)
+	return c.reg.View(func(tx *registry.Tx) error {
+		w := &docrootWalk{c: c, s: s, eph: eph, lazy: c.cfg.get().LazyRemoval > 0, cur: tx.Entries(s.rootID)}
 		if err := w.folder(s.root, ".", ""); err != nil {
 			return err
 		}
@@ -111,13 +97,13 @@ func (w *docrootWalk) file(rel, name string, ents []fs.DirEntry) {
 	if strings.HasSuffix(name, OldSuffix) {
 		return // an invalidated page, served until the new one is written
 	}
-	w.key = append(append(append(w.key[:0], w.prefix...), rel...), name...)
-	w.entriesBefore(w.key)
-	if w.k != nil && bytes.Equal(w.k, w.key) {
-		created, _, err := entryTimes(w.v)
-		w.k, w.v = w.cur.Next()
-		if err != nil || w.c.visible(w.key, created) {
-			w.c.rep.Files++ // (an undecodable entry is reported by checkEntries)
+	w.name = append(append(w.name[:0], rel...), name...)
+	w.entriesBefore(w.name)
+	if f := w.cur.File(); f != nil && bytes.Equal(f, w.name) {
+		retired := w.cur.Retired()
+		w.cur.Next()
+		if !retired {
+			w.c.rep.Files++ // (an undecodable entry is reported by the index check)
 			return
 		}
 	}
@@ -125,26 +111,23 @@ func (w *docrootWalk) file(rel, name string, ents []fs.DirEntry) {
 		return
 	}
 	w.c.rep.Files++
-	if w.eph[string(w.key[len(w.prefix):])] {
+	if w.eph[string(w.name)] {
 		return
 	}
 	w.c.rep.Unregistered = append(w.c.rep.Unregistered, rel+name)
 }
 
-// entriesBefore passes the entries of this docroot that sort before key
-// (all that remain, for nil): their files are missing. An entry without a
-// file is dangling unless a queued job explains it, it is retired, or
-// lazy removal leaves such entries to the cleanup.
-func (w *docrootWalk) entriesBefore(key []byte) {
-	for ; w.k != nil && bytes.HasPrefix(w.k, w.prefix) && (key == nil || bytes.Compare(w.k, key) < 0); w.k, w.v = w.cur.Next() {
-		if w.lazy || w.queued.Get(w.k) != nil {
-			continue
+// entriesBefore passes the entries of this docroot whose file names sort
+// before name (all that remain, for nil): their files are missing. An
+// entry without a file is dangling unless a queued job explains it, it is
+// retired, or lazy removal leaves such entries to the cleanup.
+func (w *docrootWalk) entriesBefore(name []byte) {
+	for f := w.cur.File(); f != nil && (name == nil || bytes.Compare(f, name) < 0); f = w.cur.File() {
+		// Undecodable entries are reported by the index check.
+		if !w.lazy && !w.cur.Queued() && w.cur.Live() {
+			w.c.rep.Dangling = append(w.c.rep.Dangling, string(f))
 		}
-		created, _, err := entryTimes(w.v)
-		if err != nil || !w.c.visible(w.k, created) {
-			continue // undecodable entries are reported by checkEntries
-		}
-		w.c.rep.Dangling = append(w.c.rep.Dangling, string(w.k[len(w.prefix):]))
+		w.cur.Next()
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 )
 
@@ -176,11 +175,11 @@ func TestCheckReadsTheRegistryInAFewTransactions(t *testing.T) {
 	const files = 2000
 	d := generateCheckData(t, dir, files, 10)
 	eng := openChecked(t, d.dataDir)
-	before := eng.reg.db.Stats().TxN
+	before := eng.reg.DB().Stats().TxN
 	var calls int
 	var last CheckProgress
 	rep, err := eng.Check(func(p CheckProgress) { calls++; last = p })
-	if tx := eng.reg.db.Stats().TxN - before; tx > 10 {
+	if tx := eng.reg.DB().Stats().TxN - before; tx > 10 {
 		t.Errorf("the check opened %d read transactions for %d files", tx, files)
 	}
 	if err != nil || rep.Problems() != 0 || rep.Files != files {
@@ -286,49 +285,5 @@ func TestCompareConcat(t *testing.T) {
 		if got := compareConcat(c.b1, c.b2, c.a1, c.a2); got != -want {
 			t.Errorf("compareConcat(%q, %q, %q, %q) = %d, want %d", c.b1, c.b2, c.a1, c.a2, got, -want)
 		}
-	}
-}
-
-// TestCheckBadIndex: a missing index key, a key of a dependency the entry
-// does not have and a key of a missing entry are each named.
-func TestCheckBadIndex(t *testing.T) {
-	dir := t.TempDir()
-	dataDir, docroot := filepath.Join(dir, "data"), filepath.Join(dir, "docroot")
-	importCheckEntries(t, dataDir, docroot, []string{"a.html", "b.html"})
-	writeCheckFiles(t, docroot, "a.html", "b.html")
-	eng := openChecked(t, dataDir)
-	if rep, err := eng.Check(nil); err != nil || rep.Problems() != 0 {
-		t.Fatalf("before: %v %v", rep, err)
-	}
-	root, err := eng.reg.Root(docroot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := FileID{Root: root, File: "a.html"}.key(), FileID{Root: root, File: "b.html"}.key()
-	value := indexValue(Dependency{Kind: DepDocument}, &Entry{Created: time.Now().UnixMilli()})
-	err = eng.reg.db.Update(func(tx *bolt.Tx) error {
-		idx := tx.Bucket(bucketIndex)
-		if err := idx.Delete(append(indexPrefix(DepKey, "key-a.html"), a...)); err != nil {
-			return err
-		}
-		if err := idx.Put(append(indexPrefix(DepDocument, "other"), b...), value); err != nil {
-			return err
-		}
-		return idx.Put(append(indexPrefix(DepDocument, "doc-c.html"), FileID{Root: root, File: "c.html"}.key()...), value)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := eng.Check(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{
-		`a.html: key "key-a.html" not indexed`,
-		`index d "doc-c.html" points to missing entry c.html`,
-		`index d "other" not in entry b.html`,
-	}
-	if got := sorted(rep.BadIndex); !slices.Equal(got, want) {
-		t.Errorf("bad index:\n%q\nwant\n%q", got, want)
 	}
 }

@@ -2,16 +2,13 @@ package cache
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
-	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
+
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 // Options configure an Engine.
@@ -41,82 +38,9 @@ const (
 	DefaultHotMaxFile = 1 << 20
 )
 
-// Engine owns one data folder: the registry, the access log and the
-// docroot stores. It is shared by every configuration that names the same
-// data folder and lives until the last of them is unloaded.
-type Engine struct {
-	opts   Options
-	log    *zap.Logger
-	reg    *Registry
-	access *AccessLog
-	cfg    atomic.Pointer[InvalidationConfig]
-
-	mu     sync.Mutex
-	stores map[string]*Store
-	byRoot map[uint16]*Store
-
-	applyMu sync.Mutex // one change application at a time
-	leases  leases
-	wake    *broadcast
-	pregen  *pregenPool
-	stats   engineStats
-
-	resMu           sync.Mutex
-	resources       map[string]string // resource name -> newest hash
-	resourceChanges chan Dependency
-
-	ephMu         sync.Mutex
-	ephemeral     map[FileID]ephemeralEntry
-	ephemeralPath string
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-}
-
-// engineStats counts the engine's work (for metrics and tests).
-type engineStats struct {
-	removed      atomic.Int64
-	pregenerated atomic.Int64
-}
-
-// Stats is a snapshot of the engine's counters and queue lengths.
-type Stats struct {
-	// Hits are requests answered from a cached file.
-	Hits int64
-	// Renders counts the renders by how they ended ("stored",
-	// "passthrough", "gone", "failed", "outdated").
-	Renders               map[string]int64
-	Removed, Pregenerated int64
-	RemovalQueue          int
-	PregenQueue           int
-	// Retired counts removed files whose reverse-index keys wait for the
-	// background sweep (see retire.go).
-	Retired int
-}
-
-// Stats returns the engine's counters and the lengths of its queues.
-func (e *Engine) Stats() Stats {
-	st := Stats{Hits: e.access.Hits(), Removed: e.stats.removed.Load(), Pregenerated: e.stats.pregenerated.Load(),
-		Renders: map[string]int64{}, Retired: e.reg.Retired()}
-	e.mu.Lock()
-	for _, s := range e.stores {
-		for o := range outcomeCount {
-			st.Renders[o.String()] += s.flights.counts[o].Load()
-		}
-	}
-	e.mu.Unlock()
-	_ = e.reg.db.View(func(tx *bolt.Tx) error {
-		st.RemovalQueue, st.PregenQueue = QueueLengths(tx)
-		return nil
-	})
-	return st
-}
-
-// Open opens the data folder and starts the engine's background work.
-func Open(o Options) (*Engine, error) {
-	log := o.Logger
-	if log == nil {
-		log = zap.NewNop()
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
 	}
 	if o.AccessFlushInterval <= 0 {
 		o.AccessFlushInterval = 5 * time.Second
@@ -131,31 +55,101 @@ func Open(o Options) (*Engine, error) {
 	if o.HotValid == 0 {
 		o.HotValid = DefaultHotValid
 	}
-	reg, err := OpenRegistry(o.DataDir, log)
+	return o
+}
+
+// Engine owns one data folder: the registry, the access log and the
+// docroot stores. It is shared by every configuration that names the same
+// data folder and lives until the last of them is unloaded.
+//
+// It is the composition of parts that each hold one concern: the
+// docroots; the invalidator, which turns changes, flushes, expiry and
+// changed resources into queued jobs (invalidate.go, flush.go); the queue
+// workers (removal.go, pregen.go); the scheduled work (expiry.go,
+// resources.go, ephemeral.go, cleanup.go); the consistency check
+// (check.go). Its own methods are the API of the Caddy module.
+type Engine struct {
+	log    *zap.Logger
+	reg    *registry.Registry
+	access *AccessLog
+	cfg    *settings
+	wake   *broadcast // the queue workers
+
+	docroots  *docroots
+	inval     *invalidator
+	removal   *removalWorker
+	pregen    *pregenPool
+	ephemeral *ephemeralFiles
+	resources *resourceHashes
+	cleaner   *cleaner
+	leases    leases
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Stats is a snapshot of the engine's counters and queue lengths.
+type Stats struct {
+	// Hits are requests answered from a cached file.
+	Hits int64
+	// Renders counts the renders by how they ended ("stored",
+	// "passthrough", "gone", "failed", "outdated").
+	Renders               map[string]int64
+	Removed, Pregenerated int64
+	RemovalQueue          int
+	PregenQueue           int
+	// Retired counts removed files whose reverse-index keys wait for the
+	// background sweep (see registry/retire.go).
+	Retired int
+}
+
+// Stats returns the engine's counters and the lengths of its queues.
+func (e *Engine) Stats() Stats {
+	st := Stats{Hits: e.access.Hits(), Removed: e.removal.removed.Load(), Pregenerated: e.pregen.done.Load(),
+		Renders: map[string]int64{}, Retired: e.reg.Retired()}
+	for _, s := range e.docroots.all() {
+		for o := range outcomeCount {
+			st.Renders[o.String()] += s.flights.counts[o].Load()
+		}
+	}
+	st.RemovalQueue, st.PregenQueue = e.reg.QueueLengths()
+	return st
+}
+
+// Open opens the data folder and starts the engine's background work.
+func Open(o Options) (*Engine, error) {
+	o = o.withDefaults()
+	log := o.Logger
+	reg, err := registry.Open(o.DataDir, log)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e := &Engine{opts: o, log: log, reg: reg, access: NewAccessLog(), stores: map[string]*Store{}, byRoot: map[uint16]*Store{},
-		wake: newBroadcast(), resources: map[string]string{}, resourceChanges: make(chan Dependency, 256),
-		ephemeral: map[FileID]ephemeralEntry{}, ephemeralPath: filepath.Join(o.DataDir, "ephemeral.json"),
-		cancel: cancel}
-	def := InvalidationConfig{}.withDefaults()
-	e.cfg.Store(&def)
-	if err := e.loadResources(); err != nil {
-		cancel()
+	resources, err := loadResourceHashes(reg, log)
+	if err != nil {
 		reg.Close()
-		return nil, fmt.Errorf("read resource hashes: %w", err)
+		return nil, err
 	}
-	e.recoverEphemeral()
-	e.pregen = &pregenPool{e: e, ctx: ctx, busy: map[string]bool{}}
-	e.wg.Add(5)
-	go e.flushAccessLoop(ctx, o.AccessFlushInterval)
-	go e.removalLoop(ctx)
-	go e.expiryLoop(ctx)
-	go e.resourceLoop(ctx)
-	go e.cleanupLoop(ctx)
-	e.pregen.resize(e.config().Workers)
+	cfg, wake, access := newSettings(), newBroadcast(), NewAccessLog()
+	ephemeral := newEphemeralFiles(o.DataDir, cfg, log)
+	docroots := newDocroots(reg, log, storeDeps{reg: reg, access: access, ephemeral: ephemeral, resources: resources,
+		workers: wake, log: log, hotBytes: o.HotBytes, hotMaxFile: o.HotMaxFile, hotValid: o.HotValid})
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{log: log, reg: reg, access: access, cfg: cfg, wake: wake, docroots: docroots,
+		ephemeral: ephemeral, resources: resources, cancel: cancel,
+		inval:   &invalidator{reg: reg, access: access, cfg: cfg, docroots: docroots, wake: wake, log: log},
+		removal: &removalWorker{reg: reg, docroots: docroots, cfg: cfg, wake: wake, log: log},
+		cleaner: &cleaner{reg: reg, docroots: docroots, cfg: cfg, log: log},
+	}
+	e.pregen = &pregenPool{reg: reg, docroots: docroots, cfg: cfg, wake: wake, log: log, ctx: ctx, wg: &e.wg,
+		busy: map[string]bool{}}
+	ephemeral.recover(docroots)
+	expiry := &expiry{reg: reg, inval: e.inval, ephemeral: ephemeral, docroots: docroots, log: log}
+	e.wg.Go(func() { access.run(ctx, reg, o.AccessFlushInterval, log) })
+	e.wg.Go(func() { e.removal.run(ctx) })
+	e.wg.Go(func() { expiry.run(ctx) })
+	e.wg.Go(func() { resources.run(ctx, e.inval) })
+	e.wg.Go(func() { e.cleaner.run(ctx) })
+	e.pregen.resize(cfg.get().Workers)
 	return e, nil
 }
 
@@ -166,57 +160,7 @@ func (e *Engine) Registry() *Registry { return e.reg }
 func (e *Engine) Access() *AccessLog { return e.access }
 
 // Store returns the store of a docroot, opening it on first use.
-func (e *Engine) Store(docroot string) (*Store, error) {
-	dir, err := filepath.Abs(docroot)
-	if err != nil {
-		return nil, fmt.Errorf("docroot %q: %w", docroot, err)
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if s, ok := e.stores[dir]; ok {
-		return s, nil
-	}
-	id, err := e.reg.Root(dir)
-	if err != nil {
-		return nil, err
-	}
-	s, err := openStore(dir, id, e, e.log)
-	if err != nil {
-		return nil, err
-	}
-	e.stores[dir] = s
-	e.byRoot[id] = s
-	return s, nil
-}
-
-// storeByRoot returns the store of a root id; with open it opens the
-// docroot if no handler has yet (e.g. queue work after a restart).
-func (e *Engine) storeByRoot(id uint16, open bool) *Store {
-	e.mu.Lock()
-	s := e.byRoot[id]
-	e.mu.Unlock()
-	if s != nil || !open {
-		return s
-	}
-	var dir string
-	_ = e.reg.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRoots).ForEach(func(k, v []byte) error {
-			if len(v) == 2 && binary.BigEndian.Uint16(v) == id {
-				dir = string(k)
-			}
-			return nil
-		})
-	})
-	if dir == "" {
-		return nil
-	}
-	s, err := e.Store(dir)
-	if err != nil {
-		e.log.Error("cannot open docroot for queued work", zap.String("docroot", dir), zap.Error(err))
-		return nil
-	}
-	return s
-}
+func (e *Engine) Store(docroot string) (*Store, error) { return e.docroots.open(docroot) }
 
 // Close stops the background work, writes what is pending and closes the
 // data folder.
@@ -224,29 +168,8 @@ func (e *Engine) Close() error {
 	e.cancel()
 	e.wake.notify()
 	e.wg.Wait()
-	_, aerr := e.access.Flush(e.reg.DB())
-	e.mu.Lock()
-	var errs []error
-	for _, s := range e.stores {
-		errs = append(errs, s.close())
-	}
-	e.mu.Unlock()
+	_, aerr := e.access.Flush(e.reg)
+	errs := e.docroots.closeAll()
 	errs = append(errs, aerr, e.reg.Close())
 	return errors.Join(errs...)
-}
-
-func (e *Engine) flushAccessLoop(ctx context.Context, every time.Duration) {
-	defer e.wg.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := e.access.Flush(e.reg.DB()); err != nil {
-				e.log.Warn("access times not written; will retry", zap.Error(err))
-			}
-		}
-	}
 }

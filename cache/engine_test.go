@@ -331,7 +331,7 @@ func TestEngineEphemeral(t *testing.T) {
 	if _, ok, _ := f.site.Store.reg.Get(f.site.Store.ID("s1.html")); ok {
 		t.Fatal("ephemeral file went into the registry")
 	}
-	backup, _ := os.ReadFile(f.eng.ephemeralPath)
+	backup, _ := os.ReadFile(f.eng.ephemeral.path)
 	if len(backup) < 10 {
 		t.Fatalf("no backup of the ephemeral entry: %q", backup)
 	}

@@ -42,32 +42,3 @@ func identOfInfo(info fs.FileInfo) fileIdent {
 	id.dev, id.ino, id.ctime = sysIdent(info)
 	return id
 }
-
-// fresh reports whether e may be served without looking at the disk; when
-// it is false the caller checks the file (and only that caller: others
-// serve the entry meanwhile).
-func (h *HotSet) fresh(e *hotEntry) bool {
-	if h.valid < 0 {
-		return false // check on every hit
-	}
-	now := monoNow()
-	last := e.checked.Load()
-	if now-last < h.valid {
-		return true
-	}
-	return !e.checked.CompareAndSwap(last, now)
-}
-
-// hotGet returns the in-memory copy of a file if it is still the file on
-// disk; a copy of a file that changed is dropped.
-func (s *Store) hotGet(name string) *hotEntry {
-	e := s.hot.get(name)
-	if e == nil || s.hot.fresh(e) {
-		return e
-	}
-	if id, ok := s.statIdent(name, e.cname); ok && id == e.ident {
-		return e
-	}
-	s.hot.invalidate(name)
-	return nil
-}

@@ -16,19 +16,15 @@ func sysIdent(info fs.FileInfo) (dev, ino uint64, ctime int64) {
 	return 0, 0, 0
 }
 
-// statIdent stats a docroot file by name with one fstatat relative to the
-// docroot, allocating nothing: cname is the name NUL-terminated, made once
-// when the file was read into memory.
-func (s *Store) statIdent(name string, cname []byte) (fileIdent, bool) {
-	if s.rootDir == nil { // the folder could not be opened: the slow way
-		info, err := s.root.Stat(name)
-		if err != nil || !info.Mode().IsRegular() {
-			return fileIdent{}, false
-		}
-		return identOfInfo(info), true
-	}
+// haveStatAt: statAt is available here.
+const haveStatAt = true
+
+// statAt stats a file by name with one fstatat relative to the folder
+// dirfd, allocating nothing: cname is the name NUL-terminated. ok is
+// false when there is no such regular file.
+func statAt(dirfd uintptr, cname []byte) (fileIdent, bool) {
 	var st syscall.Stat_t
-	_, _, errno := syscall.Syscall6(sysFstatat, uintptr(s.dirfd), uintptr(unsafe.Pointer(&cname[0])),
+	_, _, errno := syscall.Syscall6(sysFstatat, dirfd, uintptr(unsafe.Pointer(&cname[0])),
 		uintptr(unsafe.Pointer(&st)), 0, 0, 0)
 	if errno != 0 || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return fileIdent{}, false

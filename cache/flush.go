@@ -1,14 +1,13 @@
 package cache
 
 import (
-	"bytes"
-	"encoding/json"
-	"slices"
-	"strings"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
-	bolt "go.etcd.io/bbolt"
+
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 // Flush applies an explicit flush of a cache key, once. In one
@@ -24,26 +23,29 @@ import (
 // read recently: every file the flush invalidates under the key, and the
 // document's own pages (the files with a full dependency on it).
 func (e *Engine) Flush(key, group string, ts int64, forwardTo []string) (applied bool, err error) {
-	f := Flush{Key: key, Group: group, Time: ts}
-	if !f.valid() {
+	return e.inval.flush(Flush{Key: key, Group: group, Time: ts}, forwardTo)
+}
+
+func (v *invalidator) flush(f Flush, forwardTo []string) (applied bool, err error) {
+	if !validFlush(f) {
 		return false, invalidFlush(f)
 	}
-	e.applyMu.Lock()
-	defer e.applyMu.Unlock()
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	var touched []FileID
-	err = e.reg.db.Update(func(tx *bolt.Tx) error {
+	err = v.reg.Update(func(tx *registry.Tx) error {
 		now := time.Now()
 		var err error
-		applied, touched, err = e.applyFlushTx(tx, f, now)
+		applied, touched, err = v.applyFlushTx(tx, f, now)
 		if err != nil || !applied {
 			return err
 		}
-		return queueForwardsTx(tx, f, forwardTo, now)
+		return tx.QueueForwards(f, forwardTo, now)
 	})
 	if err != nil {
 		return false, err
 	}
-	e.afterFlush(touched)
+	v.queued(touched)
 	return applied, nil
 }
 
@@ -56,9 +58,9 @@ func (e *Engine) ApplySync(group, peer string, flushes []Flush) (applied int, er
 	const batch = 256
 	for start := 0; start < len(flushes); start += batch {
 		part := flushes[start:min(start+batch, len(flushes))]
-		n, touched, err := e.applySyncBatch(group, peer, part)
+		n, touched, err := e.inval.applySyncBatch(group, peer, part)
 		applied += n
-		e.afterFlush(touched)
+		e.inval.queued(touched)
 		if err != nil {
 			return applied, err
 		}
@@ -66,21 +68,21 @@ func (e *Engine) ApplySync(group, peer string, flushes []Flush) (applied int, er
 	return applied, nil
 }
 
-func (e *Engine) applySyncBatch(group, peer string, flushes []Flush) (int, []FileID, error) {
-	e.applyMu.Lock()
-	defer e.applyMu.Unlock()
+func (v *invalidator) applySyncBatch(group, peer string, flushes []Flush) (int, []FileID, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	var n int
 	var touched []FileID
-	err := e.reg.db.Update(func(tx *bolt.Tx) error {
+	err := v.reg.Update(func(tx *registry.Tx) error {
 		n, touched = 0, touched[:0]
 		now := time.Now()
-		pos := syncPositionTx(tx, group, peer)
+		pos := tx.SyncPosition(group, peer)
 		for _, f := range flushes {
 			f.Group = group
-			if !f.valid() {
+			if !validFlush(f) {
 				continue
 			}
-			ok, files, err := e.applyFlushTx(tx, f, now)
+			ok, files, err := v.applyFlushTx(tx, f, now)
 			if err != nil {
 				return err
 			}
@@ -90,7 +92,7 @@ func (e *Engine) applySyncBatch(group, peer string, flushes []Flush) (int, []Fil
 			touched = append(touched, files...)
 			pos = max(pos, f.Time)
 		}
-		return setSyncPositionTx(tx, group, peer, pos)
+		return tx.SetSyncPosition(group, peer, pos)
 	})
 	if err != nil {
 		return 0, nil, err
@@ -98,27 +100,13 @@ func (e *Engine) applySyncBatch(group, peer string, flushes []Flush) (int, []Fil
 	return n, touched, nil
 }
 
-func (e *Engine) afterFlush(touched []FileID) {
-	if len(touched) == 0 {
-		return
-	}
-	e.markOutdated(touched)
-	e.wakeWorkers()
-}
-
 // applyFlushTx records a flush and queues its jobs unless it is in the
 // log already.
-func (e *Engine) applyFlushTx(tx *bolt.Tx, f Flush, now time.Time) (bool, []FileID, error) {
-	if flushSeen(tx, f.Time, f.Key) {
-		if b := tx.Bucket(bucketFlushLog); b.Get(flushLogKey(f)) == nil {
-			return false, nil, recordFlush(tx, f)
-		}
-		return false, nil, nil
-	}
-	if err := recordFlush(tx, f); err != nil {
+func (v *invalidator) applyFlushTx(tx *registry.Tx, f Flush, now time.Time) (bool, []FileID, error) {
+	if isNew, err := tx.LogFlush(f); err != nil || !isNew {
 		return false, nil, err
 	}
-	files, err := e.queueFlushTx(tx, f.Key, now)
+	files, err := v.queueFlushTx(tx, f.Key, now)
 	return true, files, err
 }
 
@@ -133,16 +121,16 @@ func (e *Engine) applyFlushTx(tx *bolt.Tx, f Flush, now time.Time) (bool, []File
 // it as a document ID or UUID), or when it has the shape of a UUID, so
 // that the UUID of a document that cached files only register as a key
 // counts too. Every other key ("section:/politik", "home", …) is plain.
-func (e *Engine) queueFlushTx(tx *bolt.Tx, key string, now time.Time) ([]FileID, error) {
-	files, meta, err := e.reg.affected(tx, Change{Kind: DepKey, ID: key, State: StatePublished})
+func (v *invalidator) queueFlushTx(tx *registry.Tx, key string, now time.Time) ([]FileID, error) {
+	files, meta, err := affected(tx, Change{Kind: DepKey, ID: key, State: StatePublished})
 	if err != nil {
 		return nil, err
 	}
 	force := map[FileID]bool{}
-	if e.config().Pregenerate {
+	if v.cfg.get().Pregenerate {
 		doc := looksLikeUUID(key)
 		var pages []FileID
-		err := e.reg.FindTx(tx, DepDocument, key, func(id FileID, d Dependency) bool {
+		err := tx.Find(DepDocument, key, func(id FileID, d Dependency) bool {
 			doc = true
 			if d.Full() {
 				pages = append(pages, id)
@@ -168,9 +156,9 @@ func (e *Engine) queueFlushTx(tx *bolt.Tx, key string, now time.Time) ([]FileID,
 	for _, job := range SplitJobs(files, key) {
 		for _, id := range job.Files {
 			if force[id] {
-				err = e.forcePregenTx(tx, id, job.Priority, now)
+				err = v.forcePregenTx(tx, id, job.Priority, now)
 			} else {
-				err = e.queueFilesMeta(tx, Job{Files: []FileID{id}, Priority: job.Priority}, false, now, meta)
+				err = v.queueFilesMeta(tx, Job{Files: []FileID{id}, Priority: job.Priority}, false, now, meta)
 			}
 			if err != nil {
 				return nil, err
@@ -187,40 +175,35 @@ func looksLikeUUID(s string) bool { return len(s) == 36 && uuid.Validate(s) == n
 // forcePregenTx queues a file for pre-generation whatever its use; a
 // rename of the same file that waits in the removal queue is replaced
 // (keeping the higher priority), a purge (the content is gone) is not.
-func (e *Engine) forcePregenTx(tx *bolt.Tx, id FileID, prio int, now time.Time) error {
-	entry, found, err := e.reg.GetTx(tx, id)
+func (v *invalidator) forcePregenTx(tx *registry.Tx, id FileID, prio int, now time.Time) error {
+	entry, found, err := tx.Get(id)
 	if err != nil {
 		return err
 	}
 	if !found || entry.Key == "" {
-		return e.queueFiles(tx, Job{Files: []FileID{id}, Priority: prio}, false, now)
+		return v.queueFiles(tx, Job{Files: []FileID{id}, Priority: prio}, false, now)
 	}
-	j := QueuedJob{Root: id.Root, File: id.File, Op: OpRender, Priority: prio, Enqueued: now.UnixMilli(),
+	j := registry.QueuedJob{Root: id.Root, File: id.File, Op: registry.OpRender, Priority: prio, Enqueued: now.UnixMilli(),
 		Created: entry.Created, Key: entry.Key, Host: entry.Host}
-	dk := j.dedupKey()
-	if cur := tx.Bucket(bucketQueueFiles).Get(dk); len(cur) == 10 && QueueKind(cur[0]) == QueueRemoval {
-		order := bytes.Clone(cur[1:])
-		byPrio, _ := queueBuckets(QueueRemoval)
-		if v := tx.Bucket(byPrio).Get(order); v != nil {
-			var old QueuedJob
-			if err := json.Unmarshal(v, &old); err == nil && old.Op == OpPurge {
-				return nil
-			}
-			j.Priority = max(j.Priority, old.Priority)
+	if q, cur, ok := tx.Queued(j); ok && q == registry.QueueRemoval {
+		if cur.Op == registry.OpPurge {
+			return nil
 		}
-		if err := dequeue(tx, QueueRemoval, order, dk); err != nil {
+		j.Priority = max(j.Priority, cur.Priority)
+		if err := tx.Complete(registry.QueueRemoval, cur); err != nil {
 			return err
 		}
 	}
-	_, err = enqueue(tx, QueuePregen, j)
+	_, err = tx.Enqueue(registry.QueuePregen, j)
 	return err
 }
 
-func sortFileIDs(ids []FileID) {
-	slices.SortFunc(ids, func(a, b FileID) int {
-		if a.Root != b.Root {
-			return int(a.Root) - int(b.Root)
-		}
-		return strings.Compare(a.File, b.File)
-	})
+// ErrInvalidFlush is returned for a flush without key or group or with a
+// time that is not positive.
+var ErrInvalidFlush = errors.New("invalid flush")
+
+func validFlush(f Flush) bool { return f.Key != "" && f.Group != "" && f.Time > 0 }
+
+func invalidFlush(f Flush) error {
+	return fmt.Errorf("%w: key %q, group %q, time %d", ErrInvalidFlush, f.Key, f.Group, f.Time)
 }

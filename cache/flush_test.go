@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"path/filepath"
@@ -9,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
+
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 // keyed makes the fixture's pages register cache keys, as the sample
@@ -213,26 +213,24 @@ func TestFlushOfDocumentKeyKeepsAQueuedPurge(t *testing.T) {
 	f.ensure("/teaser-s1.html")
 	id := f.site.Store.ID("teaser-s1.html")
 	rollback := errors.New("rollback")
-	err := f.eng.reg.db.Update(func(tx *bolt.Tx) error {
+	err := f.eng.reg.Update(func(tx *registry.Tx) error {
 		// The content is gone: its purge waits in the removal queue.
-		if _, err := enqueue(tx, QueueRemoval, QueuedJob{Root: id.Root, File: id.File, Op: OpPurge, Priority: 1}); err != nil {
+		if _, err := tx.Enqueue(registry.QueueRemoval, registry.QueuedJob{Root: id.Root, File: id.File, Op: registry.OpPurge, Priority: 1}); err != nil {
 			return err
 		}
-		files, err := f.eng.queueFlushTx(tx, "story1", time.Now())
+		files, err := f.eng.inval.queueFlushTx(tx, "story1", time.Now())
 		if err != nil {
 			return err
 		}
 		if !slices.Contains(files, id) {
 			t.Errorf("flush did not find the keyed file: %v", files)
 		}
-		if r, p := countQueues(tx); r != 1 || p != 0 {
+		if r, p := countQueues(t, tx); r != 1 || p != 0 {
 			t.Errorf("queue lengths %d/%d, want the purge alone (1/0)", r, p)
 		}
-		cur := tx.Bucket(bucketQueueFiles).Get(id.key())
-		byPrio, _ := queueBuckets(QueueRemoval)
-		var j QueuedJob
-		if len(cur) != 10 || json.Unmarshal(tx.Bucket(byPrio).Get(cur[1:]), &j) != nil || j.Op != OpPurge {
-			t.Errorf("queued for the file: %q %+v, want the purge", cur, j)
+		q, j, ok := tx.Queued(registry.QueuedJob{Root: id.Root, File: id.File})
+		if !ok || q != registry.QueueRemoval || j.Op != registry.OpPurge {
+			t.Errorf("queued for the file: %v %c %+v, want the purge", ok, q, j)
 		}
 		return rollback
 	})
@@ -278,33 +276,34 @@ func TestForcePregenReplacesQueuedRename(t *testing.T) {
 	keyed(f)
 	f.ensure("/s1.html")
 	id := f.site.Store.ID("s1.html")
+	file := registry.QueuedJob{Root: id.Root, File: id.File}
 	rollback := errors.New("rollback")
-	err := f.eng.reg.db.Update(func(tx *bolt.Tx) error {
+	err := f.eng.reg.Update(func(tx *registry.Tx) error {
 		now := time.Now()
-		if _, err := enqueue(tx, QueueRemoval, QueuedJob{Root: id.Root, File: id.File, Op: OpRename, Priority: 90}); err != nil {
+		if _, err := tx.Enqueue(registry.QueueRemoval, registry.QueuedJob{Root: id.Root, File: id.File, Op: registry.OpRename, Priority: 90}); err != nil {
 			return err
 		}
-		if err := f.eng.forcePregenTx(tx, id, 10, now); err != nil {
+		if err := f.eng.inval.forcePregenTx(tx, id, 10, now); err != nil {
 			return err
 		}
-		cur := tx.Bucket(bucketQueueFiles).Get(id.key())
-		if len(cur) != 10 || QueueKind(cur[0]) != QueuePregen || priorityOf(cur[1:]) != 90 {
-			t.Errorf("queued: %q, want pre-generation with priority 90", cur)
+		q, cur, ok := tx.Queued(file)
+		if !ok || q != registry.QueuePregen || cur.Priority != 90 {
+			t.Errorf("queued: %v %c %+v, want pre-generation with priority 90", ok, q, cur)
 		}
-		if r, p := countQueues(tx); r != 0 || p != 1 {
+		if r, p := countQueues(t, tx); r != 0 || p != 1 {
 			t.Errorf("queue lengths %d/%d, want 0/1", r, p)
 		}
 		// A purge (content gone) is never turned into a render.
-		if err := dequeue(tx, QueuePregen, cur[1:], id.key()); err != nil {
+		if err := tx.Complete(registry.QueuePregen, cur); err != nil {
 			return err
 		}
-		if _, err := enqueue(tx, QueueRemoval, QueuedJob{Root: id.Root, File: id.File, Op: OpPurge, Priority: 90}); err != nil {
+		if _, err := tx.Enqueue(registry.QueueRemoval, registry.QueuedJob{Root: id.Root, File: id.File, Op: registry.OpPurge, Priority: 90}); err != nil {
 			return err
 		}
-		if err := f.eng.forcePregenTx(tx, id, 100, now); err != nil {
+		if err := f.eng.inval.forcePregenTx(tx, id, 100, now); err != nil {
 			return err
 		}
-		if r, p := countQueues(tx); r != 1 || p != 0 {
+		if r, p := countQueues(t, tx); r != 1 || p != 0 {
 			t.Errorf("after purge: queue lengths %d/%d, want 1/0", r, p)
 		}
 		return rollback
@@ -317,7 +316,8 @@ func TestForcePregenReplacesQueuedRename(t *testing.T) {
 func TestFlushesSinceAndPrune(t *testing.T) {
 	f := newEngineFixture(t, InvalidationConfig{})
 	for i, fl := range []Flush{
-		{"a", "live", 100}, {"b", "live", 200}, {"c", "preview", 250}, {"d;x", "live", 300}, {"e", "live", 400},
+		{Key: "a", Group: "live", Time: 100}, {Key: "b", Group: "live", Time: 200}, {Key: "c", Group: "preview", Time: 250},
+		{Key: "d;x", Group: "live", Time: 300}, {Key: "e", Group: "live", Time: 400},
 	} {
 		if !f.flush(fl.Key, fl.Group, fl.Time) {
 			t.Fatalf("flush %d not applied", i)
@@ -327,7 +327,7 @@ func TestFlushesSinceAndPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Flush{{"b", "live", 200}, {"d;x", "live", 300}, {"e", "live", 400}}
+	want := []Flush{{Key: "b", Group: "live", Time: 200}, {Key: "d;x", Group: "live", Time: 300}, {Key: "e", Group: "live", Time: 400}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("since 200: %+v, want %+v", got, want)
 	}
@@ -347,7 +347,7 @@ func TestFlushesSinceAndPrune(t *testing.T) {
 		t.Fatalf("third batch: %d", n)
 	}
 	got, _ = f.eng.FlushesSince("live", 0)
-	if !slices.Equal(got, []Flush{{"d;x", "live", 300}, {"e", "live", 400}}) {
+	if !slices.Equal(got, []Flush{{Key: "d;x", Group: "live", Time: 300}, {Key: "e", Group: "live", Time: 400}}) {
 		t.Fatalf("after prune: %+v", got)
 	}
 	if got, _ := f.eng.FlushesSince("preview", 0); len(got) != 0 {
@@ -360,7 +360,9 @@ func TestFlushesSinceAndPrune(t *testing.T) {
 
 func TestFlushRejectsIncompleteFlushes(t *testing.T) {
 	f := newEngineFixture(t, InvalidationConfig{})
-	for _, fl := range []Flush{{"", "g", 1}, {"k", "", 1}, {"k", "g", 0}, {"k", "g", -5}} {
+	for _, fl := range []Flush{
+		{Key: "", Group: "g", Time: 1}, {Key: "k", Group: "", Time: 1}, {Key: "k", Group: "g", Time: 0}, {Key: "k", Group: "g", Time: -5},
+	} {
 		if _, err := f.eng.Flush(fl.Key, fl.Group, fl.Time, nil); !errors.Is(err, ErrInvalidFlush) {
 			t.Errorf("%+v: %v", fl, err)
 		}
@@ -447,12 +449,14 @@ func TestOutboxPersistsAcrossRestart(t *testing.T) {
 
 // countQueues counts queued jobs inside a write transaction (bucket
 // statistics do not see its uncommitted changes).
-func countQueues(tx *bolt.Tx) (removal, pregen int) {
-	count := func(q QueueKind) int {
-		byPrio, _ := queueBuckets(q)
-		n := 0
-		_ = tx.Bucket(byPrio).ForEach(func(_, _ []byte) error { n++; return nil })
-		return n
+func countQueues(t *testing.T, tx *registry.Tx) (removal, pregen int) {
+	t.Helper()
+	count := func(q registry.QueueKind) int {
+		jobs, err := tx.NextJobs(q, 1<<20, nil, time.Now(), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(jobs)
 	}
-	return count(QueueRemoval), count(QueuePregen)
+	return count(registry.QueueRemoval), count(registry.QueuePregen)
 }

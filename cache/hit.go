@@ -2,26 +2,25 @@ package cache
 
 import (
 	"bytes"
-	"io"
 	"io/fs"
 	"mime"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // The hit path. A hit is what the edge does millions of times a day, so:
 //
 //   - plain request paths map to their file without allocating (fastFile);
 //   - the hottest small files are answered from the hot set (memory), with
-//     every header value precomputed;
+//     every header value precomputed (serveHot);
 //   - other files go to the kernel: the open *os.File is handed to the
 //     response writer's ReadFrom, which Caddy's writers pass down to
-//     net/http, which uses sendfile(2);
+//     net/http, which uses sendfile(2) (Store.serveDisk, store_serve.go);
 //   - requests with conditions or ranges take http.ServeContent.
+//
+// Site.ServeHTTP (site.go) takes these steps in that order.
 
 // fastFile returns the docroot file of a plain request path — only bytes
 // that Map keeps as they are, no query, no empty or dot-led segment, not
@@ -145,95 +144,4 @@ func contentType(ext string, head []byte) string {
 		return ct
 	}
 	return http.DetectContentType(head)
-}
-
-// readHot reads a file (and its precompressed copies of the same version)
-// into a hot entry; a file marked for SSI is kept with its directives,
-// whichever site reads it first.
-func (s *Store) readHot(f *os.File, info fs.FileInfo, t Target) (*hotEntry, bool) {
-	ssi := info.Mode()&ssiMarkBit != 0
-	part, err := readBody(f, info.Size(), ssi, s.hot.maxEntry)
-	if err != nil || part.data == nil {
-		return nil, false
-	}
-	body := part.data
-	var variants [2][]byte
-	if s.precompressed.Load() {
-		for i, suffix := range []string{GzipSuffix, BrotliSuffix} {
-			if vf, vinfo, ok := s.openVariant(t.File, suffix, info); ok {
-				b := make([]byte, vinfo.Size())
-				if n, _ := vf.ReadAt(b, 0); int64(n) == vinfo.Size() {
-					variants[i] = b
-				}
-				vf.Close()
-			}
-		}
-	}
-	e := newHotEntry(body, variants[0], variants[1], info, contentType(t.Ext, body[:min(len(body), 512)]), ssi)
-	e.part = part
-	return e, true
-}
-
-// serveDisk answers from an open file that is not (or cannot be) held in
-// memory: headers, then the file handed to the writer's ReadFrom, which
-// reaches sendfile(2) through Caddy's response writers.
-func (s *Store) serveDisk(w http.ResponseWriter, r *http.Request, f *os.File, info fs.FileInfo, t Target, stale bool) {
-	h := w.Header()
-	if stale {
-		h[HeaderStale] = hdrStaleValue
-	}
-	if !stale && s.precompressed.Load() {
-		if ae := r.Header.Get("Accept-Encoding"); ae != "" {
-			for _, v := range []struct{ coding, suffix string }{{"br", BrotliSuffix}, {"gzip", GzipSuffix}} {
-				if !acceptsEncoding(ae, v.coding) {
-					continue
-				}
-				if vf, vinfo, ok := s.openVariant(t.File, v.suffix, info); ok {
-					defer vf.Close()
-					h["Content-Encoding"] = []string{v.coding}
-					h["Vary"] = hdrVaryAE
-					etag := etagOf(info)
-					f, info, etag = vf, vinfo, etag[:len(etag)-1]+"-"+v.coding[:2]+`"`
-					s.writeFile(w, r, f, info, t, etag)
-					return
-				}
-			}
-		}
-	}
-	s.writeFile(w, r, f, info, t, etagOf(info))
-}
-
-func (s *Store) writeFile(w http.ResponseWriter, r *http.Request, f *os.File, info fs.FileInfo, t Target, etag string) {
-	h := w.Header()
-	if _, set := h["Content-Type"]; !set && h.Get("Content-Encoding") == "" {
-		var head [512]byte
-		n, _ := f.ReadAt(head[:], 0)
-		h.Set("Content-Type", contentType(t.Ext, head[:n]))
-	} else if !set {
-		h.Set("Content-Type", contentType(t.Ext, nil))
-	}
-	h.Set("Etag", etag)
-	if hasConditionsOrRange(r) {
-		http.ServeContent(w, r, "", info.ModTime(), f)
-		return
-	}
-	h.Set("Last-Modified", info.ModTime().UTC().Format(http.TimeFormat))
-	h["Accept-Ranges"] = hdrBytes
-	h.Set("Content-Length", strconv.FormatInt(info.Size(), 10))
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return
-	}
-	// The *os.File itself goes to ReadFrom: net/http turns that into
-	// sendfile (io.Copy would hide the file behind a wrapper first).
-	if rf, ok := w.(io.ReaderFrom); ok {
-		_, _ = rf.ReadFrom(f)
-		return
-	}
-	_, _ = io.Copy(w, f)
-}
-
-// touch records a read of a file for the queue choice.
-func (s *Store) touch(file string, now time.Time) {
-	s.access.Touch(FileID{Root: s.rootID, File: file}, now.UnixMilli())
 }

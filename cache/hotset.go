@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/delivery-edge/edge/cache/ssi"
 )
 
 // hotEntry is a cached file held in memory with everything its answer
@@ -20,7 +22,7 @@ type hotEntry struct {
 	brotli   []byte
 	modTime  time.Time
 	ssi      bool
-	part     *ssiBody // the content as an SSI part (with its directives when marked)
+	part     *ssi.Body // the content as an SSI part (with its directives when marked)
 	etag     []string
 	lastMod  []string
 	ctype    []string
@@ -208,6 +210,21 @@ func (h *HotSet) drop(name string, fromPolicy bool) {
 		h.policy.remove(e.node)
 		h.mu.Unlock()
 	}
+}
+
+// fresh reports whether e may be served without looking at the disk; when
+// it is false the caller checks the file (and only that caller: others
+// serve the entry meanwhile).
+func (h *HotSet) fresh(e *hotEntry) bool {
+	if h.valid < 0 {
+		return false // check on every hit
+	}
+	now := monoNow()
+	last := e.checked.Load()
+	if now-last < h.valid {
+		return true
+	}
+	return !e.checked.CompareAndSwap(last, now)
 }
 
 // HotStats are the hot set's figures.

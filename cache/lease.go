@@ -16,16 +16,20 @@ type leases struct {
 // Lease waits until the named lease is free (or ctx ends) and takes it.
 // The returned func gives it back.
 func (e *Engine) Lease(ctx context.Context, name string) (release func(), err error) {
-	e.leases.mu.Lock()
-	if e.leases.m == nil {
-		e.leases.m = map[string]chan struct{}{}
+	return e.leases.take(ctx, name)
+}
+
+func (l *leases) take(ctx context.Context, name string) (release func(), err error) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]chan struct{}{}
 	}
-	ch, ok := e.leases.m[name]
+	ch, ok := l.m[name]
 	if !ok {
 		ch = make(chan struct{}, 1)
-		e.leases.m[name] = ch
+		l.m[name] = ch
 	}
-	e.leases.mu.Unlock()
+	l.mu.Unlock()
 	select {
 	case ch <- struct{}{}:
 		var once sync.Once

@@ -3,43 +3,53 @@ package cache
 import (
 	"context"
 	"os"
-	"path"
+	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
+
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 const removalBatch = 1000
 
-// removalLoop runs the removal queue: one worker takes the jobs in order
+// removalWorker runs the removal queue: one worker takes the jobs in order
 // of priority, renames (or purges) their files, and takes the jobs off the
 // queue in one transaction per batch. The transaction of one batch is
 // committed while the files of the next are renamed, so the disk's two
-// kinds of work overlap.
-func (e *Engine) removalLoop(ctx context.Context) {
-	defer e.wg.Done()
+// kinds of work overlap. While the queue is idle it sweeps the registry's
+// tombstones (registry/retire.go).
+type removalWorker struct {
+	reg      *registry.Registry
+	docroots *docroots
+	cfg      *settings
+	wake     *broadcast
+	log      *zap.Logger
+	removed  atomic.Int64 // jobs done
+}
+
+func (w *removalWorker) run(ctx context.Context) {
 	var committing chan error // the previous batch's commit, if any
 	busy := map[string]bool{}
 	wait := func() {
 		if committing != nil {
 			if err := <-committing; err != nil {
-				e.log.Error("removal queue", zap.Error(err))
+				w.log.Error("removal queue", zap.Error(err))
 			}
 			committing = nil
 		}
 	}
 	defer wait()
-	for e.sleep(ctx, time.Second) {
+	for w.wake.sleep(ctx, time.Second) {
 		for ctx.Err() == nil {
-			b, err := e.prepareRemoval(busy)
+			b, err := w.prepare(busy)
 			if err != nil {
-				e.log.Error("removal queue", zap.Error(err))
+				w.log.Error("removal queue", zap.Error(err))
 				break
 			}
 			if b == nil {
 				if committing == nil {
-					e.sweepWhileIdle(ctx)
+					w.sweepWhileIdle(ctx)
 					break
 				}
 				wait() // the queue may hold more once the last batch is off it
@@ -48,14 +58,14 @@ func (e *Engine) removalLoop(ctx context.Context) {
 			}
 			wait()
 			clear(busy)
-			if e.reg.Retired() > retiredHighWater {
-				e.sweepOnce() // a queue that never idles must not grow the backlog forever
+			if w.reg.Retired() > retiredHighWater {
+				w.sweepOnce() // a queue that never idles must not grow the backlog forever
 			}
 			for _, j := range b.jobs {
-				busy[string(j.order)] = true
+				busy[j.Order()] = true
 			}
 			committing = make(chan error, 1)
-			go func(ch chan error) { ch <- e.commitRemoval(b) }(committing)
+			go func(ch chan error) { ch <- w.commit(b) }(committing)
 		}
 	}
 }
@@ -70,58 +80,46 @@ const retiredHighWater = 100_000
 // sweepWhileIdle deletes the entries and index keys of eagerly removed
 // files while the removal queue has nothing to do; new removal work
 // interrupts it.
-func (e *Engine) sweepWhileIdle(ctx context.Context) {
-	for ctx.Err() == nil && e.reg.Retired() > 0 {
-		if e.sweepOnce() == 0 || e.queueWaiting(QueueRemoval) {
+func (w *removalWorker) sweepWhileIdle(ctx context.Context) {
+	for ctx.Err() == nil && w.reg.Retired() > 0 {
+		if w.sweepOnce() == 0 || w.reg.QueueWaiting(registry.QueueRemoval) {
 			return
 		}
 	}
 }
 
 // sweepOnce sweeps one batch and reports how many tombstones it took.
-func (e *Engine) sweepOnce() int {
-	n, err := e.reg.sweepRetired(sweepBatch)
+func (w *removalWorker) sweepOnce() int {
+	n, err := w.reg.SweepRetired(sweepBatch)
 	if err != nil {
-		e.log.Error("removal queue", zap.Error(err))
+		w.log.Error("removal queue", zap.Error(err))
 		return 0
 	}
-	e.reg.releaseMapping()
+	w.reg.ReleaseMapping()
 	return n
-}
-
-// queueWaiting reports whether a queue holds jobs.
-func (e *Engine) queueWaiting(q QueueKind) bool {
-	byPrio, _ := queueBuckets(q)
-	waiting := false
-	_ = e.reg.db.View(func(tx *bolt.Tx) error {
-		k, _ := tx.Bucket(byPrio).Cursor().First()
-		waiting = k != nil
-		return nil
-	})
-	return waiting
 }
 
 // removalBatchWork is one batch of the removal queue between its file
 // operations and its commit.
 type removalBatchWork struct {
-	jobs     []QueuedJob
-	rerender []QueuedJob
+	jobs     []registry.QueuedJob
+	rerender []registry.QueuedJob
 	forget   map[FileID]int64 // entries to remove, with the Created they must still have
 }
 
-// prepareRemoval takes the next batch (skipping jobs still being
-// committed) and does its file operations.
-func (e *Engine) prepareRemoval(busy map[string]bool) (*removalBatchWork, error) {
-	var jobs []QueuedJob
-	err := e.reg.db.View(func(tx *bolt.Tx) error {
+// prepare takes the next batch (skipping jobs still being committed) and
+// does its file operations.
+func (w *removalWorker) prepare(busy map[string]bool) (*removalBatchWork, error) {
+	var jobs []registry.QueuedJob
+	err := w.reg.View(func(tx *registry.Tx) error {
 		var err error
-		jobs, err = nextJobs(tx, QueueRemoval, removalBatch, busy, time.Now(), e.config().AgeStep)
+		jobs, err = tx.NextJobs(registry.QueueRemoval, removalBatch, busy, time.Now(), w.cfg.get().AgeStep)
 		return err
 	})
 	if err != nil || len(jobs) == 0 {
 		return nil, err
 	}
-	lazy := e.config().LazyRemoval > 0
+	lazy := w.cfg.get().LazyRemoval > 0
 	b := &removalBatchWork{jobs: jobs, forget: map[FileID]int64{}}
 	dirs := map[string]*os.Root{} // folders of this batch, opened once
 	defer func() {
@@ -130,13 +128,13 @@ func (e *Engine) prepareRemoval(busy map[string]bool) (*removalBatchWork, error)
 		}
 	}()
 	for _, j := range jobs {
-		store := e.storeByRoot(j.Root, true)
+		store := w.docroots.byID(j.Root, true)
 		if store == nil {
 			continue
 		}
-		id := j.id()
+		id := j.ID()
 		switch j.Op {
-		case OpPurge:
+		case registry.OpPurge:
 			if store.writtenSince(j.File, j.Enqueued) {
 				continue // rendered again since the job was queued
 			}
@@ -146,7 +144,11 @@ func (e *Engine) prepareRemoval(busy map[string]bool) (*removalBatchWork, error)
 				b.rerender = append(b.rerender, j)
 			}
 		default:
-			if e.renameOld(store, dirs, j) && !lazy {
+			gone, err := store.renameToOld(dirs, j.File, j.Enqueued)
+			if err != nil {
+				logJobError(w.log, j, err)
+			}
+			if gone && !lazy {
 				b.forget[id] = j.Created
 			}
 		}
@@ -154,102 +156,45 @@ func (e *Engine) prepareRemoval(busy map[string]bool) (*removalBatchWork, error)
 	return b, nil
 }
 
-// renameOld renames a job's file to .old unless it was rendered again
-// since the job was queued. It reports whether the file's registry entry
-// is to go (renamed, or no file any more).
-func (e *Engine) renameOld(store *Store, dirs map[string]*os.Root, j QueuedJob) bool {
-	dir, base := path.Split(j.File)
-	d, ok := dirs[dir]
-	if !ok {
-		var err error
-		if dir == "" {
-			d, err = store.root.OpenRoot(".")
-		} else {
-			d, err = store.root.OpenRoot(path.Clean(dir))
-		}
-		if err != nil {
-			d = nil // the folder is gone: so is the file
-		}
-		dirs[dir] = d
-	}
-	if d == nil {
-		return true
-	}
-	info, err := d.Lstat(base)
-	if err != nil {
-		return true // no file (e.g. renamed before a crash)
-	}
-	if info.ModTime().UnixMilli() > j.Enqueued {
-		return false // rendered again since the job was queued
-	}
-	store.flights.invalidate(j.File)
-	err = d.Rename(base, base+OldSuffix)
-	store.dropHot(j.File)
-	if err != nil {
-		if _, err := store.Invalidate(j.File); err != nil { // the slow path sorts out odd cases
-			e.logJobError(j.Op, j, err)
-			return false
-		}
-	}
-	return true
-}
-
-// commitRemoval takes a batch's jobs off the queue and retires the
-// registry entries of its files in the same transaction (unless lazy
-// removal leaves them to the cleanup job); the idle-time sweep deletes
-// retired entries and their index keys (retire.go). A crash before the
+// commit takes a batch's jobs off the queue and retires the registry
+// entries of its files in the same transaction (unless lazy removal
+// leaves them to the cleanup job); the idle-time sweep deletes retired
+// entries and their index keys (registry/retire.go). A crash before the
 // commit repeats some renames, which is harmless.
-func (e *Engine) commitRemoval(b *removalBatchWork) error {
-	var viaJournal []FileID
-	removals := make(map[FileID]int64, len(b.forget)) // entries to retire
-	err := e.reg.db.Update(func(tx *bolt.Tx) error {
+func (w *removalWorker) commit(b *removalBatchWork) error {
+	var ret registry.Retirement
+	err := w.reg.Update(func(tx *registry.Tx) error {
 		for _, j := range b.jobs {
-			if err := complete(tx, QueueRemoval, j); err != nil {
+			if err := tx.Complete(registry.QueueRemoval, j); err != nil {
 				return err
 			}
 		}
 		for _, j := range b.rerender {
-			j.Op, j.Rerender, j.Enqueued, j.Created = OpRender, false, time.Now().UnixMilli(), 0
-			if _, err := enqueue(tx, QueuePregen, j); err != nil {
+			j.Op, j.Rerender, j.Enqueued, j.Created = registry.OpRender, false, time.Now().UnixMilli(), 0
+			if _, err := tx.Enqueue(registry.QueuePregen, j); err != nil {
 				return err
 			}
 		}
-		viaJournal = viaJournal[:0]
-		clear(removals)
-		for id, created := range b.forget {
-			if created != 0 && !e.reg.hasPending(id) {
-				// The tombstone hides exactly the entries up to the one the
-				// job was queued for, so a newer render stays; no need to
-				// read the entry (a random page of a large file).
-				removals[id] = created
-				continue
-			}
-			switch entry, ok, err := e.reg.GetTx(tx, id); {
-			case err != nil:
-				return err
-			case !ok || (created != 0 && entry.Created > created):
-				// gone already, or a newer render's entry: keep it
-			case e.reg.hasPending(id):
-				viaJournal = append(viaJournal, id) // keep the journal's order
-			default:
-				removals[id] = entry.Created
-			}
-		}
-		return e.reg.retire(tx, removals)
+		return tx.RetireFiles(b.forget, &ret)
 	})
 	if err != nil {
-		e.reg.unretire(removals)
+		w.reg.Unretire(&ret)
 		return err
 	}
-	for _, id := range viaJournal {
-		if err := e.reg.Remove(id); err != nil {
-			e.log.Warn("removing registry entry", zap.String("file", id.File), zap.Error(err))
+	for _, id := range ret.ViaJournal {
+		if err := w.reg.Remove(id); err != nil {
+			w.log.Warn("removing registry entry", zap.String("file", id.File), zap.Error(err))
 		}
 	}
 	if len(b.rerender) > 0 {
-		e.wakeWorkers()
+		w.wake.notify()
 	}
-	e.reg.releaseMapping() // the queue's pages lie all over the file
-	e.stats.removed.Add(int64(len(b.jobs)))
+	w.reg.ReleaseMapping() // the queue's pages lie all over the file
+	w.removed.Add(int64(len(b.jobs)))
 	return nil
+}
+
+// logJobError logs a queue job that failed.
+func logJobError(log *zap.Logger, j registry.QueuedJob, err error) {
+	log.Warn("queue job failed", zap.String("op", j.Op), zap.String("file", j.File), zap.String("doc", j.Doc), zap.Error(err))
 }

@@ -1,17 +1,16 @@
 package cache
 
 import (
-	"bytes"
 	"io/fs"
 	"net/http"
-	"strings"
+	"os"
 	"sync"
 	"sync/atomic"
 
-	"go.uber.org/zap"
+	"github.com/delivery-edge/edge/cache/ssi"
 )
 
-// Server-side includes.
+// Server-side includes: the assembly of pages from cached parts.
 //
 // With SSI on, `<!--#include virtual="/path" -->` in a cached HTML file is
 // replaced, when the file is served, by the file /path names in the same
@@ -21,24 +20,27 @@ import (
 // in the background. Included files may include files, up to a depth
 // limit. Every other directive is stripped and never executed.
 //
-// Files are marked at render time: when a cacheable HTML answer contains
-// "<!--#", the temp file gets the user-execute bit before it is renamed into
-// place (like Apache's XBitHack), so the hit path tells from the FileInfo
-// it already has whether a file needs assembling. The directive offsets of
-// a marked file are parsed once per file version and kept in memory. An
-// assembled page gets a strong ETag hashed from the identities of all its
-// parts and Last-Modified of its newest part, so conditional requests see
-// every fragment change; ranges are not offered (Accept-Ranges: none).
+// The language — parser, directive layout, include rules, comments,
+// conditional requests, buffers — is package ssi. The assembly is here,
+// in the ssi_*.go files, because every part is a cached file like any
+// other: it is looked up in the hot set or on disk, served from its ".old"
+// copy while it renders, and rendered through the coalesced miss path
+// (flights, lead, miss, serveFile). An interface between the two would be
+// most of serving.
+//
+// Files are marked at render time (ssi.MarkBit), so the hit path tells
+// from the FileInfo it already has whether a file needs assembling. The
+// directive offsets of a marked file are parsed once per file version and
+// kept in memory (ssi_parts.go). An assembled page gets a strong ETag
+// hashed from the identities of all its parts and Last-Modified of its
+// newest part, so conditional requests see every fragment change; ranges
+// are not offered (Accept-Ranges: none).
 
 // DefaultSSIMaxDepth is how deep includes nest by default.
 const DefaultSSIMaxDepth = 8
 
-const (
-	// ssiMarkBit marks a cached HTML file that contains SSI directives.
-	ssiMarkBit fs.FileMode = 0o100
-	// ssiMaxParts bounds the includes resolved for one response.
-	ssiMaxParts = 1000
-)
+// ssiMaxParts bounds the includes resolved for one response.
+const ssiMaxParts = 1000
 
 // SSIConfig turns on server-side includes for a Site.
 type SSIConfig struct {
@@ -62,229 +64,37 @@ func (c *SSIConfig) maxDepth() int {
 
 // ssiMarked reports whether a served file must be assembled.
 func (s *Site) ssiMarked(info fs.FileInfo) bool {
-	return s.SSI != nil && info.Mode()&ssiMarkBit != 0
+	return s.SSI != nil && ssi.Marked(info)
 }
 
-func isHTML(h http.Header) bool {
-	ct, _, _ := strings.Cut(h.Get("Content-Type"), ";")
-	ct = strings.ToLower(strings.TrimSpace(ct))
-	return ct == "text/html" || ct == "application/xhtml+xml"
-}
-
-// ---- Marking at render time ------------------------------------------
-
-// ssiMarker follows the body of a render on its way into the temp file.
+// ssiMarker follows the body of a cacheable render on its way into the
+// temp file, to mark the file at its first directive.
 type ssiMarker struct {
 	checked, html, found bool
-	held                 int // bytes of ssiOpen matched at the end of the last chunk
+	m                    ssi.Marker
 }
 
-// scanSSI looks for "<!--#" in a chunk of a cacheable HTML render and, at
-// the first one, marks the temp file.
-func (tw *teeWriter) scanSSI(p []byte) {
-	m := &tw.ssi
-	if m.found || tw.tmp == nil || tw.tmpErr != nil {
-		return
+// first reports whether chunk p of an answer with header h holds the
+// answer's first directive: an HTML answer, and no directive before.
+func (m *ssiMarker) first(h http.Header, p []byte) bool {
+	if m.found {
+		return false
 	}
 	if !m.checked {
-		m.checked, m.html = true, isHTML(tw.header)
+		m.checked, m.html = true, ssi.IsHTML(h)
 	}
-	if !m.html || !findSSIOpen(&m.held, p) {
-		return
+	if !m.html || !m.m.Find(p) {
+		return false
 	}
 	m.found = true
-	info, err := tw.tmp.Stat()
+	return true
+}
+
+// markSSI gives a file the mark of a page with directives.
+func markSSI(f *os.File) error {
+	info, err := f.Stat()
 	if err == nil {
-		err = tw.tmp.Chmod(info.Mode().Perm() | ssiMarkBit)
-	}
-	if err != nil {
-		tw.site.Store.log.Warn("cannot mark a file with SSI directives", zap.String("url", tw.t.Key), zap.Error(err))
-	}
-}
-
-// findSSIOpen reports whether "<!--#" occurs in the stream at p, given how
-// much of it the previous chunk ended with (held, updated).
-func findSSIOpen(held *int, p []byte) bool {
-	if k := *held; k > 0 {
-		need := ssiOpen[k:]
-		n := min(len(need), len(p))
-		if string(p[:n]) == need[:n] {
-			if n == len(need) {
-				return true
-			}
-			*held = k + n
-			return false
-		}
-	}
-	if bytes.Contains(p, []byte(ssiOpen)) {
-		return true
-	}
-	*held = heldOpenPrefix(p)
-	return false
-}
-
-// ---- Filtering what the render backend answers -------------------------
-
-// ssiRender wraps a RenderFunc so that an HTML answer that reaches a client
-// straight from the render backend (not cacheable, or an error page) is
-// assembled on the way, and a cacheable HTML answer is not streamed to the
-// client but served from its file, assembled, once it is stored. A render
-// never waits for another render that way: a miss's file is in place before
-// its includes are looked up.
-func (s *Site) ssiRender(next RenderFunc) RenderFunc {
-	if s.SSI == nil {
-		return next
-	}
-	x := &ssiRenderer{s: s, next: next}
-	return x.render
-}
-
-type ssiRenderer struct {
-	s    *Site
-	next RenderFunc
-}
-
-func (x *ssiRenderer) render(w http.ResponseWriter, r *http.Request) error {
-	if _, ok := w.(*ssiRenderWriter); ok {
-		return x.next(w, r) // wrapped twice: filter once
-	}
-	rw := &ssiRenderWriter{x: x, w: w, r: r}
-	err := x.next(rw, r)
-	if rw.filter != nil {
-		rw.filter.end()
+		err = f.Chmod(info.Mode().Perm() | ssi.MarkBit)
 	}
 	return err
-}
-
-// ssiRenderWriter sits between the render backend and where its answer
-// goes (the cache's teeWriter, or a client directly).
-type ssiRenderWriter struct {
-	x           *ssiRenderer
-	w           http.ResponseWriter
-	r           *http.Request
-	dst         http.ResponseWriter
-	filter      *ssiStreamWriter
-	wroteHeader bool
-}
-
-func (rw *ssiRenderWriter) Header() http.Header { return rw.w.Header() }
-
-func (rw *ssiRenderWriter) WriteHeader(code int) {
-	if code < 200 {
-		rw.w.WriteHeader(code)
-		return
-	}
-	if rw.wroteHeader {
-		return
-	}
-	rw.wroteHeader = true
-	if tw, ok := rw.w.(*teeWriter); ok {
-		if isHTML(tw.header) {
-			tw.stream = false // served assembled from the file once stored
-		}
-		if tw.client != nil {
-			rw.filter = &ssiStreamWriter{w: tw.client, x: rw.x, r: rw.r}
-			tw.client = rw.filter // what passes straight through
-		}
-		rw.dst = tw
-	} else {
-		rw.filter = &ssiStreamWriter{w: rw.w, x: rw.x, r: rw.r}
-		rw.dst = rw.filter
-	}
-	rw.dst.WriteHeader(code)
-}
-
-func (rw *ssiRenderWriter) Write(p []byte) (int, error) {
-	if !rw.wroteHeader {
-		rw.WriteHeader(http.StatusOK)
-	}
-	return rw.dst.Write(p)
-}
-
-// Unwrap lets http.ResponseController reach the writer underneath (an
-// upgraded connection of a request that is not cached is hijacked there).
-func (rw *ssiRenderWriter) Unwrap() http.ResponseWriter { return rw.w }
-
-// FlushError passes flushes on (reverse_proxy flushes streamed answers).
-func (rw *ssiRenderWriter) FlushError() error {
-	if rw.dst != nil {
-		return http.NewResponseController(rw.dst).Flush()
-	}
-	return http.NewResponseController(rw.w).Flush()
-}
-
-// ssiStreamWriter assembles an HTML answer as it streams through.
-type ssiStreamWriter struct {
-	w           http.ResponseWriter
-	x           *ssiRenderer
-	r           *http.Request
-	a           *ssiAssembly
-	p           ssiParser
-	active      bool
-	wroteHeader bool
-}
-
-func (f *ssiStreamWriter) Header() http.Header { return f.w.Header() }
-
-func (f *ssiStreamWriter) WriteHeader(code int) {
-	if code < 200 {
-		f.w.WriteHeader(code)
-		return
-	}
-	if f.wroteHeader {
-		return
-	}
-	f.wroteHeader = true
-	h := f.w.Header()
-	if code != http.StatusNoContent && code != http.StatusNotModified && isHTML(h) {
-		f.active = true
-		for _, k := range []string{"Content-Length", "Etag", "Last-Modified", "Content-Range"} {
-			h.Del(k)
-		}
-		h.Set("Accept-Ranges", "none")
-		f.a = f.x.s.newAssembly(f.r, f.x.render)
-		key := f.r.URL.Path
-		if t, err := f.x.s.Mapper.Map(f.r.URL); err == nil {
-			key = t.Key
-		}
-		root := f.a.rootPart(Target{Key: key}, nil, nil, false)
-		f.p = ssiParser{
-			text: f.a.writeText(f.w),
-			directive: func(d ssiDirective) {
-				if f.a.err == nil { // nobody to assemble for any more
-					f.a.writeDirective(f.w, root, d)
-					f.a.closeFiles()
-				}
-			},
-		}
-	}
-	f.w.WriteHeader(code)
-}
-
-func (f *ssiStreamWriter) Write(p []byte) (int, error) {
-	if !f.wroteHeader {
-		f.WriteHeader(http.StatusOK)
-	}
-	if !f.active {
-		return f.w.Write(p)
-	}
-	if f.a.stopped() { // the client is gone: the backend's answer can stop too
-		return 0, f.a.err
-	}
-	f.p.Write(p)
-	if f.a.stopped() {
-		return 0, f.a.err
-	}
-	return len(p), nil
-}
-
-func (f *ssiStreamWriter) FlushError() error { return http.NewResponseController(f.w).Flush() }
-
-func (f *ssiStreamWriter) Unwrap() http.ResponseWriter { return f.w }
-
-func (f *ssiStreamWriter) end() {
-	if f.active {
-		f.p.End()
-		f.a.closeFiles()
-	}
 }

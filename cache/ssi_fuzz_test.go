@@ -27,31 +27,6 @@ var ssiFuzzSeeds = []string{
 	`<!--#include virtual="/../etc/passwd" --><!--#include virtual="/x.html.old" --><!--#`,
 }
 
-// FuzzSSIParser: cutting the input anywhere changes nothing, and text and
-// directives always cover the input exactly.
-func FuzzSSIParser(f *testing.F) {
-	for _, s := range ssiFuzzSeeds {
-		f.Add([]byte(s), uint16(7), uint16(30))
-	}
-	f.Fuzz(func(t *testing.T, data []byte, c1, c2 uint16) {
-		in := string(data)
-		whole, dirs := ssiTokens(t, in)
-		checkSSILossless(t, in, dirs)
-		i, j := int(c1)%(len(in)+1), int(c2)%(len(in)+1)
-		if i > j {
-			i, j = j, i
-		}
-		if got, _ := ssiTokens(t, in, i, j); got != whole {
-			t.Fatalf("cuts %d,%d:\n got %q\nwant %q", i, j, got, whole)
-		}
-		for _, d := range dirs {
-			if d.Kind == ssiInclude && len(d.Refs) == 0 {
-				t.Fatalf("include without paths: %+v", d)
-			}
-		}
-	})
-}
-
 // ssiFuzzBackend renders /f/* as a leaf, /n/<k>.html as a chain that goes
 // 12 deep, /c.html as a page that includes itself, /pt/* as the fuzzed
 // page (uncacheable, so assembled as it streams); everything else is 404.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/delivery-edge/edge/cache/ssi"
 )
 
 // ssiHangPages are the pages of the sequence that once left answers that
@@ -20,7 +22,7 @@ func ssiHangPages() (pages, want map[string]string, order []string) {
 	inc := `<!--#include virtual="/f/frag.html" -->`
 	many := strings.Repeat(inc, 7000)
 	manyWant := strings.Repeat(frag, ssiMaxParts) +
-		strings.Repeat(ssiComment("/f/frag.html", "skipped: too many includes"), 7000-ssiMaxParts)
+		strings.Repeat(ssi.Comment("/f/frag.html", "skipped: too many includes"), 7000-ssiMaxParts)
 	big := strings.Repeat("z", 1<<20)
 	pages = map[string]string{
 		"/f/frag.html": frag,

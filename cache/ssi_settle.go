@@ -114,7 +114,7 @@ func (a *ssiAssembly) reopen(old *ssiPart) *ssiPart {
 		return nil
 	}
 	part := &ssiPart{t: old.t, info: info, parent: old.parent, depth: old.depth}
-	if body, err := a.s.SSI.bodies.get(f, info, old.t.File); err == nil && body.data != nil {
+	if body, err := a.s.SSI.bodies.get(f, info, old.t.File); err == nil && body.Data != nil {
 		f.Close()
 		part.body = body
 	} else {
@@ -143,14 +143,9 @@ func (a *ssiAssembly) recount(p *ssiPart) {
 	}
 	p.size = 0
 	for _, pc := range p.pieces {
-		switch {
-		case pc.isText:
-			p.size += pc.n
-		case pc.part != nil:
+		if pc.part != nil {
 			a.recount(pc.part)
-			p.size += pc.part.size
-		case pc.live == nil:
-			p.size += int64(len(pc.comment))
 		}
+		p.size += pc.size()
 	}
 }

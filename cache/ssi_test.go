@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/delivery-edge/edge/cache/ssi"
 )
 
 // ssiPages is a render backend of HTML pages by path. Each page depends
@@ -120,8 +122,8 @@ func TestSSIAssemblesMissesAndHits(t *testing.T) {
 			t.Fatalf("%s not stored", f)
 		}
 	}
-	if s.mode(t, "p.html")&ssiMarkBit == 0 || s.mode(t, "f/b.html")&ssiMarkBit == 0 ||
-		s.mode(t, "f/a.html")&ssiMarkBit != 0 {
+	if s.mode(t, "p.html")&ssi.MarkBit == 0 || s.mode(t, "f/b.html")&ssi.MarkBit == 0 ||
+		s.mode(t, "f/a.html")&ssi.MarkBit != 0 {
 		t.Fatalf("marks: p %v b %v a %v", s.mode(t, "p.html"), s.mode(t, "f/b.html"), s.mode(t, "f/a.html"))
 	}
 	// Each fragment is registered with its own dependencies.
@@ -400,7 +402,7 @@ func TestSSIOffOrNotHTMLServesRaw(t *testing.T) {
 			t.Fatalf("text: %q", rec.Body)
 		}
 	}
-	if s.mode(t, "t.txt")&ssiMarkBit != 0 {
+	if s.mode(t, "t.txt")&ssi.MarkBit != 0 {
 		t.Fatal("plain text marked")
 	}
 	// Without ssi the marked file is served as it is.
@@ -419,7 +421,7 @@ func TestSSIRegenerateMarks(t *testing.T) {
 	req := httptest.NewRequest("GET", "/p.html", nil)
 	rec := httptest.NewRecorder()
 	s.Regenerate(rec, req, b.render)
-	if rec.Code != RegenStored || s.mode(t, "p.html")&ssiMarkBit == 0 {
+	if rec.Code != RegenStored || s.mode(t, "p.html")&ssi.MarkBit == 0 {
 		t.Fatalf("regenerate: %d %v", rec.Code, s.mode(t, "p.html"))
 	}
 	if rec := ssiGet(t, s, b, "GET", "/p.html"); rec.Body.String() != "xF" {

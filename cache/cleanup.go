@@ -1,0 +1,87 @@
+package cache
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/delivery-edge/edge/cache/registry"
+)
+
+// Lazy cleanup: with lazy removal on, removal only renames files, and a
+// cleanup job at that interval removes the registry entries of files
+// that are no longer in the docroot, with .old copies nobody asked for
+// within the interval, in bounded batches.
+
+const cleanupBatch = 500
+
+// cleaner is the lazy cleanup job.
+type cleaner struct {
+	reg      *registry.Registry
+	docroots *docroots
+	cfg      *settings
+	log      *zap.Logger
+}
+
+func (c *cleaner) run(ctx context.Context) {
+	for {
+		every := c.cfg.get().LazyRemoval
+		wait := every
+		if wait <= 0 {
+			wait = time.Minute // off: look at the setting again later
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if every > 0 {
+			n, err := c.cleanup(ctx, every)
+			if err != nil {
+				c.log.Error("registry cleanup", zap.Error(err))
+			} else if n > 0 {
+				c.log.Info("registry cleanup removed dangling entries", zap.Int("entries", n))
+			}
+		}
+	}
+}
+
+// Cleanup walks the registry in batches and removes the entries of files
+// that are gone from the docroot; a .old copy older than keepOld is
+// removed with its entry. It returns the number of entries removed.
+func (e *Engine) Cleanup(ctx context.Context, keepOld time.Duration) (int, error) {
+	return e.cleaner.cleanup(ctx, keepOld)
+}
+
+func (c *cleaner) cleanup(ctx context.Context, keepOld time.Duration) (int, error) {
+	var after *FileID
+	removed := 0
+	for ctx.Err() == nil {
+		batch, err := c.reg.ListFiles(after, cleanupBatch)
+		if err != nil {
+			return removed, err
+		}
+		if len(batch) > 0 {
+			after = &batch[len(batch)-1]
+		}
+		for _, id := range batch {
+			store := c.docroots.byID(id.Root, true)
+			if store == nil || store.exists(id.File) {
+				continue
+			}
+			store.removeOldBefore(id.File, time.Now().Add(-keepOld))
+			if err := c.reg.Remove(id); err != nil {
+				return removed, err
+			}
+			removed++
+		}
+		if len(batch) < cleanupBatch {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // leave the disk to the readers
+	}
+	return removed, ctx.Err()
+}

@@ -1,0 +1,244 @@
+package cache
+
+import (
+	"errors"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/delivery-edge/edge/cache/registry"
+)
+
+// teeWriter receives the render backend's answer, writes a cacheable one
+// to a temp file and, when streaming, to the client at the same time. A
+// client that goes away does not stop the render.
+type teeWriter struct {
+	site   *Site
+	t      Target
+	host   string
+	header http.Header
+	now    time.Time
+	client http.ResponseWriter // nil for pre-generation
+	stream bool                // copy to the client while rendering
+
+	wroteHeader bool
+	wroteClient bool // the client has got (part of) this answer
+	clientDead  bool
+	status      int
+	info        RenderInfo
+	tmp         *os.File
+	tmpName     string
+	tmpErr      error
+	written     int64
+	ssi         ssiMarker // marks the file at the body's first SSI directive (ssi.go)
+}
+
+func (tw *teeWriter) Header() http.Header { return tw.header }
+
+func (tw *teeWriter) WriteHeader(code int) {
+	if tw.wroteHeader || code < 200 {
+		return // informational answers are not part of the cached page
+	}
+	tw.wroteHeader, tw.status = true, code
+	info, perr := ParseRenderInfo(tw.header, tw.now)
+	tw.info = info
+	store := tw.site.Store
+	if perr == nil && code == http.StatusOK {
+		// Refused now, before a file is written, rather than by the
+		// registry after it is in place.
+		e := tw.entry()
+		perr = registry.CheckEntry(store.ID(tw.t.File), &e)
+	}
+	cacheable := code == http.StatusOK && perr == nil && !info.Uncacheable && identityEncoded(tw.header)
+	var limit *LimitError
+	switch {
+	case errors.As(perr, &limit):
+		if code == http.StatusOK {
+			store.reg.NoteOverLimits(store.log, tw.t.Key, perr)
+		}
+	case perr != nil:
+		store.log.Warn("render reported malformed headers; not cached", zap.String("url", tw.t.Key), zap.Error(perr))
+	}
+	if cacheable {
+		tw.tmp, tw.tmpName, tw.tmpErr = store.createTemp()
+		if tw.tmpErr != nil {
+			store.log.Error("cannot cache render", zap.String("url", tw.t.Key), zap.Error(tw.tmpErr))
+		}
+	}
+	StripRenderHeaders(tw.header, tw.tmp != nil)
+	// A failed render with a stale copy at hand, and any answer to a
+	// client that asked for a range or a condition, are answered after
+	// the render instead; everything else streams.
+	passOn := tw.client != nil && (tw.stream || tw.tmp == nil) &&
+		!(code >= 500 && tw.hasOld())
+	if !passOn {
+		return
+	}
+	dst := tw.client.Header()
+	for k, v := range tw.header {
+		dst[k] = v
+	}
+	tw.wroteClient = true
+	tw.client.WriteHeader(code)
+}
+
+func (tw *teeWriter) hasOld() bool {
+	f, _, ok := tw.site.Store.openRegular(tw.t.File + OldSuffix)
+	if ok {
+		f.Close()
+	}
+	return ok
+}
+
+func identityEncoded(h http.Header) bool {
+	ce := h.Get("Content-Encoding")
+	return ce == "" || ce == "identity"
+}
+
+func (tw *teeWriter) Write(p []byte) (int, error) {
+	if !tw.wroteHeader {
+		tw.WriteHeader(http.StatusOK)
+	}
+	if tw.tmp != nil && tw.tmpErr == nil {
+		if tw.ssi.first(tw.header, p) {
+			tw.markSSI()
+		}
+		n, err := tw.tmp.Write(p)
+		tw.written += int64(n)
+		if err != nil {
+			tw.tmpErr = err
+		}
+	}
+	if tw.wroteClient && !tw.clientDead {
+		if _, err := tw.client.Write(p); err != nil {
+			tw.clientDead = true // keep rendering for the file and the others
+		}
+	}
+	return len(p), nil
+}
+
+// markSSI marks the temp file as a page with SSI directives.
+func (tw *teeWriter) markSSI() {
+	if err := markSSI(tw.tmp); err != nil {
+		tw.site.Store.log.Warn("cannot mark a file with SSI directives", zap.String("url", tw.t.Key), zap.Error(err))
+	}
+}
+
+// Flush passes flushes on to a streaming client.
+func (tw *teeWriter) Flush() {
+	if tw.wroteClient && !tw.clientDead {
+		_ = http.NewResponseController(tw.client).Flush()
+	}
+}
+
+// finish installs a complete cacheable render, or cleans up after any
+// other answer, and says how the render ended.
+func (tw *teeWriter) finish(renderErr error, f *flight) (outcome, int) {
+	store := tw.site.Store
+	switch {
+	case tw.status == http.StatusNotFound || tw.status == http.StatusGone:
+		// Only the edge's own files for exactly this name go; a name that
+		// cannot be a file (a file is in the way) has nothing to record.
+		if store.purge(tw.t.File) {
+			if err := store.reg.Remove(store.ID(tw.t.File)); err != nil {
+				store.log.Error("cannot record removal", zap.String("url", tw.t.Key), zap.Error(err))
+			}
+		}
+		return outcomeGone, tw.status
+	case tw.status >= 500:
+		return outcomeFailed, tw.status
+	case tw.tmp == nil:
+		return outcomePassthrough, tw.status
+	}
+	if cl := tw.header.Get("Content-Length"); renderErr == nil && cl != "" && cl != itoa(tw.written) {
+		renderErr = errors.New("short body: " + itoa(tw.written) + " of " + cl + " bytes")
+	}
+	err := errors.Join(renderErr, tw.tmpErr, tw.tmp.Close())
+	tw.tmp = nil
+	if err != nil {
+		store.log.Error("render not cached", zap.String("url", tw.t.Key), zap.Error(err))
+		store.removeQuiet(tw.tmpName)
+		return outcomeFailed, http.StatusBadGateway
+	}
+	variants := tw.precompress()
+	o, status := outcomeOutdated, tw.status
+	installed := f.installUnlessInvalidated(func() { o, status = tw.install(variants) })
+	if !installed {
+		// A change arrived while rendering; this result may predate it.
+		store.discardPrecompressed(variants)
+		store.keepAsOld(tw.tmpName, tw.t.File)
+	}
+	return o, status
+}
+
+// install records and puts a finished render in place.
+func (tw *teeWriter) install(variants precompressed) (outcome, int) {
+	store := tw.site.Store
+	id := store.ID(tw.t.File)
+	entry := tw.entry()
+	if store.ephemeral.holds(entry) {
+		// Too short-lived for the registry: held in memory (with a backup
+		// file for crash cleanup) until it expires.
+		if err := store.install(tw.tmpName, tw.t.File, variants); err != nil {
+			store.removeQuiet(tw.tmpName)
+			return outcomePassthrough, tw.status
+		}
+		store.ephemeral.keep(id, entry)
+		return outcomeStored, tw.status
+	}
+	store.resources.note(entry.Deps)
+	if err := store.reg.Put(id, entry); err != nil {
+		store.log.Error("cannot record render; not cached", zap.String("url", tw.t.Key), zap.Error(err))
+		store.removeQuiet(tw.tmpName)
+		store.discardPrecompressed(variants)
+		return outcomePassthrough, tw.status
+	}
+	if err := store.install(tw.tmpName, tw.t.File, variants); err != nil {
+		if !errors.Is(err, errConflict) {
+			store.log.Error("cannot install render", zap.String("url", tw.t.Key), zap.Error(err))
+		}
+		store.removeQuiet(tw.tmpName)
+		_ = store.reg.Remove(id)
+		return outcomePassthrough, tw.status
+	}
+	return outcomeStored, tw.status
+}
+
+// entry is the registry entry of the render.
+func (tw *teeWriter) entry() Entry {
+	e := Entry{Key: tw.t.Key, Host: tw.host, Created: tw.now.UnixMilli(), Deps: tw.info.Deps, Keys: tw.info.Keys,
+		Force: tw.info.Pregenerate}
+	if !tw.info.Expires.IsZero() {
+		e.Expires = tw.info.Expires.UnixMilli()
+	}
+	return e
+}
+
+// precompress writes the gzip and brotli copies of a finished render when
+// the site asks for them and the answer is worth compressing.
+func (tw *teeWriter) precompress() precompressed {
+	store := tw.site.Store
+	if !tw.site.Precompress || !compressible(tw.header.Get("Content-Type"), tw.t.Ext) {
+		return precompressed{}
+	}
+	store.precompressed.Store(true)
+	v, err := store.precompress(tw.tmpName)
+	if err != nil {
+		store.log.Warn("page not precompressed", zap.String("url", tw.t.Key), zap.Error(err))
+	}
+	return v
+}
+
+// discardTemp removes a temp file that was not installed.
+func (tw *teeWriter) discardTemp() {
+	if tw.tmp != nil {
+		tw.tmp.Close()
+		tw.site.Store.removeQuiet(tw.tmpName)
+		tw.tmp = nil
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

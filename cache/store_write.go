@@ -1,0 +1,221 @@
+package cache
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Writing and removing: every file the edge writes is written in the temp
+// folder and renamed into place, and the edge removes only its own files
+// (never a link, a folder or anything reached through a link).
+
+// createTemp opens a new file in the temp folder.
+func (s *Store) createTemp() (*os.File, string, error) {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	name := path.Join(TempDir, hex.EncodeToString(b[:]))
+	f, err := s.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, "", fmt.Errorf("create temp file: %w", err)
+	}
+	return f, name, nil
+}
+
+// errConflict means the name is taken by a folder, or a parent by a file.
+var errConflict = errors.New("file and folder names conflict")
+
+// install renames a finished temp file into place, creating folders as
+// needed, and deletes the ".old" copy. Precompressed copies go into place
+// first; copies of an older version are removed (they would be ignored
+// anyway: a copy is served only with its page's modification time).
+func (s *Store) install(tmp, name string, variants precompressed) error {
+	if err := s.makeRoomFor(name); err != nil {
+		s.discardPrecompressed(variants)
+		return err
+	}
+	s.installVariant(variants.gzip, name+GzipSuffix)
+	s.installVariant(variants.brotli, name+BrotliSuffix)
+	if err := s.root.Rename(tmp, name); err != nil {
+		if errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) ||
+			errors.Is(err, syscall.ENOTEMPTY) {
+			return errConflict
+		}
+		return fmt.Errorf("rename into place %s: %w", name, err)
+	}
+	s.dropHot(name)
+	s.removeQuiet(name + OldSuffix)
+	return nil
+}
+
+// makeRoomFor creates the folders of name as needed. It never writes
+// through a link, nor over one: the file would land under another name, or
+// replace the operator's link.
+func (s *Store) makeRoomFor(name string) error {
+	d, _, st := s.walkParent(name)
+	switch st {
+	case pathBlocked, pathLinked:
+		return errConflict
+	case pathOK:
+		info, err := d.Lstat(path.Base(name))
+		s.closeDir(d)
+		if err == nil && info.Mode()&fs.ModeSymlink != 0 {
+			return errConflict
+		}
+		return nil
+	}
+	if err := s.root.MkdirAll(path.Dir(name), 0o755); err != nil {
+		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
+			return errConflict
+		}
+		return fmt.Errorf("create folder for %s: %w", name, err)
+	}
+	return nil
+}
+
+// installVariant puts a precompressed copy in place, or removes an old one.
+func (s *Store) installVariant(tmp, name string) {
+	if tmp == "" {
+		if s.precompressed.Load() {
+			s.removeQuiet(name)
+		}
+		return
+	}
+	if err := s.root.Rename(tmp, name); err != nil {
+		s.removeQuiet(tmp)
+		s.removeQuiet(name)
+	}
+}
+
+// keepAsOld renames a finished temp file to the ".old" copy of name.
+func (s *Store) keepAsOld(tmp, name string) {
+	if err := s.root.Rename(tmp, name+OldSuffix); err != nil {
+		s.removeQuiet(tmp)
+	}
+}
+
+// Invalidate renames a file to its ".old" copy; a render in progress for
+// it is marked outdated. It reports whether there was a file.
+func (s *Store) Invalidate(name string) (bool, error) {
+	s.flights.invalidate(name)
+	err := s.root.Rename(name, name+OldSuffix)
+	s.dropHot(name)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ENOTEMPTY):
+		// ".old" is taken by something else: the page must go anyway.
+		s.removeQuiet(name)
+		return true, nil
+	}
+	return false, fmt.Errorf("invalidate %s: %w", name, err)
+}
+
+// Purge deletes a file and its ".old" and precompressed copies (the
+// document is gone).
+func (s *Store) Purge(name string) { s.purge(name) }
+
+// purge deletes what the edge wrote for exactly name: regular files only
+// (never a link, a folder or anything reached through a link). It reports
+// false when name cannot be a file at all (a file is in the way of one of
+// its folders).
+func (s *Store) purge(name string) bool {
+	s.flights.invalidate(name)
+	d, _, st := s.walkParent(name)
+	s.dropHot(name)
+	if st != pathOK {
+		return st != pathBlocked
+	}
+	defer s.closeDir(d)
+	base := path.Base(name)
+	for _, suffix := range []string{"", OldSuffix, GzipSuffix, BrotliSuffix} {
+		s.removeRegular(d, base+suffix, name+suffix)
+	}
+	return true
+}
+
+// removeRegular removes a regular file of folder d, and nothing else.
+func (s *Store) removeRegular(d *os.Root, base, name string) {
+	info, err := d.Lstat(base)
+	if err != nil || !info.Mode().IsRegular() {
+		if err != nil && !quietRemoveError(err) {
+			s.log.Warn("cannot remove file", zap.String("file", name), zap.Error(err))
+		}
+		return
+	}
+	if err := d.Remove(base); err != nil && !quietRemoveError(err) {
+		s.log.Warn("cannot remove file", zap.String("file", name), zap.Error(err))
+	}
+}
+
+func (s *Store) removeQuiet(name string) {
+	if err := s.root.Remove(name); err != nil && !quietRemoveError(err) {
+		s.log.Warn("cannot remove file", zap.String("file", name), zap.Error(err))
+	}
+}
+
+// quietRemoveError: there is no such file (or cannot be: a file is where
+// a folder would be), which is what removing it was for.
+func quietRemoveError(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// renameToOld renames a queued file to its ".old" copy unless it was
+// written after enqueued (Unix ms): rendered again since the job was
+// queued. dirs holds the folders a removal batch has opened, by name, so
+// each is opened once. gone reports whether the file's registry entry is
+// to go (renamed, or no file any more); err is set when even the slow path
+// (Invalidate) could not rename it.
+func (s *Store) renameToOld(dirs map[string]*os.Root, name string, enqueued int64) (gone bool, err error) {
+	dir, base := path.Split(name)
+	d, ok := dirs[dir]
+	if !ok {
+		var err error
+		if dir == "" {
+			d, err = s.root.OpenRoot(".")
+		} else {
+			d, err = s.root.OpenRoot(path.Clean(dir))
+		}
+		if err != nil {
+			d = nil // the folder is gone: so is the file
+		}
+		dirs[dir] = d
+	}
+	if d == nil {
+		return true, nil
+	}
+	info, err := d.Lstat(base)
+	if err != nil {
+		return true, nil // no file (e.g. renamed before a crash)
+	}
+	if info.ModTime().UnixMilli() > enqueued {
+		return false, nil // rendered again since the job was queued
+	}
+	s.flights.invalidate(name)
+	err = d.Rename(base, base+OldSuffix)
+	s.dropHot(name)
+	if err != nil {
+		if _, err := s.Invalidate(name); err != nil { // the slow path sorts out odd cases
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// removeOldBefore removes the ".old" copy of name if it was written
+// before cutoff.
+func (s *Store) removeOldBefore(name string, cutoff time.Time) {
+	if info, err := s.root.Stat(name + OldSuffix); err == nil && info.ModTime().Before(cutoff) {
+		s.removeQuiet(name + OldSuffix)
+	}
+}
