@@ -20,7 +20,7 @@ func init() {
 	caddy.RegisterModule(Health{})
 }
 
-// Health is the `delivery_health` handler (SPEC §6): GET answers
+// Health is the `delivery_health` handler (README, "Image service", Health): GET answers
 // {"status":"UP"|"DOWN","components":{"imageStore":{…},"staging":{…}}},
 // 200 when the app's image store and (if configured) the staging servers
 // can be reached, else 503. It always answers; it never calls the next

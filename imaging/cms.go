@@ -5,7 +5,7 @@ import (
 	"io"
 )
 
-// Document states (SPEC §5).
+// Document states (docs/staging-api.md).
 const (
 	// StatePublished is a live document.
 	StatePublished = "published"
@@ -44,7 +44,7 @@ type ImageDoc struct {
 	Focus *Point `json:"focus,omitempty"`
 }
 
-// VariantDef is a variant definition document (SPEC §5).
+// VariantDef is a variant definition document (docs/staging-api.md).
 type VariantDef struct {
 	// Name is the variant's name as used in URLs ("16x9-768", "16x9").
 	Name string `json:"name"`

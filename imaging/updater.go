@@ -12,7 +12,7 @@ import (
 )
 
 // Updater applies CMS change events to the image store (the image update
-// service of SPEC §6). One edge runs it. It is safe for concurrent use, but
+// service; README, "Image service", Updates). One edge runs it. It is safe for concurrent use, but
 // events should be applied in source-time order; persisting the source time
 // of the last applied event is the caller's job.
 type Updater struct {

@@ -26,7 +26,7 @@ const (
 // its own size.
 const VariantOriginal = "original"
 
-// URLParts is a parsed image URL (SPEC §6).
+// URLParts is a parsed image URL (docs/image-urls.md).
 type URLParts struct {
 	// UUID is the image document's UUID in canonical lower-case form.
 	UUID string

@@ -4,7 +4,7 @@
 //
 //   - a render backend (HTML pages, sections, teaser fragments) that reports
 //     its dependencies in the Delivery-* response headers (render.go);
-//   - the staging API of SPEC §5 (events, documents, binaries, image
+//   - the staging API of docs/staging-api.md (events, documents, binaries, image
 //     variants), served by N replicas with configurable lag behind a
 //     round-robin balancer (staging*.go);
 //   - an admin API to publish, change, take offline and delete content.
@@ -45,7 +45,7 @@ type Document struct {
 	Properties map[string]any `json:"properties"`
 }
 
-// Event is one entry of the event log, in the wire format of SPEC §5.
+// Event is one entry of the event log, in the wire format of docs/staging-api.md.
 type Event struct {
 	SourceTime        int64    `json:"sourceTime"`
 	Kind              string   `json:"kind"`
