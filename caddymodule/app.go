@@ -57,6 +57,14 @@ type App struct {
 	// FlushLogRetention is how long the flush log keeps entries for
 	// catch-up syncs (default 7 days).
 	FlushLogRetention caddy.Duration `json:"flush_log_retention,omitempty"`
+	// FlushLogMaxSize caps the flush log in bytes besides the retention:
+	// past it the oldest flushes are pruned (default 64 MiB).
+	FlushLogMaxSize int64 `json:"flush_log_max_size,omitempty"`
+	// OutboxMaxSize caps each peer's outbox of flushes to forward, in
+	// bytes: past it the peer's oldest undelivered flushes are dropped,
+	// and the peer gets them only from its next catch-up sync (default
+	// 64 MiB per peer).
+	OutboxMaxSize int64 `json:"outbox_max_size,omitempty"`
 	// ImageStore is where image variants are kept (default: a folder
 	// under the data folder).
 	ImageStore *ImageStoreConfig `json:"image_store,omitempty"`

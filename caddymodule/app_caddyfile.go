@@ -23,6 +23,12 @@ var appOptions = map[string]func(d *caddyfile.Dispenser, a *App) error{
 	"flush_log_retention": func(d *caddyfile.Dispenser, a *App) error {
 		return durationArg(d, "flush_log_retention", &a.FlushLogRetention)
 	},
+	"flush_log_max_size": func(d *caddyfile.Dispenser, a *App) error {
+		return sizeArg(d, "flush_log_max_size", &a.FlushLogMaxSize)
+	},
+	"outbox_max_size": func(d *caddyfile.Dispenser, a *App) error {
+		return sizeArg(d, "outbox_max_size", &a.OutboxMaxSize)
+	},
 	"group":         parseGroup,
 	"image_store":   parseImageStore,
 	"image_updates": parseImageUpdates,
@@ -378,6 +384,20 @@ func parseHotCache(d *caddyfile.Dispenser, a *App) error {
 		return d.Errf("hot_cache: want a size like 64MiB or off, got %q", v)
 	}
 	a.HotCacheBytes = n
+	return nil
+}
+
+// sizeArg reads one positive size such as 64MiB.
+func sizeArg(d *caddyfile.Dispenser, option string, dst *int64) error {
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return err
+	}
+	n, err := parseByteSize(v)
+	if err != nil {
+		return d.Errf("%s: %v", option, err)
+	}
+	*dst = n
 	return nil
 }
 

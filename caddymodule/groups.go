@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -23,9 +24,9 @@ func servletPassword(a *App) (string, error) {
 }
 
 // provisionGroups makes the app's edge groups (every app has them: they
-// also prune the flush log) from its `servlet_password`, `group` and
-// `flush_log_retention` options, placeholders replaced. It connects to
-// nothing.
+// also prune the flush log) from its `servlet_password`, `group`,
+// `flush_log_retention`, `flush_log_max_size` and `outbox_max_size`
+// options, placeholders replaced. It connects to nothing.
 func provisionGroups(a *App) (*edgegroup.Groups, error) {
 	pw, err := servletPassword(a)
 	if err != nil {
@@ -44,6 +45,59 @@ func provisionGroups(a *App) (*edgegroup.Groups, error) {
 		Password:          pw,
 		Peers:             peers,
 		FlushLogRetention: timeDuration(a.FlushLogRetention),
+		FlushLogMaxBytes:  a.FlushLogMaxSize,
+		OutboxMaxBytes:    a.OutboxMaxSize,
 		Logger:            a.log.Named("groups"),
 	})
+}
+
+// GroupStats is one edge group in the Snapshot.
+type GroupStats struct {
+	Name  string      `json:"name"`
+	Peers []PeerStats `json:"peers"`
+}
+
+// PeerStats is one peer of a group: the flushes waiting for it in the
+// outbox (for all its groups) and when it last confirmed a forwarded
+// flush and answered a catch-up sync of the group (absent: not since this
+// config started).
+type PeerStats struct {
+	URL          string     `json:"url"`
+	OutboxLength int64      `json:"outbox_length"`
+	OutboxBytes  int64      `json:"outbox_bytes"`
+	LastForward  *time.Time `json:"last_forward,omitempty"`
+	LastSync     *time.Time `json:"last_sync,omitempty"`
+}
+
+// FlushLogStats is the flush log in the Snapshot.
+type FlushLogStats struct {
+	Entries int64 `json:"entries"`
+	Bytes   int64 `json:"bytes"`
+}
+
+// fillGroups adds the groups and the flush log to a Snapshot.
+func (s *Snapshot) fillGroups(a *App) {
+	if a.groups != nil {
+		groups, _ := a.groups.Status() // without the registry, the outboxes count 0
+		for _, g := range groups {
+			gs := GroupStats{Name: g.Name, Peers: make([]PeerStats, 0, len(g.Peers))}
+			for _, p := range g.Peers {
+				gs.Peers = append(gs.Peers, PeerStats{URL: p.URL, OutboxLength: p.OutboxEntries,
+					OutboxBytes: p.OutboxBytes, LastForward: timeOrNil(p.LastForward), LastSync: timeOrNil(p.LastSync)})
+			}
+			s.Groups = append(s.Groups, gs)
+		}
+	}
+	if eng := a.engine.opened(); eng != nil {
+		if sizes, err := eng.FlushSizes(); err == nil {
+			s.FlushLog = &FlushLogStats{Entries: sizes.Log.Entries, Bytes: sizes.Log.Bytes}
+		}
+	}
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }

@@ -20,6 +20,10 @@ type metricsCollector struct {
 	connected, sourceTime, lag, events                   *prometheus.Desc
 	unknownEvents                                        *prometheus.Desc
 	imageNegativeHits, imageNegativeEvicted              *prometheus.Desc
+
+	// The cache servlet and the edge groups (groupMetrics).
+	servletRefused, flushLogPruned, flushLogBytes *prometheus.Desc
+	outboxDropped, outboxLength, outboxBytes      *prometheus.Desc
 }
 
 func newMetricsCollector(a *App) *metricsCollector {
@@ -49,6 +53,16 @@ func newMetricsCollector(a *App) *metricsCollector {
 			"Image requests answered 404/422 from the negative cache, without asking the CMS."),
 		imageNegativeEvicted: d("image_negative_evicted_total",
 			"Entries dropped from the full image negative cache before their time."),
+		servletRefused: d("servlet_refused_total",
+			"Cache servlet requests refused, by reason (password: missing or wrong; rate_limited: answered 429; other).", "reason"),
+		flushLogPruned: d("flush_log_pruned_total",
+			"Flushes pruned from the flush log, by reason (size: flush_log_max_size; age: flush_log_retention).", "reason"),
+		flushLogBytes: d("flush_log_bytes", "Bytes the flush log holds (keys, values and per-entry overhead)."),
+		outboxDropped: d("outbox_dropped_total",
+			"Flushes dropped undelivered from a peer's outbox, by reason (size: outbox_max_size; age: the maximum age).",
+			"peer", "reason"),
+		outboxLength: d("outbox_length", "Flushes waiting in the outbox to be forwarded to a peer.", "peer"),
+		outboxBytes:  d("outbox_bytes", "Bytes a peer's outbox holds.", "peer"),
 	}
 }
 
@@ -70,7 +84,8 @@ func registerMetrics(reg *prometheus.Registry, c *metricsCollector) error {
 func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.hits, c.renders, c.removed, c.pregenerated, c.queue, c.retired,
 		c.uncacheable, c.journalRejected, c.connected, c.sourceTime, c.lag, c.events, c.unknownEvents,
-		c.imageNegativeHits, c.imageNegativeEvicted} {
+		c.imageNegativeHits, c.imageNegativeEvicted, c.servletRefused, c.flushLogPruned, c.flushLogBytes,
+		c.outboxDropped, c.outboxLength, c.outboxBytes} {
 		ch <- d
 	}
 }
@@ -92,7 +107,9 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.uncacheable, prometheus.CounterValue, float64(reg.OverLimits()),
 			"record_over_limits")
 		ch <- prometheus.MustNewConstMetric(c.journalRejected, prometheus.CounterValue, float64(reg.JournalRejected()))
+		c.groupMetrics(ch, eng)
 	}
+	c.servletMetrics(ch)
 	if ps, ok := c.app.stagingStats(); ok {
 		connected := 0.0
 		if ps.Connected {

@@ -54,10 +54,15 @@ func (h *CacheServlet) setup(app *App, log *zap.Logger) error {
 		// "cache disabled".
 		Engine:   app.Engine,
 		ClientIP: caddyClientIP,
+		Counts:   &servletRefusals,
 		Logger:   log,
 	})
 	return nil
 }
+
+// servletRefusals counts the refusals of every cache servlet of the
+// process, across config reloads (delivery_servlet_refused_total).
+var servletRefusals edgegroup.RefusalCounts
 
 // caddyClientIP is the client IP Caddy determined (trusted proxies
 // considered), "" if none.

@@ -20,6 +20,10 @@ type Snapshot struct {
 	Registry RegistryStats `json:"registry"`
 	// Staging is the staging poller; nil when the edge has no `staging`.
 	Staging *StagingStats `json:"staging,omitempty"`
+	// Groups are the edge groups, by name, with their peers; FlushLog is
+	// the flush log (groups.go of this package has the rest).
+	Groups   []GroupStats   `json:"groups,omitempty"`
+	FlushLog *FlushLogStats `json:"flush_log,omitempty"`
 }
 
 // CacheStats are the figures of the docroot cache.
@@ -70,6 +74,7 @@ func (a *App) Snapshot() Snapshot {
 	if eng := a.engine.opened(); eng != nil {
 		s.fillEngine(eng)
 	}
+	s.fillGroups(a)
 	if ps, ok := a.stagingStats(); ok {
 		s.Staging = &StagingStats{Connected: ps.Connected, LagSeconds: ps.Lag.Seconds(), AppliedSourceTime: ps.Applied,
 			Events: ps.Events}

@@ -3,6 +3,7 @@ package edgegroup
 import (
 	"context"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -74,6 +75,7 @@ func (g *Groups) catchUp(ctx context.Context, eng *cache.Engine, group, peer str
 			first <- err
 		}
 		if err == nil {
+			g.status.synced(group, peer, time.Now())
 			g.log.Info("caught up with peer", zap.String("group", group), zap.String("peer", peer),
 				zap.Int64("since", since), zap.Int("listed", got), zap.Int("applied", n), zap.Int("attempts", attempt))
 			return

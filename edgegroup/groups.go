@@ -66,6 +66,13 @@ type Config struct {
 	// FlushLogRetention is how long the flush log keeps entries for
 	// catch-up syncs (0: DefaultFlushLogRetention).
 	FlushLogRetention time.Duration
+	// FlushLogMaxBytes caps the flush log in bytes, besides the retention:
+	// past it the oldest flushes are pruned (0: cache.DefaultFlushLogMaxBytes).
+	FlushLogMaxBytes int64
+	// OutboxMaxBytes caps the outbox of each peer in bytes: past it the
+	// peer's oldest undelivered flushes are dropped, and the peer learns
+	// of them only from its next catch-up (0: cache.DefaultOutboxMaxBytes).
+	OutboxMaxBytes int64
 	// Logger gets the groups' log (nil: none).
 	Logger *zap.Logger
 }
@@ -81,7 +88,10 @@ type Groups struct {
 	peers     []string            // every peer once
 	retention time.Duration
 	maxAge    time.Duration
+	logMax    int64 // caps in bytes (0: the engine's defaults)
+	outboxMax int64
 	client    *http.Client
+	status    peerStatus
 
 	mu      sync.Mutex
 	ctx     context.Context // nil until started
@@ -104,6 +114,10 @@ func New(cfg Config) (*Groups, error) {
 		g.retention = cfg.FlushLogRetention
 	}
 	g.maxAge = min(maxOutboxAge, g.retention)
+	if cfg.FlushLogMaxBytes < 0 || cfg.OutboxMaxBytes < 0 {
+		return nil, fmt.Errorf("flush log and outbox caps must not be negative")
+	}
+	g.logMax, g.outboxMax = cfg.FlushLogMaxBytes, cfg.OutboxMaxBytes
 	for name, peers := range cfg.Peers {
 		if name == "" || !validName(name, maxGroupLen) {
 			return nil, fmt.Errorf("group %q: invalid name", name)
@@ -157,9 +171,12 @@ func PeerServletURL(s string) (string, error) {
 // this edge does not know: the flush is then applied here only).
 func (g *Groups) PeersOf(group string) []string { return g.groups[group] }
 
-// Start starts the outbox workers, the prune loop and a catch-up of every
-// group with its peers; they run until ctx ends or Stop.
+// Start sets the engine's caps of the flush log and the outbox and starts
+// the outbox workers, the prune loop, the report of entries pruned by the
+// caps and a catch-up of every group with its peers; they run until ctx
+// ends or Stop.
 func (g *Groups) Start(parent context.Context, eng *cache.Engine) {
+	eng.SetFlushCaps(g.logMax, g.outboxMax)
 	ctx, cancel := context.WithCancel(parent)
 	g.mu.Lock()
 	g.ctx, g.cancel, g.eng = ctx, cancel, eng
@@ -170,8 +187,9 @@ func (g *Groups) Start(parent context.Context, eng *cache.Engine) {
 	}
 	g.mu.Unlock()
 
-	g.wg.Add(2)
+	g.wg.Add(3)
 	go g.pruneLoop(ctx, eng)
+	go g.capReport(ctx, eng)
 	go g.outboxLoop(ctx, eng)
 	names := make([]string, 0, len(g.groups))
 	for name := range g.groups {

@@ -60,7 +60,7 @@ func (g *Groups) deliver(ctx context.Context, eng *cache.Engine, peer string, ki
 		if len(stale) > 0 {
 			g.log.Warn("flushes not delivered within the maximum age; dropped (the peer's start-up sync still finds them)",
 				zap.String("peer", peer), zap.Int("flushes", len(stale)), zap.Duration("max_age", g.maxAge))
-			if err := eng.ForwardsDone(peer, stale); err != nil {
+			if err := eng.ForwardsDropped(peer, stale, cache.ReasonAge); err != nil {
 				g.log.Error("updating the flush outbox failed", zap.String("peer", peer), zap.Error(err))
 			}
 		}
@@ -79,6 +79,9 @@ func (g *Groups) deliver(ctx context.Context, eng *cache.Engine, peer string, ki
 		delivered, err := g.forwardAll(ctx, fresh)
 		if derr := eng.ForwardsDone(peer, delivered); derr != nil {
 			g.log.Error("updating the flush outbox failed", zap.String("peer", peer), zap.Error(derr))
+		}
+		if len(delivered) > 0 {
+			g.status.forwarded(peer, time.Now())
 		}
 		if err == nil {
 			if failures > 0 {

@@ -13,14 +13,16 @@ import (
 
 // attemptTracker counts refused attempts per client address, so that a
 // flood of them is logged as a line per address and window with a count,
-// not a line per attempt. The table is bounded: when it is full (and
+// not a line per attempt; the tracker of wrong passwords also keeps each
+// address's failure streak, which delays and then refuses its further
+// attempts (ratelimit.go). The table is bounded: when it is full (and
 // nothing in it is idle), further addresses share one "other addresses"
-// record. It is the place to keep more per-address state (a failure
-// streak for a growing delay, say) when the servlet needs it.
+// record.
 type attemptTracker struct {
 	window time.Duration // at most one report per address per window
 	limit  int           // addresses tracked
 	now    func() time.Time
+	policy limitPolicy // of the failure streaks (ratelimit.go)
 
 	mu        sync.Mutex
 	addrs     map[string]*attempts
@@ -33,6 +35,11 @@ type attempts struct {
 	pending  int       // attempts since the last report
 	reported time.Time // the last report (zero: none yet)
 	last     time.Time // the latest attempt
+
+	// The failure streak (ratelimit.go).
+	failures    int       // failed passwords since the streak began
+	lastFailure time.Time // the latest of them
+	inflight    int       // password checks admitted and not yet done
 }
 
 // attemptReport is a line to log.
@@ -49,7 +56,8 @@ const (
 )
 
 func newAttemptTracker(window time.Duration, limit int, now func() time.Time) *attemptTracker {
-	return &attemptTracker{window: window, limit: limit, now: now, addrs: map[string]*attempts{}}
+	return &attemptTracker{window: window, limit: limit, now: now, addrs: map[string]*attempts{},
+		policy: defaultLimitPolicy}
 }
 
 // add records a refused attempt of addr. It returns a report when one is
@@ -59,19 +67,33 @@ func (t *attemptTracker) add(addr string) (attemptReport, bool) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	a := t.addrs[addr]
-	if a == nil {
-		if len(t.addrs) >= t.limit && !now.Before(t.nextEvict) {
-			t.nextEvict = now.Add(time.Second)
-			t.evictIdle(now)
-		}
-		if len(t.addrs) >= t.limit {
-			return t.other.add("", now, t.window)
-		}
-		a = &attempts{}
-		t.addrs[addr] = a
+	a, tracked := t.record(addr, now, true)
+	if !tracked {
+		addr = ""
 	}
 	return a.add(addr, now, t.window)
+}
+
+// record returns the record of addr (made if create), or the shared one
+// when the table is full (tracked false); nil when there is none and
+// !create. t.mu is held.
+func (t *attemptTracker) record(addr string, now time.Time, create bool) (a *attempts, tracked bool) {
+	if a := t.addrs[addr]; a != nil {
+		return a, true
+	}
+	if len(t.addrs) >= t.limit && !now.Before(t.nextEvict) {
+		t.nextEvict = now.Add(time.Second)
+		t.evictIdle(now)
+	}
+	if len(t.addrs) >= t.limit {
+		return &t.other, false
+	}
+	if !create {
+		return nil, false
+	}
+	a = &attempts{}
+	t.addrs[addr] = a
+	return a, true
 }
 
 func (a *attempts) add(addr string, now time.Time, window time.Duration) (attemptReport, bool) {
@@ -116,10 +138,11 @@ func (t *attemptTracker) due() (reports []attemptReport, next time.Time) {
 }
 
 // evictIdle forgets the addresses with nothing pending whose last attempt
-// is a window old.
+// is a window old, unless a password check of theirs runs or their
+// failure streak goes on.
 func (t *attemptTracker) evictIdle(now time.Time) {
 	for addr, a := range t.addrs {
-		if a.pending == 0 && now.Sub(a.last) >= t.window {
+		if a.pending == 0 && now.Sub(a.last) >= t.window && a.inflight == 0 && !t.policy.streakOn(a, now) {
 			delete(t.addrs, addr)
 		}
 	}

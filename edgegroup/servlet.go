@@ -3,6 +3,7 @@ package edgegroup
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -27,8 +28,11 @@ type ServletConfig struct {
 	Engine func() (*cache.Engine, error)
 	// ClientIP returns the client's address as the server determined it
 	// (trusted proxies considered); "" or nil: the connection's address.
-	// Refused requests are counted per client address.
+	// Refused requests are counted, and wrong passwords limited, per
+	// client address.
 	ClientIP func(*http.Request) string
+	// Counts counts refused requests by reason (nil: the servlet's own).
+	Counts *RefusalCounts
 	// Logger gets the servlet's log (nil: none).
 	Logger *zap.Logger
 }
@@ -43,8 +47,11 @@ type Servlet struct {
 
 	disabledLogged atomic.Bool // "cache disabled" is logged once until it works again
 	// Refused requests are logged once per client address and minute,
-	// with a count: wrong passwords at warn, other refusals at info.
+	// with a count: wrong passwords at warn, other refusals at info. The
+	// tracker of wrong passwords also limits them (ratelimit.go).
 	refusedPassword, refusedOther *refusalLog
+	held                          heldCount // requests held by the limit
+	counts                        *RefusalCounts
 }
 
 // NewServlet returns the servlet; Close stops its timers.
@@ -53,9 +60,15 @@ func NewServlet(cfg ServletConfig) *Servlet {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	counts := cfg.Counts
+	if counts == nil {
+		counts = new(RefusalCounts)
+	}
 	return &Servlet{cfg: cfg, log: log,
 		refusedPassword: newRefusalLog(log, zap.WarnLevel),
 		refusedOther:    newRefusalLog(log, zap.InfoLevel),
+		held:            heldCount{max: defaultLimitPolicy.maxHeld},
+		counts:          counts,
 	}
 }
 
@@ -70,6 +83,7 @@ func (s *Servlet) Close() {
 func (s *Servlet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		s.counts.Other.Add(1)
 		w.Header().Set("Allow", "GET, POST")
 		answer(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
@@ -78,6 +92,7 @@ func (s *Servlet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			s.counts.Other.Add(1)
 			answer(w, http.StatusRequestEntityTooLarge, "request body too large")
 			return
 		}
@@ -93,13 +108,36 @@ func (s *Servlet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.disabledLogged.Store(false)
+	// The password of a request with an action is checked under the limit
+	// of its address; the action is checked first, as the answers' order
+	// has it.
+	var addr string
+	var adm admission
+	limited := s.cfg.Password != "" && validAction(r.Form.Get(paramAction))
+	if limited {
+		addr = s.clientAddr(r)
+		var ok bool
+		if adm, ok = s.admit(w, r, addr); !ok {
+			return
+		}
+	}
 	req, msg := parseServletRequest(r.Form, s.cfg.Password, time.Now())
+	passwordRefused := msg == msgInvalidPassword || msg == msgPasswordRequired
+	if limited {
+		s.refusedPassword.t.done(addr, adm, true, passwordRefused)
+	}
 	if msg != "" {
 		refusals := s.refusedOther
-		if msg == msgInvalidPassword || msg == msgPasswordRequired {
+		if passwordRefused {
 			refusals = s.refusedPassword
+			s.counts.Password.Add(1)
+		} else {
+			s.counts.Other.Add(1)
 		}
-		refusals.refused(s.clientAddr(r), zap.String("reason", msg), zap.String("action", req.Action))
+		if addr == "" {
+			addr = s.clientAddr(r)
+		}
+		refusals.refused(addr, zap.String("reason", msg), zap.String("action", req.Action))
 		answer(w, http.StatusInternalServerError, msg)
 		return
 	}
@@ -141,6 +179,47 @@ func (s *Servlet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(body)
 	}
+}
+
+// admit applies the limit of wrong passwords to a request of addr: it
+// answers 429 (ok false), or holds the request for the address's delay
+// and lets it go on (ok true) — unless its client goes meanwhile (ok
+// false, nothing answered). With ok true the caller reports the check's
+// end to the tracker.
+func (s *Servlet) admit(w http.ResponseWriter, r *http.Request, addr string) (adm admission, ok bool) {
+	t := s.refusedPassword.t
+	adm = t.admit(addr)
+	if adm.retryAfter > 0 {
+		s.tooMany(w, r, addr, adm.retryAfter)
+		return adm, false
+	}
+	if adm.delay <= 0 {
+		return adm, true
+	}
+	if !s.held.acquire() {
+		t.done(addr, adm, false, false)
+		s.tooMany(w, r, addr, time.Second)
+		return adm, false
+	}
+	defer s.held.release()
+	timer := time.NewTimer(adm.delay)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return adm, true
+	case <-r.Context().Done():
+		t.done(addr, adm, false, false)
+		return adm, false
+	}
+}
+
+// tooMany answers 429: too many failed passwords from the address, or too
+// many requests held.
+func (s *Servlet) tooMany(w http.ResponseWriter, r *http.Request, addr string, retryAfter time.Duration) {
+	s.counts.RateLimited.Add(1)
+	s.refusedPassword.refused(addr, zap.String("reason", msgTooManyFailures), zap.String("action", r.Form.Get(paramAction)))
+	w.Header().Set("Retry-After", strconv.FormatInt(int64((retryAfter+time.Second-1)/time.Second), 10))
+	answer(w, http.StatusTooManyRequests, msgTooManyFailures)
 }
 
 // clientAddr is the address a client's refused requests are counted under.

@@ -41,6 +41,9 @@ type edgeConfig struct {
 	DataDir  string
 	Password string
 	Peers    map[string][]string
+	// The caps of the flush log and of each outbox (0: the defaults).
+	LogMax, OutboxMax int64
+	Logger            *zap.Logger // of the groups (nil: none)
 }
 
 // newTestEdge starts an edge; ln (optional) is the listener it serves on,
@@ -55,7 +58,8 @@ func newTestEdge(t *testing.T, ln net.Listener, configure func(c *edgeConfig)) *
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
-	g, err := New(Config{Password: c.Password, Peers: c.Peers})
+	g, err := New(Config{Password: c.Password, Peers: c.Peers, FlushLogMaxBytes: c.LogMax, OutboxMaxBytes: c.OutboxMax,
+		Logger: c.Logger})
 	if err != nil {
 		eng.Close()
 		t.Fatalf("groups: %v", err)
@@ -64,6 +68,7 @@ func newTestEdge(t *testing.T, ln net.Listener, configure func(c *edgeConfig)) *
 	g.Start(ctx, eng)
 	e := &testEdge{eng: eng, groups: g}
 	e.h = NewServlet(ServletConfig{Password: c.Password, Groups: g, Engine: func() (*cache.Engine, error) { return eng, nil }})
+	fastLimit(e.h) // tests that send wrong passwords are not held for seconds
 	if ln != nil {
 		e.srv = httptest.NewUnstartedServer(e.h)
 		e.srv.Listener.Close()

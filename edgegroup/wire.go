@@ -41,6 +41,8 @@ const (
 	msgInvalidSince     = "invalid since"
 	msgInvalidTimestamp = "invalid timestamp"
 	msgFailed           = "the cache servlet failed; see the edge's log"
+	// msgTooManyFailures is the body of a 429 answer (ratelimit.go).
+	msgTooManyFailures = "too many failed password attempts"
 )
 
 // Limits of names in the flush log.
@@ -72,7 +74,7 @@ type servletRequest struct {
 func parseServletRequest(form url.Values, password string, now time.Time) (servletRequest, string) {
 	var req servletRequest
 	req.Action = form.Get(paramAction)
-	if req.Action != actionFlush && req.Action != actionSync {
+	if !validAction(req.Action) {
 		return req, msgUnknownAction
 	}
 	if password != "" {
@@ -122,6 +124,8 @@ func parseServletRequest(form url.Values, password string, now time.Time) (servl
 	}
 	return req, ""
 }
+
+func validAction(a string) bool { return a == actionFlush || a == actionSync }
 
 // parseForward reads the forward parameter: absent or empty means true;
 // a value that is not a boolean means false, so a garbled internal

@@ -28,6 +28,7 @@
 //	queue-*         the persistent queues (queue.go)
 //	flush-*         the flush log, its group index and peers' sync positions (flushlog.go)
 //	flush-outbox    flushes to forward, per peer (outbox.go)
+//	flush-sizes     byte counts of the flush log and of each peer's outbox (flushlog_size.go)
 //
 // A file id is the root id (2 bytes, big-endian) followed by the file's
 // slash-separated name in its docroot.

@@ -88,34 +88,58 @@ func flushSeen(tx *bolt.Tx, ts int64, key string) bool {
 	return k != nil && bytes.HasPrefix(k, prefix)
 }
 
-// recordFlush writes a flush into the log and its group index.
-func recordFlush(tx *bolt.Tx, f Flush) error {
-	log, err := tx.CreateBucketIfNotExists(bucketFlushLog)
+// recordFlush writes a flush into the log and its group index, counts
+// its bytes and, if the log is now over its cap, deletes the oldest
+// flushes.
+func (tx *Tx) recordFlush(f Flush) error {
+	log, err := tx.tx.CreateBucketIfNotExists(bucketFlushLog)
 	if err != nil {
 		return err
 	}
-	byGroup, err := tx.CreateBucketIfNotExists(bucketFlushByGroup)
+	byGroup, err := tx.tx.CreateBucketIfNotExists(bucketFlushByGroup)
 	if err != nil {
 		return err
 	}
-	if err := log.Put(flushLogKey(f), nil); err != nil {
+	sb, err := sizes(tx.tx)
+	if err != nil {
 		return err
 	}
-	return byGroup.Put(flushGroupKey(f), nil)
+	lk, gk := flushLogKey(f), flushGroupKey(f)
+	var entries, added int64
+	if log.Get(lk) == nil {
+		entries, added = 1, int64(len(lk)+elementOverhead)
+	}
+	if byGroup.Get(gk) == nil {
+		added += int64(len(gk) + elementOverhead)
+	}
+	if err := log.Put(lk, nil); err != nil {
+		return err
+	}
+	if err := byGroup.Put(gk, nil); err != nil {
+		return err
+	}
+	if _, err := addSize(sb, sizeKeyLog, entries, added); err != nil {
+		return err
+	}
+	_, err = tx.r.trimLog(tx.tx, trimBatch)
+	return err
 }
 
 // LogFlush records a flush in the log unless a flush with the same key
 // and time is there already (under any group); isNew says whether it was
 // new, i.e. is to be applied. A flush seen before under another group is
 // added to f's group, so that group's sync answers list it too.
+//
+// A flush so old that it is the oldest of a log at its cap is recorded
+// and pruned at once; it is still new (applied).
 func (tx *Tx) LogFlush(f Flush) (isNew bool, err error) {
 	if flushSeen(tx.tx, f.Time, f.Key) {
 		if tx.tx.Bucket(bucketFlushLog).Get(flushLogKey(f)) == nil {
-			return false, recordFlush(tx.tx, f)
+			return false, tx.recordFlush(f)
 		}
 		return false, nil
 	}
-	return true, recordFlush(tx.tx, f)
+	return true, tx.recordFlush(f)
 }
 
 // FlushesSince returns the flushes of a group taken at or after since
@@ -160,12 +184,22 @@ func (r *Registry) PruneFlushLog(cutoff int64, limit int) (int, error) {
 			return false, true // the rest is newer
 		}
 		return true, false
-	}, func(tx *bolt.Tx, k []byte) error {
-		byGroup := tx.Bucket(bucketFlushByGroup)
-		if f, ok := decodeFlushLogKey(k); ok && byGroup != nil {
-			return byGroup.Delete(flushGroupKey(f))
+	}, func(tx *bolt.Tx, doomed [][]byte) error {
+		sb, err := sizes(tx)
+		if err != nil {
+			return err
 		}
-		return nil
+		var freed int64
+		for _, k := range doomed {
+			n, err := deleteLogEntry(tx, k)
+			if err != nil {
+				return err
+			}
+			freed += n
+		}
+		r.flushes.pruned(tx, false, "", ReasonAge, len(doomed))
+		_, err = addSize(sb, sizeKeyLog, -int64(len(doomed)), -freed)
+		return err
 	})
 }
 

@@ -50,12 +50,17 @@ func decodeForward(peer string, k, v []byte) (Forward, error) {
 	}, nil
 }
 
-// QueueForwards puts a flush into the outbox of every peer.
+// QueueForwards puts a flush into the outbox of every peer. A peer's
+// outbox that is now over its cap loses its oldest entries.
 func (tx *Tx) QueueForwards(f Flush, peers []string, now time.Time) error {
 	if len(peers) == 0 {
 		return nil
 	}
 	b, err := tx.tx.CreateBucketIfNotExists(bucketFlushOutbox)
+	if err != nil {
+		return err
+	}
+	sb, err := sizes(tx.tx)
 	if err != nil {
 		return err
 	}
@@ -65,7 +70,14 @@ func (tx *Tx) QueueForwards(f Flush, peers []string, now time.Time) error {
 		if err != nil {
 			return err
 		}
-		if err := b.Put(outboxKey(p, seq), v); err != nil {
+		k := outboxKey(p, seq)
+		if err := b.Put(k, v); err != nil {
+			return err
+		}
+		if _, err := addSize(sb, outboxSizeKey(p), 1, int64(len(k)+len(v)+elementOverhead)); err != nil {
+			return err
+		}
+		if _, err := tx.r.trimOutbox(tx.tx, p, trimBatch); err != nil {
 			return err
 		}
 	}
@@ -98,8 +110,18 @@ func (r *Registry) PendingForwards(peer string, limit int) ([]Forward, error) {
 	return out, err
 }
 
-// ForwardsDone deletes delivered (or given up) entries of a peer.
+// ForwardsDone deletes delivered entries of a peer.
 func (r *Registry) ForwardsDone(peer string, ids []uint64) error {
+	return r.deleteForwards(peer, ids, "")
+}
+
+// ForwardsDropped deletes entries of a peer that are given up
+// undelivered, and counts them under reason (ReasonAge, say).
+func (r *Registry) ForwardsDropped(peer string, ids []uint64, reason string) error {
+	return r.deleteForwards(peer, ids, reason)
+}
+
+func (r *Registry) deleteForwards(peer string, ids []uint64, reason string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -108,12 +130,27 @@ func (r *Registry) ForwardsDone(peer string, ids []uint64) error {
 		if b == nil {
 			return nil
 		}
+		sb, err := sizes(tx)
+		if err != nil {
+			return err
+		}
+		var n, freed int64
 		for _, id := range ids {
-			if err := b.Delete(outboxKey(peer, id)); err != nil {
+			k := outboxKey(peer, id)
+			v := b.Get(k)
+			if v == nil {
+				continue // delivered or dropped already
+			}
+			n, freed = n+1, freed+int64(len(k)+len(v)+elementOverhead)
+			if err := b.Delete(k); err != nil {
 				return err
 			}
 		}
-		return nil
+		if reason != "" {
+			r.flushes.pruned(tx, true, peer, reason, int(n))
+		}
+		_, err = addSize(sb, outboxSizeKey(peer), -n, -freed)
+		return err
 	})
 }
 
@@ -155,5 +192,30 @@ func (r *Registry) PruneOutbox(cutoff int64, limit int) (int, error) {
 		}
 		f, err := decodeForward(peer, k, v)
 		return err != nil || f.Queued < cutoff, false
-	}, nil)
+	}, func(tx *bolt.Tx, doomed [][]byte) error {
+		sb, err := sizes(tx)
+		if err != nil {
+			return err
+		}
+		b := tx.Bucket(bucketFlushOutbox)
+		type count struct{ n, freed int64 }
+		byPeer := map[string]count{}
+		for _, k := range doomed {
+			if peer, rest, ok := readLengthPrefixed(k); ok && len(rest) == 8 {
+				c := byPeer[peer]
+				c.n, c.freed = c.n+1, c.freed+int64(len(k)+len(b.Get(k))+elementOverhead)
+				byPeer[peer] = c
+			}
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		for peer, c := range byPeer {
+			r.flushes.pruned(tx, true, peer, ReasonAge, int(c.n))
+			if _, err := addSize(sb, outboxSizeKey(peer), -c.n, -c.freed); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

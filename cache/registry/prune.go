@@ -12,12 +12,12 @@ const defaultPruneLimit = 1000
 
 // prune deletes, in one write transaction, up to limit keys of bucket (a
 // bucket created at first use: none, nothing to do) in key order: those
-// pick dooms, until it says stop. also, if set, runs before each key is
-// deleted (to delete what belongs to it elsewhere). It returns how many
-// keys it deleted, so a caller loops, between other work, until fewer
-// than limit come back.
+// pick dooms, until it says stop. del deletes the doomed keys (and what
+// belongs to them elsewhere, and counts them). It returns how many keys
+// it deleted, so a caller loops, between other work, until fewer than
+// limit come back.
 func (r *Registry) prune(bucket []byte, limit int, pick func(k, v []byte) (doomed, stop bool),
-	also func(tx *bolt.Tx, k []byte) error) (int, error) {
+	del func(tx *bolt.Tx, doomed [][]byte) error) (int, error) {
 	if limit <= 0 {
 		limit = defaultPruneLimit
 	}
@@ -31,23 +31,19 @@ func (r *Registry) prune(bucket []byte, limit int, pick func(k, v []byte) (doome
 		var doomed [][]byte
 		c := b.Cursor()
 		for k, v := c.First(); k != nil && len(doomed) < limit; k, v = c.Next() {
-			del, stop := pick(k, v)
+			remove, stop := pick(k, v)
 			if stop {
 				break
 			}
-			if del {
+			if remove {
 				doomed = append(doomed, bytes.Clone(k))
 			}
 		}
-		for _, k := range doomed {
-			if also != nil {
-				if err := also(tx, k); err != nil {
-					return err
-				}
-			}
-			if err := b.Delete(k); err != nil {
-				return err
-			}
+		if len(doomed) == 0 {
+			return nil
+		}
+		if err := del(tx, doomed); err != nil {
+			return err
 		}
 		n = len(doomed)
 		return nil

@@ -51,6 +51,10 @@ type Registry struct {
 	rejected       atomic.Int64 // journal records moved aside
 	rejectedLogged atomic.Bool
 	overLimits     overLimits // renders not cached: record beyond a limit
+
+	// The caps of the flush log and the outbox, and what they pruned
+	// (flushlog_size.go).
+	flushes flushBounds
 }
 
 type pendingRecord struct {
