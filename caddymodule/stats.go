@@ -20,6 +20,8 @@ type Snapshot struct {
 	Registry RegistryStats `json:"registry"`
 	// Staging is the staging poller; nil when the edge has no `staging`.
 	Staging *StagingStats `json:"staging,omitempty"`
+	// Invalidations are the last invalidations applied (stats_invalidations.go).
+	Invalidations InvalidationStats `json:"invalidations"`
 }
 
 // CacheStats are the figures of the docroot cache.
@@ -84,4 +86,5 @@ func (s *Snapshot) fillEngine(eng *cache.Engine) {
 	s.Queues.Removal.Length, s.Queues.Pregeneration.Length = st.RemovalQueue, st.PregenQueue
 	reg := eng.Registry()
 	s.Registry = RegistryStats{Retired: st.Retired, OverLimits: reg.OverLimits(), JournalRejected: reg.JournalRejected()}
+	s.Invalidations = invalidationStats(eng)
 }
