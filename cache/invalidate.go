@@ -87,7 +87,7 @@ func (v *invalidator) queueChange(tx *registry.Tx, c Change, now time.Time) ([]F
 	cfg := v.cfg.get()
 	if len(files) == 0 {
 		if c.Kind == DepDocument && !c.gone() && cfg.Pregenerate && cfg.GenerateNonexistent && !documentCached(tx, c) {
-			return nil, queueResolve(tx, c.ID, now)
+			return nil, v.queueResolve(tx, c.ID, now)
 		}
 		return nil, nil
 	}
@@ -206,8 +206,9 @@ func (v *invalidator) chooseQueue(tx *registry.Tx, id FileID, entry Entry, cfg I
 
 // queueResolve queues the pre-generation of a document that is not in the
 // cache yet, once per docroot.
-func queueResolve(tx *registry.Tx, doc string, now time.Time) error {
+func (v *invalidator) queueResolve(tx *registry.Tx, doc string, now time.Time) error {
 	return tx.Roots(func(_ string, root uint16) error {
+		v.record.queued(registry.QueuePregen)
 		_, err := tx.Enqueue(registry.QueuePregen, registry.QueuedJob{Root: root, Op: registry.OpResolve, Doc: doc,
 			Priority: NonexistentPriority, Enqueued: now.UnixMilli()})
 		return err

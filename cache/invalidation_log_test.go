@@ -189,3 +189,16 @@ func TestInvalidationLogSkipsRolledBackTransactions(t *testing.T) {
 		t.Fatalf("log after a rolled-back transaction: %+v (total %d)", recent, total)
 	}
 }
+
+// A published document that no cached file depends on, with
+// generate_nonexistent, is queued for pre-generation (once per docroot):
+// the record says so.
+func TestInvalidationLogCountsNonexistentPregeneration(t *testing.T) {
+	f := newEngineFixture(t, InvalidationConfig{Pregenerate: true, GenerateNonexistent: true})
+	f.apply(Change{Kind: DepDocument, ID: "s1", State: StatePublished})
+	want := Invalidation{Source: "test", Kind: "document", ID: "s1", Detail: StatePublished, Pregeneration: 1}
+	if got := f.newest(1); got != want {
+		t.Fatalf("new document: %+v, want %+v", got, want)
+	}
+	f.settle()
+}
