@@ -58,6 +58,7 @@ func (x *expiry) queueDue(now time.Time) (int, error) {
 		if due, err = tx.TakeDue(now, expiryBatch); err != nil || len(due) == 0 {
 			return err
 		}
+		defer x.inval.record.note(tx, x.inval.record.mark(), Invalidation{Source: SourceExpiry, Kind: KindExpiry, Files: len(due)})
 		return x.inval.queueFiles(tx, Job{Files: due, Priority: PriorityFor(len(due))}, false, now)
 	})
 	if err != nil {

@@ -36,10 +36,12 @@ func (v *invalidator) flush(f Flush, forwardTo []string) (applied bool, err erro
 	err = v.reg.Update(func(tx *registry.Tx) error {
 		now := time.Now()
 		var err error
+		m := v.record.mark()
 		applied, touched, err = v.applyFlushTx(tx, f, now)
 		if err != nil || !applied {
 			return err
 		}
+		v.record.note(tx, m, flushRecord(SourceFlush, f, f.Group, len(touched)))
 		return tx.QueueForwards(f, forwardTo, now)
 	})
 	if err != nil {
@@ -82,12 +84,14 @@ func (v *invalidator) applySyncBatch(group, peer string, flushes []Flush) (int, 
 			if !validFlush(f) {
 				continue
 			}
+			m := v.record.mark()
 			ok, files, err := v.applyFlushTx(tx, f, now)
 			if err != nil {
 				return err
 			}
 			if ok {
 				n++
+				v.record.note(tx, m, flushRecord(SourceSync, f, peer, len(files)))
 			}
 			touched = append(touched, files...)
 			pos = max(pos, f.Time)
@@ -187,6 +191,7 @@ func (v *invalidator) forcePregenTx(tx *registry.Tx, id FileID, prio int, now ti
 		Created: entry.Created, Key: entry.Key, Host: entry.Host}
 	if q, cur, ok := tx.Queued(j); ok && q == registry.QueueRemoval {
 		if cur.Op == registry.OpPurge {
+			v.record.queued(registry.QueueRemoval)
 			return nil
 		}
 		j.Priority = max(j.Priority, cur.Priority)
@@ -194,6 +199,7 @@ func (v *invalidator) forcePregenTx(tx *registry.Tx, id FileID, prio int, now ti
 			return err
 		}
 	}
+	v.record.queued(registry.QueuePregen)
 	_, err = tx.Enqueue(registry.QueuePregen, j)
 	return err
 }

@@ -23,6 +23,7 @@ type invalidator struct {
 	docroots *docroots
 	wake     *broadcast
 	log      *zap.Logger
+	record   invalidationLog // the last invalidations (invalidation_log.go)
 
 	mu sync.Mutex // one change application at a time
 }
@@ -43,10 +44,12 @@ func (v *invalidator) applyChanges(changes []Change, position string, upTo int64
 		touched = touched[:0]
 		now := time.Now()
 		for _, c := range changes {
+			m := v.record.mark()
 			files, err := v.queueChange(tx, c, now)
 			if err != nil {
 				return fmt.Errorf("apply change of %s %q: %w", c.Kind, c.ID, err)
 			}
+			v.record.note(tx, m, changeRecord(position, c, len(files)))
 			touched = append(touched, files...)
 		}
 		if position == "" {
@@ -84,7 +87,7 @@ func (v *invalidator) queueChange(tx *registry.Tx, c Change, now time.Time) ([]F
 	cfg := v.cfg.get()
 	if len(files) == 0 {
 		if c.Kind == DepDocument && !c.gone() && cfg.Pregenerate && cfg.GenerateNonexistent && !documentCached(tx, c) {
-			return nil, queueResolve(tx, c.ID, now)
+			return nil, v.queueResolve(tx, c.ID, now)
 		}
 		return nil, nil
 	}
@@ -113,6 +116,7 @@ func (v *invalidator) resourceChanged(d Dependency) error {
 		if err != nil || len(files) == 0 {
 			return err
 		}
+		defer v.record.note(tx, v.record.mark(), Invalidation{Source: SourceResource, Kind: DepResource.String(), ID: d.Name, Detail: d.Hash, Files: len(files)})
 		return v.queueFiles(tx, Job{Files: files, Priority: PriorityFor(len(files))}, false, time.Now())
 	})
 	if err == nil && len(files) > 0 {
@@ -175,6 +179,7 @@ func (v *invalidator) queueFilesMeta(tx *registry.Tx, job Job, gone bool, now ti
 		default:
 			j.Op = registry.OpRename
 		}
+		v.record.queued(q)
 		if _, err := tx.Enqueue(q, j); err != nil {
 			return err
 		}
@@ -201,8 +206,9 @@ func (v *invalidator) chooseQueue(tx *registry.Tx, id FileID, entry Entry, cfg I
 
 // queueResolve queues the pre-generation of a document that is not in the
 // cache yet, once per docroot.
-func queueResolve(tx *registry.Tx, doc string, now time.Time) error {
+func (v *invalidator) queueResolve(tx *registry.Tx, doc string, now time.Time) error {
 	return tx.Roots(func(_ string, root uint16) error {
+		v.record.queued(registry.QueuePregen)
 		_, err := tx.Enqueue(registry.QueuePregen, registry.QueuedJob{Root: root, Op: registry.OpResolve, Doc: doc,
 			Priority: NonexistentPriority, Enqueued: now.UnixMilli()})
 		return err

@@ -9,6 +9,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -94,6 +95,7 @@ type App struct {
 	groups       *edgegroup.Groups    // always: it also prunes the flush log
 	imageUpdates *imageUpdatesFeature // with image_updates only
 	staging      *stagingFeature      // with staging only
+	status       *statusSampler       // with a delivery_status handler only
 
 	// rendersReleased is set when the app stops; guarded by renderers.mu.
 	rendersReleased bool
@@ -249,6 +251,7 @@ func (a *App) Start() error {
 		a.staging.start(a.ctx, eng)
 	}
 	a.claimStartRenderers(eng)
+	a.startStatus()
 	a.log.Info("delivery edge started", zap.String("data_dir", a.dataDir))
 	return nil
 }
@@ -259,6 +262,7 @@ func (a *App) Start() error {
 // it.
 func (a *App) Stop() error {
 	renderers.release(a)
+	a.stopStatus()
 	if a.staging != nil {
 		a.staging.stop()
 	}
@@ -274,7 +278,7 @@ func (a *App) Stop() error {
 // Cleanup releases this config's reference to the shared engine.
 func (a *App) Cleanup() error {
 	_, err := engines.Delete(a.dataDir)
-	return err
+	return errors.Join(err, a.releaseStatus())
 }
 
 // Interface guards

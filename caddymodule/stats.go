@@ -24,6 +24,8 @@ type Snapshot struct {
 	// the flush log (groups.go of this package has the rest).
 	Groups   []GroupStats   `json:"groups,omitempty"`
 	FlushLog *FlushLogStats `json:"flush_log,omitempty"`
+	// Invalidations are the last invalidations applied (stats_invalidations.go).
+	Invalidations InvalidationStats `json:"invalidations"`
 }
 
 // CacheStats are the figures of the docroot cache.
@@ -89,4 +91,5 @@ func (s *Snapshot) fillEngine(eng *cache.Engine) {
 	s.Queues.Removal.Length, s.Queues.Pregeneration.Length = st.RemovalQueue, st.PregenQueue
 	reg := eng.Registry()
 	s.Registry = RegistryStats{Retired: st.Retired, OverLimits: reg.OverLimits(), JournalRejected: reg.JournalRejected()}
+	s.Invalidations = invalidationStats(eng)
 }
