@@ -192,6 +192,19 @@ func (h *Cache) site(r *http.Request) (*cache.Site, error) {
 		h.log.Error("docroot unavailable", zap.String("root", root), zap.Error(err))
 		return nil, err
 	}
+	actual, loaded := h.sites.LoadOrStore(root, h.newSite(store))
+	if !loaded && h.srv != nil {
+		// This config's server carries pre-generation for the docroot from
+		// now on (the newest config to serve it wins), with this request's
+		// host for work that has none. The app did so at start already
+		// when the docroot does not depend on the request.
+		renderers.claim(store, h.app, h.app.renderer(h.srv), r.Host)
+	}
+	return actual.(*cache.Site), nil
+}
+
+// newSite is the cache site of this handler's configuration for a docroot.
+func (h *Cache) newSite(store *cache.Store) *cache.Site {
 	s := &cache.Site{
 		Store:         store,
 		Mapper:        cache.Mapper{QueryParams: h.QueryParams},
@@ -209,15 +222,7 @@ func (h *Cache) site(r *http.Request) (*cache.Site, error) {
 	if h.SSI != nil {
 		s.SSI = &cache.SSIConfig{MaxDepth: h.SSI.MaxDepth}
 	}
-	actual, loaded := h.sites.LoadOrStore(root, s)
-	if !loaded && h.srv != nil {
-		// This config's server carries pre-generation for the docroot from
-		// now on (the newest config to serve it wins), with this request's
-		// host for work that has none. The app did so at start already
-		// when the docroot does not depend on the request.
-		renderers.claim(store, h.app, h.app.renderer(h.srv), r.Host)
-	}
-	return actual.(*cache.Site), nil
+	return s
 }
 
 // detachRequest gives a request that is rendered on its own goroutine its
