@@ -117,7 +117,7 @@ func (s *Site) noteNoSlot(rs *renderSlots) {
 	s.Store.flights.stats.rejectedSlots.Add(1)
 	if s.busyLogged.CompareAndSwap(false, true) {
 		s.Store.log.Warn("all render slots busy: misses get the .old copy or 503 (logged once per site)",
-			zap.String("docroot", s.Store.Dir()), zap.Int("max_renders", rs.max), zap.Duration("render_wait", s.RenderWait))
+			zap.Int("max_renders", rs.max), zap.Duration("render_wait", s.RenderWait))
 	}
 }
 
