@@ -20,11 +20,14 @@ const (
 	outcomeFailed                     // 5xx, timeout or an error writing the file
 	outcomeOutdated                   // invalidated while rendering: kept as ".old" only
 	outcomeCount
+	// outcomeRejected: the render did not start, no render slot came free
+	// in time (render_slots.go). Not a render: not counted as one.
+	outcomeRejected = outcomeCount
 )
 
 // String names an outcome for metrics and logs.
 func (o outcome) String() string {
-	return [...]string{"stored", "passthrough", "gone", "failed", "outdated"}[o]
+	return [...]string{"stored", "passthrough", "gone", "failed", "outdated", "rejected"}[o]
 }
 
 // flight is one render in progress for one file.
@@ -33,6 +36,11 @@ type flight struct {
 	// Set by the leader before done is closed.
 	outcome outcome
 	status  int
+	// took is how long the render ran (from the slot to the end of the
+	// answer); zero when none ran.
+	took time.Duration
+	// started is set once the render has its render slot.
+	started atomic.Bool
 	// invalidated is set when the file is invalidated while the render
 	// runs: its result may predate the change and is kept only as ".old".
 	// mu makes "not invalidated, so install" one step: an invalidation
@@ -60,6 +68,7 @@ type flights struct {
 	m       map[string]*flight
 	retryAt map[string]time.Time // failed renders: no background render before
 	counts  [outcomeCount]atomic.Int64
+	stats   serveStats // the docroot's serving figures (serve_stats.go)
 }
 
 func newFlights() *flights { return &flights{m: map[string]*flight{}, retryAt: map[string]time.Time{}} }
@@ -80,10 +89,18 @@ func (g *flights) join(file string) (*flight, bool) {
 // finish publishes the leader's result and wakes the waiters.
 func (g *flights) finish(file string, f *flight, o outcome, status int) {
 	f.outcome, f.status = o, status
-	g.counts[o].Add(1)
+	if o < outcomeCount {
+		g.counts[o].Add(1)
+		if f.took > 0 {
+			g.stats.durations[o].observe(f.took)
+		}
+	}
 	g.mu.Lock()
 	delete(g.m, file)
-	if o == outcomeFailed {
+	switch o {
+	case outcomeRejected:
+		// Not a failure of the file: the next request may try at once.
+	case outcomeFailed:
 		now := time.Now()
 		if len(g.retryAt) > 10000 {
 			for k, t := range g.retryAt {
@@ -93,7 +110,7 @@ func (g *flights) finish(file string, f *flight, o outcome, status int) {
 			}
 		}
 		g.retryAt[file] = now.Add(failedRenderBackoff)
-	} else {
+	default:
 		delete(g.retryAt, file)
 	}
 	g.mu.Unlock()

@@ -101,6 +101,8 @@ type Stats struct {
 	// Retired counts removed files whose reverse-index keys wait for the
 	// background sweep (see registry/retire.go).
 	Retired int
+	// ServeStats are the serving path's figures (serve_stats.go).
+	ServeStats
 }
 
 // Stats returns the engine's counters and the lengths of its queues.
@@ -113,6 +115,7 @@ func (e *Engine) Stats() Stats {
 		}
 	}
 	st.RemovalQueue, st.PregenQueue = e.reg.QueueLengths()
+	st.ServeStats = servingStats(e.docroots.all())
 	return st
 }
 

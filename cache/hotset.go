@@ -229,7 +229,7 @@ func (h *HotSet) fresh(e *hotEntry) bool {
 
 // HotStats are the hot set's figures.
 type HotStats struct {
-	Bytes                 int64
+	Entries, Bytes        int64
 	Hits, Fills, Rejected int64
 }
 
@@ -238,6 +238,7 @@ func (h *HotSet) Stats() HotStats {
 	st := HotStats{Bytes: h.bytes.Load(), Fills: h.fills.Load(), Rejected: h.rejected.Load()}
 	for i := range h.shards {
 		st.Hits += h.shards[i].hits.Load()
+		st.Entries += int64(mapLen(h.shards[i].m.Load()))
 	}
 	return st
 }

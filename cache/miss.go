@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 )
@@ -13,30 +14,40 @@ import (
 // miss coalesces the renders of one file. When a ".old" copy exists, the
 // request that starts the render waits for it up to RenderWait and the
 // others get the copy at once (render_wait.go); otherwise the first
-// request renders and the others wait for that render.
+// request renders and the others wait for that render. A render that
+// finds no render slot in time does not start (render_slots.go).
 func (s *Site) miss(w http.ResponseWriter, r *http.Request, t Target, render RenderFunc) error {
 	switch s.Store.checkMiss(t.File) {
 	case missRefused:
+		s.setStatus(w, r, statusRefused)
 		return &StatusError{Code: http.StatusNotFound, Err: fmt.Errorf("%s: link to an %w", t.Key, ErrForbidden)}
 	case missPassThrough:
 		// No file can be kept under this name (a file is in the way, or a
 		// link): nothing to render for, to record or to remove.
+		s.setStatus(w, r, statusBypass)
 		return render(w, r)
 	}
 	for attempt := 0; ; attempt++ {
 		if old, info, ok := s.Store.openRegular(t.File + OldSuffix); ok {
 			defer old.Close()
+			why := statusStaleRender
 			if f := s.renderInBackground(r, t, render); f != nil && s.RenderWait > 0 {
-				if done, err := s.awaitRender(w, r, t, f, render); done {
+				done, stale, err := s.awaitRender(w, r, t, f, render)
+				if done {
 					return err
 				}
+				why = stale
 			}
-			s.serveFile(w, r, old, info, 0, t, true, render)
+			s.serveFile(w, r, old, info, 0, t, why, render)
 			return nil
 		}
 		f, leader := s.Store.flights.join(t.File)
 		if leader {
-			return s.lead(w, r, t, f, render, false)
+			err := s.lead(w, r, t, f, render, false)
+			if errors.Is(err, errNoSlot) {
+				return s.busy(w, r, t, render)
+			}
+			return err
 		}
 		select {
 		case <-f.done:
@@ -47,26 +58,30 @@ func (s *Site) miss(w http.ResponseWriter, r *http.Request, t Target, render Ren
 		case outcomeStored:
 			if file, info, epoch, ok := s.Store.openServe(t.File); ok {
 				defer file.Close()
-				s.serveFile(w, r, file, info, epoch, t, false, render)
+				s.serveFile(w, r, file, info, epoch, t, statusCollapsed, render)
 				return nil
 			}
 			if attempt < 2 {
 				continue // invalidated again at once: join the next render
 			}
-			return render(w, r)
+			return s.renderOwn(w, r, t, render, collapsedNot(statusOutdated))
 		case outcomeOutdated:
 			if attempt < 2 {
 				continue
 			}
-			return render(w, r)
+			return s.renderOwn(w, r, t, render, collapsedNot(statusOutdated))
 		case outcomePassthrough:
-			return render(w, r)
+			return s.renderOwn(w, r, t, render, collapsedNot(statusUncacheable))
 		case outcomeGone:
+			s.setStatus(w, r, forwarded(f.status, 1))
 			return &StatusError{Code: f.status, Err: fmt.Errorf("%s: gone at the render backend", t.Key)}
+		case outcomeRejected:
+			return s.busy(w, r, t, render)
 		default:
-			if s.serveOld(w, r, t, render) {
+			if s.serveOld(w, r, t, render, renderFailed(f.status, f.status == http.StatusGatewayTimeout, true, 0)) {
 				return nil
 			}
+			s.setStatus(w, r, renderFailed(f.status, f.status == http.StatusGatewayTimeout, false, 1))
 			return &StatusError{Code: f.status, Err: fmt.Errorf("render of %s failed", t.Key)}
 		}
 	}
@@ -106,10 +121,18 @@ func (s *Site) Regenerate(w http.ResponseWriter, r *http.Request, render RenderF
 		return
 	}
 	for attempt := 0; attempt < 3; attempt++ {
+		// Background work waits for a slot of its own class (at most half
+		// of them), before it leads a flight that readers might join.
+		sl, ok := s.pregenSlot(r.Context())
+		if !ok {
+			w.WriteHeader(RegenFailed)
+			return
+		}
 		f, leader := s.Store.flights.join(t.File)
 		if leader {
-			_ = s.lead(nil, r, t, f, render, true)
+			_ = s.leadWith(&sl, nil, r, t, f, render, true)
 		} else {
+			sl.release() // a reader's render is under way: wait for it
 			select {
 			case <-f.done:
 			case <-r.Context().Done():
@@ -132,6 +155,7 @@ func (s *Site) Regenerate(w http.ResponseWriter, r *http.Request, render RenderF
 			return
 		}
 		// outcomeOutdated: the content changed while rendering; again.
+		// outcomeRejected: a reader's render found no slot; this one leads.
 	}
 	w.WriteHeader(RegenConflict)
 }

@@ -49,15 +49,32 @@ var errRenderTimeout = errors.New("render timed out")
 // DefaultRenderTimeout bounds a render when the site sets no timeout.
 const DefaultRenderTimeout = 30 * time.Second
 
-// lead renders t for everyone waiting on f. The client's request is
-// answered as the render streams when it can be (a plain GET); otherwise
-// (HEAD, ranges, conditions) the file is rendered first and then served.
-// background renders with no client waiting (pre-generation, or a stale
-// copy was served); the current file stays in place until the new one
-// replaces it.
-func (s *Site) lead(w http.ResponseWriter, r *http.Request, t Target, f *flight, render RenderFunc, background bool) (err error) {
+// lead renders t for everyone waiting on f, in a reader's render slot
+// (render_slots.go); it returns errNoSlot, with the flight ended as
+// rejected, when none came free in time.
+func (s *Site) lead(w http.ResponseWriter, r *http.Request, t Target, f *flight, render RenderFunc, background bool) error {
+	sl, ok := s.readerSlot()
+	if !ok {
+		s.Store.flights.finish(t.File, f, outcomeRejected, http.StatusServiceUnavailable)
+		return errNoSlot
+	}
+	return s.leadWith(&sl, w, r, t, f, render, background)
+}
+
+// leadWith renders t for everyone waiting on f in the render slot sl,
+// which it gives back as soon as the render is over. The client's request
+// is answered as the render streams when it can be (a plain GET);
+// otherwise (HEAD, ranges, conditions) the file is rendered first and then
+// served. background renders with no client waiting (pre-generation, or a
+// stale copy was served); the current file stays in place until the new
+// one replaces it.
+func (s *Site) leadWith(sl *renderSlot, w http.ResponseWriter, r *http.Request, t Target, f *flight, render RenderFunc,
+	background bool) (err error) {
 	o, status := outcomeFailed, http.StatusBadGateway
 	defer func() { s.Store.flights.finish(t.File, f, o, status) }()
+	// Given back before the answer is served from the file: an SSI page
+	// renders its parts then, each in a slot of its own.
+	defer sl.release()
 
 	timeout := s.RenderTimeout
 	if timeout <= 0 {
@@ -69,7 +86,9 @@ func (s *Site) lead(w http.ResponseWriter, r *http.Request, t Target, f *flight,
 	stop := context.AfterFunc(s.Store.ctx, cancel) // the store is closing
 	defer stop()
 
-	tw := &teeWriter{site: s, t: t, host: r.Host, header: http.Header{}, now: time.Now()}
+	f.started.Store(true)
+	start := time.Now()
+	tw := &teeWriter{site: s, t: t, host: r.Host, header: http.Header{}, now: start, r: r}
 	if !background {
 		tw.client = w
 		tw.stream = r.Method == http.MethodGet && !hasConditionsOrRange(r)
@@ -81,36 +100,52 @@ func (s *Site) lead(w http.ResponseWriter, r *http.Request, t Target, f *flight,
 		// client that got part of it must see the connection abort too.
 		s.Store.log.Warn("render aborted mid-response", zap.String("url", t.Key))
 		if tw.wroteClient {
+			f.took = time.Since(start)
+			s.setStatus(w, r, renderFailed(tw.status, false, false, 0))
 			panic(http.ErrAbortHandler)
 		}
 		renderErr = errors.New("render aborted mid-response")
 	}
 	if renderErr != nil && !tw.wroteHeader {
-		if context.Cause(ctx) == errRenderTimeout { //nolint:errorlint // our own sentinel cause
+		f.took = time.Since(start)
+		sl.release()
+		timedOut := context.Cause(ctx) == errRenderTimeout //nolint:errorlint // our own sentinel cause
+		if timedOut {
 			renderErr = &StatusError{Code: http.StatusGatewayTimeout, Err: fmt.Errorf("render of %s: %w", t.Key, errRenderTimeout)}
 		}
 		status = statusOf(renderErr)
-		if !background && s.serveOld(w, r, t, render) {
+		if !background && s.serveOld(w, r, t, render, renderFailed(0, timedOut, true, 0)) {
 			return nil
+		}
+		if !background {
+			s.setStatus(w, r, renderFailed(0, timedOut, false, 0))
 		}
 		return renderErr
 	}
 	o, status = tw.finish(renderErr, f)
+	f.took = time.Since(start)
+	sl.release()
 	switch {
-	case background || tw.wroteClient:
+	case background:
+		return nil
+	case tw.wroteClient:
+		s.setStatus(w, r, tw.finalStatus(o)) // the header went out already: for the report
 		return nil
 	case o == outcomeStored:
 		if file, info, epoch, ok := s.Store.openServe(t.File); ok {
 			defer file.Close()
-			s.serveFile(w, r, file, info, epoch, t, false, render)
+			s.serveFile(w, r, file, info, epoch, t, statusStored, render)
 			return nil
 		}
-		return render(w, r) // invalidated at once: answer this one directly
-	case status >= 500 && s.serveOld(w, r, t, render):
+		// Invalidated at once: answer this one directly.
+		return s.renderOwn(w, r, t, render, statusOutdated)
+	case status >= 500 && s.serveOld(w, r, t, render, renderFailed(status, false, true, 0)):
 		return nil
 	case o == outcomePassthrough || o == outcomeOutdated:
-		return render(w, r) // rendered for the file, which was not kept: answer this one directly
+		// Rendered for the file, which was not kept: answer this one directly.
+		return s.renderOwn(w, r, t, render, tw.finalStatus(o))
 	}
+	s.setStatus(w, r, tw.finalStatus(o))
 	return &StatusError{Code: status, Err: errors.New("render failed")}
 }
 

@@ -248,11 +248,12 @@ func atoiOr(s string, def int) int {
 	return n
 }
 
-// StripRenderHeaders removes the headers the cache consumes.
+// StripRenderHeaders removes the headers the cache consumes: every
+// Delivery-* header (also those the edge does not know, and a Delivery-Stale
+// only the edge may set), and, when the answer is stored, the backend's
+// validators and lifetime.
 func StripRenderHeaders(h http.Header, cached bool) {
-	h.Del(HeaderDependencies)
-	h.Del(HeaderCacheKeys)
-	h.Del(HeaderPregenerate)
+	stripDeliveryHeaders(h)
 	if cached {
 		// The edge serves the file from now on; the backend's validators
 		// and lifetime describe the render, not the cached file.

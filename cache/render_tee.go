@@ -22,6 +22,7 @@ type teeWriter struct {
 	header http.Header
 	now    time.Time
 	client http.ResponseWriter // nil for pre-generation
+	r      *http.Request       // the client's request
 	stream bool                // copy to the client while rendering
 
 	wroteHeader bool
@@ -33,6 +34,7 @@ type teeWriter struct {
 	tmpName     string
 	tmpErr      error
 	written     int64
+	tooLarge    bool      // over MaxFileSize: passed on, not stored
 	ssi         ssiMarker // marks the file at the body's first SSI directive (ssi.go)
 }
 
@@ -60,7 +62,12 @@ func (tw *teeWriter) WriteHeader(code int) {
 			store.reg.NoteOverLimits(store.log, tw.t.Key, perr)
 		}
 	case perr != nil:
-		store.log.Warn("render reported malformed headers; not cached", zap.String("url", tw.t.Key), zap.Error(perr))
+		store.flights.stats.malformed.Add(1)
+		store.flights.stats.malformedLogged.log(store.log, tw.t.Key,
+			"render reported malformed headers; not cached (logged once per URL)", zap.Error(perr))
+	}
+	if cacheable && tw.overMaxSize(0) {
+		cacheable = false // known from Content-Length: no temp file at all
 	}
 	if cacheable {
 		tw.tmp, tw.tmpName, tw.tmpErr = store.createTemp()
@@ -82,7 +89,63 @@ func (tw *teeWriter) WriteHeader(code int) {
 		dst[k] = v
 	}
 	tw.wroteClient = true
+	tw.site.setStatus(tw.client, tw.r, tw.clientStatus())
 	tw.client.WriteHeader(code)
+}
+
+// overMaxSize reports whether the answer is larger than the site stores,
+// by its Content-Length or by the bytes written so far and n more; the
+// first time, it counts the answer and logs its URL (once per URL).
+func (tw *teeWriter) overMaxSize(n int) bool {
+	if tw.tooLarge {
+		return true
+	}
+	limit := tw.site.MaxFileSize
+	if limit <= 0 {
+		limit = DefaultMaxFileSize
+	}
+	size := tw.written + int64(n)
+	if cl, err := strconv.ParseInt(tw.header.Get("Content-Length"), 10, 64); err == nil && cl > size {
+		size = cl
+	}
+	if size <= limit {
+		return false
+	}
+	tw.tooLarge = true
+	stats := &tw.site.Store.flights.stats
+	stats.tooLarge.Add(1)
+	stats.tooLargeLogged.log(tw.site.Store.log, tw.t.Key, "render answer larger than max_file_size; passed on, not stored (logged once per URL)",
+		zap.Int64("max_file_size", limit), zap.Int64("bytes", size))
+	return true
+}
+
+// clientStatus is the status of a render's answer as it is passed on to
+// the client that started it, before its body.
+func (tw *teeWriter) clientStatus() CacheStatus {
+	switch {
+	case tw.tmp != nil:
+		return statusStored // being stored; finalStatus says if it was
+	case tw.tooLarge:
+		return statusTooLarge
+	case tw.status == http.StatusOK:
+		return statusUncacheable
+	}
+	return forwarded(tw.status, 0)
+}
+
+// finalStatus is the status of a render's answer once it is over.
+func (tw *teeWriter) finalStatus(o outcome) CacheStatus {
+	switch o {
+	case outcomeStored:
+		return statusStored
+	case outcomeOutdated:
+		return statusOutdated
+	case outcomeFailed:
+		if tw.status == http.StatusOK {
+			return renderFailed(0, false, false, 0) // the body broke off or could not be written
+		}
+	}
+	return tw.clientStatus()
 }
 
 func (tw *teeWriter) hasOld() bool {
@@ -101,6 +164,9 @@ func identityEncoded(h http.Header) bool {
 func (tw *teeWriter) Write(p []byte) (int, error) {
 	if !tw.wroteHeader {
 		tw.WriteHeader(http.StatusOK)
+	}
+	if tw.tmp != nil && tw.tmpErr == nil && tw.overMaxSize(len(p)) {
+		tw.discardTemp() // the client still gets the whole answer
 	}
 	if tw.tmp != nil && tw.tmpErr == nil {
 		if tw.ssi.first(tw.header, p) {

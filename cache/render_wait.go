@@ -26,34 +26,43 @@ const DefaultRenderWait = 5 * time.Second
 // to RenderWait, and answers from its outcome: the new file, the
 // backend's 404/410, or a direct render when the answer may not be
 // stored. done is false when the request is to get the ".old" copy (the
-// render failed, or has not finished in time).
-func (s *Site) awaitRender(w http.ResponseWriter, r *http.Request, t Target, f *flight, render RenderFunc) (done bool, err error) {
+// render failed, found no render slot, or has not finished in time), with
+// stale saying which.
+func (s *Site) awaitRender(w http.ResponseWriter, r *http.Request, t Target, f *flight, render RenderFunc) (done bool,
+	stale CacheStatus, err error) {
 	timer := time.NewTimer(s.RenderWait)
 	defer timer.Stop()
 	select {
 	case <-f.done:
 	case <-timer.C:
-		return false, nil // it goes on in the background
+		if !f.started.Load() {
+			return false, statusStaleBusy, nil // no render slot within render_wait
+		}
+		return false, statusStaleRender, nil // it goes on in the background
 	case <-r.Context().Done():
-		return true, r.Context().Err()
+		return true, stale, r.Context().Err()
 	}
 	switch f.outcome {
 	case outcomeStored:
 		if file, info, epoch, ok := s.Store.openServe(t.File); ok {
 			defer file.Close()
-			s.serveFile(w, r, file, info, epoch, t, false, render)
-			return true, nil
+			s.serveFile(w, r, file, info, epoch, t, statusStored, render)
+			return true, stale, nil
 		}
 		// Invalidated again at once: its newest version is the ".old" copy now.
-		return s.serveOld(w, r, t, render), nil
+		return s.serveOld(w, r, t, render, statusStaleRender), stale, nil
 	case outcomeGone:
-		return true, &StatusError{Code: f.status, Err: fmt.Errorf("%s: gone at the render backend", t.Key)}
+		s.setStatus(w, r, forwarded(f.status, 0))
+		return true, stale, &StatusError{Code: f.status, Err: fmt.Errorf("%s: gone at the render backend", t.Key)}
 	case outcomePassthrough:
-		return true, render(w, r) // no longer cacheable: answered directly
+		return true, stale, s.renderOwn(w, r, t, render, statusUncacheable) // no longer cacheable: answered directly
 	case outcomeOutdated:
 		// Changed while rendering: the result is the ".old" copy now, and
 		// newer than the one this request found.
-		return s.serveOld(w, r, t, render), nil
+		return s.serveOld(w, r, t, render, statusStaleRender), stale, nil
+	case outcomeRejected:
+		return false, statusStaleBusy, nil
 	}
-	return false, nil // failed: the ".old" copy
+	timedOut := f.status == http.StatusGatewayTimeout
+	return false, renderFailed(f.status, timedOut, true, 0), nil // failed: the ".old" copy
 }

@@ -64,8 +64,10 @@ type ssiPart struct {
 	pieces []ssiPiece
 	size   int64 // assembled size, when nothing below is rendered live
 	// pending is the render this assembly started for a part it found
-	// only as a ".old" copy (ssi_settle.go).
-	pending *flight
+	// only as a ".old" copy (ssi_settle.go); rendered is set on the part
+	// that replaced such a copy once its render was stored.
+	pending  *flight
+	rendered bool
 }
 
 // ssiPiece is a range of a part's file, or what a directive becomes.
@@ -111,18 +113,19 @@ func (s *Site) newAssembly(r *http.Request, render RenderFunc) *ssiAssembly {
 
 // serveAssembled answers a request for a marked file.
 func (s *Site) serveAssembled(w http.ResponseWriter, r *http.Request, f *os.File, info fs.FileInfo, t Target,
-	stale bool, render RenderFunc) {
+	c CacheStatus, render RenderFunc) {
 	a := s.newAssembly(r, s.ssiRender(render))
 	defer a.closeFiles()
-	s.writeAssembled(w, r, a, a.rootPart(t, f, info, stale), t)
+	s.writeAssembled(w, r, a, a.rootPart(t, f, info, c.stale), t, c)
 }
 
 // serveAssembledHot answers a request for a marked file held in memory.
-func (s *Site) serveAssembledHot(w http.ResponseWriter, r *http.Request, e *hotEntry, render RenderFunc) {
+func (s *Site) serveAssembledHot(w http.ResponseWriter, r *http.Request, e *hotEntry, c CacheStatus, render RenderFunc) {
 	a := s.newAssembly(r, s.ssiRender(render))
 	defer a.closeFiles()
 	t, err := s.Mapper.Map(r.URL)
 	if err != nil {
+		s.setStatus(w, r, c)
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
@@ -130,16 +133,21 @@ func (s *Site) serveAssembledHot(w http.ResponseWriter, r *http.Request, e *hotE
 	if !a.build(root) {
 		root = nil
 	}
-	s.writeAssembled(w, r, a, root, t)
+	s.writeAssembled(w, r, a, root, t, c)
 }
 
-// writeAssembled writes an assembled answer.
-func (s *Site) writeAssembled(w http.ResponseWriter, r *http.Request, a *ssiAssembly, root *ssiPart, t Target) {
+// writeAssembled writes an assembled answer; c is the status of the page's
+// own file, to which the parts are added.
+func (s *Site) writeAssembled(w http.ResponseWriter, r *http.Request, a *ssiAssembly, root *ssiPart, t Target, c CacheStatus) {
 	if root == nil {
+		s.setStatus(w, r, c)
 		w.WriteHeader(http.StatusInternalServerError) // the file cannot be read
 		return
 	}
 	a.settle(root)
+	var parts partCounts
+	countParts(root, &parts)
+	s.setStatus(w, r, c.withParts(parts, a.stale))
 	h := w.Header()
 	ct := mime.TypeByExtension(t.Ext)
 	if ct == "" {
@@ -147,9 +155,6 @@ func (s *Site) writeAssembled(w http.ResponseWriter, r *http.Request, a *ssiAsse
 	}
 	h.Set("Content-Type", ct)
 	h.Set("Accept-Ranges", "none")
-	if a.stale {
-		h.Set(HeaderStale, "1")
-	}
 	if a.live == 0 {
 		// Every part is on disk: the answer is fully determined by the
 		// files opened, so it gets validators and a length.

@@ -125,12 +125,14 @@ func (a *ssiAssembly) awaitAhead(cw *ssiCapture, r *http.Request, l *ssiLive) (d
 			return false, nil // invalidated again at once
 		}
 		defer file.Close()
-		a.s.serveFile(cw, r, file, info, epoch, l.t, false, a.render)
+		a.s.serveFile(cw, r, file, info, epoch, l.t, statusCollapsed, a.render)
 		return true, nil
 	case outcomeGone:
 		return true, &StatusError{Code: f.status, Err: errors.New("gone at the render backend")}
-	case outcomeFailed:
-		if a.s.serveOld(cw, r, l.t, a.render) {
+	case outcomeFailed, outcomeRejected:
+		// A render that failed, or found no render slot in time: the
+		// part's ".old" copy, else the "failed" comment.
+		if a.s.serveOld(cw, r, l.t, a.render, statusStaleBusy) {
 			return true, nil
 		}
 		return true, &StatusError{Code: f.status, Err: errors.New("render failed")}

@@ -113,7 +113,7 @@ func (a *ssiAssembly) reopen(old *ssiPart) *ssiPart {
 	if !ok {
 		return nil
 	}
-	part := &ssiPart{t: old.t, info: info, parent: old.parent, depth: old.depth}
+	part := &ssiPart{t: old.t, info: info, parent: old.parent, depth: old.depth, rendered: true}
 	if body, err := a.s.SSI.bodies.get(f, info, old.t.File); err == nil && body.Data != nil {
 		f.Close()
 		part.body = body

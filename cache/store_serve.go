@@ -12,12 +12,11 @@ import (
 
 // serveDisk answers from an open file that is not (or cannot be) held in
 // memory: headers, then the file handed to the writer's ReadFrom, which
-// reaches sendfile(2) through Caddy's response writers.
+// reaches sendfile(2) through Caddy's response writers. stale marks a
+// ".old" copy (its precompressed copies are not its own); the caller sets
+// the answer's status, Delivery-Stale included.
 func (s *Store) serveDisk(w http.ResponseWriter, r *http.Request, f *os.File, info fs.FileInfo, t Target, stale bool) {
 	h := w.Header()
-	if stale {
-		h[HeaderStale] = hdrStaleValue
-	}
 	if !stale && s.precompressed.Load() {
 		if ae := r.Header.Get("Accept-Encoding"); ae != "" {
 			for _, v := range []struct{ coding, suffix string }{{"br", BrotliSuffix}, {"gzip", GzipSuffix}} {

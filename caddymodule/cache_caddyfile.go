@@ -14,6 +14,9 @@ import (
 //		render_timeout <duration>
 //		render_wait    <duration>
 //		precompress
+//		max_renders    <n>
+//		max_file_size  <size>
+//		cache_status   on|off
 //		ssi [{
 //			max_depth <n>
 //		}]
@@ -55,6 +58,40 @@ func (h *Cache) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.Precompress = true
+		case "max_renders":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return d.Errf("max_renders: want a number of at least 1, got %q", v)
+			}
+			h.MaxRenders = n
+		case "max_file_size":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			n, err := parseByteSize(v)
+			if err != nil || n <= 0 {
+				return d.Errf("max_file_size: want a size like 64MiB, got %q", v)
+			}
+			h.MaxFileSize = n
+		case "cache_status":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			switch v {
+			case "on":
+				h.CacheStatus = nil
+			case "off":
+				off := false
+				h.CacheStatus = &off
+			default:
+				return d.Errf("cache_status: want on or off, got %q", v)
+			}
 		case "ssi":
 			if err := h.unmarshalSSI(d); err != nil {
 				return err

@@ -50,6 +50,19 @@ type Cache struct {
 	// Vary), like nginx's gzip_static; requests for "*.gz" and "*.br" are
 	// then internal and answer 404.
 	Precompress bool `json:"precompress,omitempty"`
+	// MaxRenders bounds the renders of a docroot that run at once: readers'
+	// misses, SSI parts and pre-generation together, pre-generation taking
+	// at most half. A miss that finds no free slot within render_wait gets
+	// the ".old" copy if there is one, else 503 with Retry-After;
+	// pre-generation waits. Default: 64.
+	MaxRenders int `json:"max_renders,omitempty"`
+	// MaxFileSize is the largest render answer stored, in bytes; a larger
+	// one is passed on to the client and not stored. Default: 64 MiB.
+	MaxFileSize int64 `json:"max_file_size,omitempty"`
+	// CacheStatus, when false, leaves the RFC 9211 Cache-Status header off
+	// the answers; the {http.delivery.cache_status} placeholder is set
+	// either way. Default: on.
+	CacheStatus *bool `json:"cache_status,omitempty"`
 
 	app   *App
 	log   *zap.Logger
@@ -119,6 +132,12 @@ func (h *Cache) Validate() error {
 	}
 	if h.RenderWait != nil && *h.RenderWait < 0 {
 		return errors.New("render_wait must not be negative")
+	}
+	if h.MaxRenders < 0 {
+		return errors.New("max_renders must not be negative")
+	}
+	if h.MaxFileSize < 0 {
+		return errors.New("max_file_size must not be negative")
 	}
 	if h.SSI != nil && (h.SSI.MaxDepth < 0 || h.SSI.MaxDepth > maxSSIDepth) {
 		return fmt.Errorf("ssi max_depth must be between 1 and %d", maxSSIDepth)
@@ -192,11 +211,30 @@ func (h *Cache) site(r *http.Request) (*cache.Site, error) {
 		h.log.Error("docroot unavailable", zap.String("root", root), zap.Error(err))
 		return nil, err
 	}
+	actual, loaded := h.sites.LoadOrStore(root, h.newSite(store))
+	if !loaded && h.srv != nil {
+		// This config's server carries pre-generation for the docroot from
+		// now on (the newest config to serve it wins), with this request's
+		// host for work that has none. The app did so at start already
+		// when the docroot does not depend on the request.
+		renderers.claim(store, h.app, h.app.renderer(h.srv), r.Host)
+	}
+	return actual.(*cache.Site), nil
+}
+
+// newSite is the cache site of this handler's configuration for a docroot.
+func (h *Cache) newSite(store *cache.Store) *cache.Site {
 	s := &cache.Site{
 		Store:         store,
 		Mapper:        cache.Mapper{QueryParams: h.QueryParams},
 		RenderTimeout: timeDuration(h.RenderTimeout),
 		RenderWait:    cache.DefaultRenderWait,
+		MaxRenders:    h.MaxRenders,
+		MaxFileSize:   h.MaxFileSize,
+		OnCacheStatus: setCacheStatusPlaceholder,
+	}
+	if h.CacheStatus != nil && !*h.CacheStatus {
+		s.HideCacheStatus = true
 	}
 	if h.RenderWait != nil {
 		s.RenderWait = timeDuration(*h.RenderWait)
@@ -209,15 +247,22 @@ func (h *Cache) site(r *http.Request) (*cache.Site, error) {
 	if h.SSI != nil {
 		s.SSI = &cache.SSIConfig{MaxDepth: h.SSI.MaxDepth}
 	}
-	actual, loaded := h.sites.LoadOrStore(root, s)
-	if !loaded && h.srv != nil {
-		// This config's server carries pre-generation for the docroot from
-		// now on (the newest config to serve it wins), with this request's
-		// host for work that has none. The app did so at start already
-		// when the docroot does not depend on the request.
-		renderers.claim(store, h.app, h.app.renderer(h.srv), r.Host)
+	return s
+}
+
+// CacheStatusPlaceholder is set on every request delivery_cache answers to
+// its RFC 9211 Cache-Status member (e.g. `delivery;hit`), for access logs
+// (log_append) and header directives.
+const CacheStatusPlaceholder = "http.delivery.cache_status"
+
+// setCacheStatusPlaceholder sets CacheStatusPlaceholder on the request's
+// replacer. The value of a constant outcome is an interface value made
+// once, so a hit costs no allocation for it beyond what the replacer's map
+// costs.
+func setCacheStatusPlaceholder(r *http.Request, c cache.CacheStatus) {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set(CacheStatusPlaceholder, c.Value())
 	}
-	return actual.(*cache.Site), nil
 }
 
 // detachRequest gives a request that is rendered on its own goroutine its

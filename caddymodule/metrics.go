@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/delivery-edge/edge/cache"
 	"github.com/delivery-edge/edge/stagingclient"
 )
 
@@ -24,6 +25,9 @@ type metricsCollector struct {
 	// The cache servlet and the edge groups (groupMetrics).
 	servletRefused, flushLogPruned, flushLogBytes *prometheus.Desc
 	outboxDropped, outboxLength, outboxBytes      *prometheus.Desc
+
+	// Serving (collectServing).
+	misses, stale, renderRejected, renderDuration *prometheus.Desc
 }
 
 func newMetricsCollector(a *App) *metricsCollector {
@@ -40,7 +44,13 @@ func newMetricsCollector(a *App) *metricsCollector {
 		retired:      d("registry_retired", "Removed files whose reverse-index keys wait for the background sweep."),
 		uncacheable: d("cache_uncacheable_total",
 			"Render answers not cached although cacheable by status and headers, by reason (record_over_limits: "+
-				"the Delivery-* headers or the registry record are beyond a limit).", "reason"),
+				"the Delivery-* headers or the registry record are beyond a limit; file_too_large: over max_file_size; "+
+				"malformed_headers: a Delivery-* header could not be read).", "reason"),
+		misses: d("cache_misses_total", "Requests that found no cached file of their own."),
+		stale:  d("cache_stale_total", "Answers from .old copies (or with an SSI part from one)."),
+		renderRejected: d("render_rejected_total",
+			"Renders not started, by reason (slots: no render slot free within render_wait, max_renders).", "reason"),
+		renderDuration: d("render_duration_seconds", "Durations of renders, by outcome.", "outcome"),
 		journalRejected: d("registry_journal_rejected_total",
 			"Registry journal records the database refused, moved aside to journal.rejected."),
 		connected:  d("staging_connected", "1 when the last poll of the staging servers succeeded."),
@@ -85,7 +95,7 @@ func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.hits, c.renders, c.removed, c.pregenerated, c.queue, c.retired,
 		c.uncacheable, c.journalRejected, c.connected, c.sourceTime, c.lag, c.events, c.unknownEvents,
 		c.imageNegativeHits, c.imageNegativeEvicted, c.servletRefused, c.flushLogPruned, c.flushLogBytes,
-		c.outboxDropped, c.outboxLength, c.outboxBytes} {
+		c.outboxDropped, c.outboxLength, c.outboxBytes, c.misses, c.stale, c.renderRejected, c.renderDuration} {
 		ch <- d
 	}
 }
@@ -108,6 +118,7 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 			"record_over_limits")
 		ch <- prometheus.MustNewConstMetric(c.journalRejected, prometheus.CounterValue, float64(reg.JournalRejected()))
 		c.groupMetrics(ch, eng)
+		c.collectServing(ch, st.ServeStats)
 	}
 	c.servletMetrics(ch)
 	if ps, ok := c.app.stagingStats(); ok {
@@ -126,6 +137,18 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	if ns, ok := imageNegativeStats(); ok {
 		ch <- prometheus.MustNewConstMetric(c.imageNegativeHits, prometheus.CounterValue, float64(ns.Hits))
 		ch <- prometheus.MustNewConstMetric(c.imageNegativeEvicted, prometheus.CounterValue, float64(ns.Evicted))
+	}
+}
+
+// collectServing sends the serving path's figures.
+func (c *metricsCollector) collectServing(ch chan<- prometheus.Metric, st cache.ServeStats) {
+	ch <- prometheus.MustNewConstMetric(c.uncacheable, prometheus.CounterValue, float64(st.TooLarge), "file_too_large")
+	ch <- prometheus.MustNewConstMetric(c.uncacheable, prometheus.CounterValue, float64(st.Malformed), "malformed_headers")
+	ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(st.Misses))
+	ch <- prometheus.MustNewConstMetric(c.stale, prometheus.CounterValue, float64(st.Stale))
+	ch <- prometheus.MustNewConstMetric(c.renderRejected, prometheus.CounterValue, float64(st.RenderRejected), "slots")
+	for outcome, h := range st.RenderDurations {
+		ch <- prometheus.MustNewConstHistogram(c.renderDuration, h.Count, h.Sum.Seconds(), h.Cumulative(), outcome)
 	}
 }
 

@@ -38,6 +38,26 @@ type CacheStats struct {
 	// Removed and Pregenerated count the queue jobs done.
 	Removed      int64 `json:"removed"`
 	Pregenerated int64 `json:"pregenerated"`
+	// Misses are requests that found no file of their own (they led a
+	// render, waited for one or got the ".old" copy).
+	Misses int64 `json:"misses"`
+	// Stale are answers from ".old" copies (or with an SSI part from one).
+	Stale int64 `json:"stale"`
+	// RenderRejected are renders not started because no render slot came
+	// free within render_wait (max_renders).
+	RenderRejected int64 `json:"render_rejected"`
+	// TooLarge are render answers over max_file_size, passed on unstored.
+	TooLarge int64 `json:"too_large"`
+	// Hot is the hot set (files held in memory), all docroots together.
+	Hot HotSetStats `json:"hot"`
+}
+
+// HotSetStats are the figures of the hot set.
+type HotSetStats struct {
+	Entries int64 `json:"entries"`
+	Bytes   int64 `json:"bytes"`
+	Hits    int64 `json:"hits"`
+	Fills   int64 `json:"fills"`
 }
 
 // QueueStats are the lengths of the invalidation queues.
@@ -88,6 +108,9 @@ func (s *Snapshot) fillEngine(eng *cache.Engine) {
 	st := eng.Stats()
 	s.Cache.Hits, s.Cache.Renders = st.Hits, st.Renders
 	s.Cache.Removed, s.Cache.Pregenerated = st.Removed, st.Pregenerated
+	s.Cache.Misses, s.Cache.Stale = st.Misses, st.Stale
+	s.Cache.RenderRejected, s.Cache.TooLarge = st.RenderRejected, st.TooLarge
+	s.Cache.Hot = HotSetStats{Entries: st.Hot.Entries, Bytes: st.Hot.Bytes, Hits: st.Hot.Hits, Fills: st.Hot.Fills}
 	s.Queues.Removal.Length, s.Queues.Pregeneration.Length = st.RemovalQueue, st.PregenQueue
 	reg := eng.Registry()
 	s.Registry = RegistryStats{Retired: st.Retired, OverLimits: reg.OverLimits(), JournalRejected: reg.JournalRejected()}
