@@ -51,6 +51,8 @@ type Registry struct {
 	rejected       atomic.Int64 // journal records moved aside
 	rejectedLogged atomic.Bool
 	overLimits     overLimits // renders not cached: record beyond a limit
+	// entries is the number of entries, once asked for (query_count.go).
+	entries entryCounter
 }
 
 type pendingRecord struct {
