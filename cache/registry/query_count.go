@@ -78,6 +78,16 @@ func (r *Registry) EntryCount() (int64, error) {
 	}
 	c.state, c.early = countCounting, nil
 	c.mu.Unlock()
+	// A write transaction that began before tracking started reports no
+	// difference; bbolt runs one writer at a time, so once this empty
+	// one has run, every such write has committed and the count's
+	// snapshot below sees it.
+	if err := r.db.Update(func(*bolt.Tx) error { return nil }); err != nil {
+		c.mu.Lock()
+		c.state, c.early = countIdle, nil
+		c.mu.Unlock()
+		return 0, err
+	}
 	var n int64
 	var snapshot int
 	err := r.db.View(func(tx *bolt.Tx) error {
