@@ -241,6 +241,7 @@ func (a *App) Start() error {
 		a.staging.start(a.ctx, eng)
 	}
 	a.claimStartRenderers(eng)
+	adminSites.started(a)
 	a.log.Info("delivery edge started", zap.String("data_dir", a.dataDir))
 	return nil
 }
@@ -251,6 +252,7 @@ func (a *App) Start() error {
 // it.
 func (a *App) Stop() error {
 	renderers.release(a)
+	adminSites.stopped(a)
 	if a.staging != nil {
 		a.staging.stop()
 	}
