@@ -95,7 +95,8 @@ func TestJobBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Start(Spec{Kind: "check", Exclusive: true}, blocking); err != nil {
+	b, err := m.Start(Spec{Kind: "check", Exclusive: true}, blocking)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.Start(Spec{Kind: "warm"}, blocking); !errors.Is(err, ErrTooMany) {
@@ -103,6 +104,7 @@ func TestJobBounds(t *testing.T) {
 	}
 	close(block)
 	s := wait(t, m, a.ID)
+	wait(t, m, b.ID) // still running, it would be listed too
 	if len(s.Errors) != 3 || s.ErrorCount != 10 || len(s.Errors[0]) > maxMessage+len("…") {
 		t.Fatalf("errors not bounded: %d kept, %d counted", len(s.Errors), s.ErrorCount)
 	}
