@@ -26,6 +26,9 @@ type CheckReport struct {
 	// removed files that wait for the background sweep (not a problem:
 	// reads skip them).
 	RetiredEntries, RetiredKeys int
+	// UnregisteredIDs and DanglingIDs are Unregistered and Dangling with
+	// their docroots, for a repair.
+	UnregisteredIDs, DanglingIDs []FileID
 }
 
 // Problems is the number of findings.

@@ -74,6 +74,9 @@ func (w *docrootWalk) folder(dir *os.Root, name, rel string) error {
 				w.tempFiles(dir)
 				continue
 			}
+			if rel == "" && strings.HasPrefix(n, InternalPrefix) {
+				continue // the edge's own folders, never served (a rebuild's trash)
+			}
 			if sub == nil {
 				if sub, err = dir.OpenRoot(name); err != nil {
 					return fmt.Errorf("check docroot %s: open %q: %w", w.s.dir, "/"+rel, err)
@@ -115,6 +118,7 @@ func (w *docrootWalk) file(rel, name string, ents []fs.DirEntry) {
 		return
 	}
 	w.c.rep.Unregistered = append(w.c.rep.Unregistered, rel+name)
+	w.c.rep.UnregisteredIDs = append(w.c.rep.UnregisteredIDs, w.s.ID(rel+name))
 }
 
 // entriesBefore passes the entries of this docroot whose file names sort
@@ -126,6 +130,7 @@ func (w *docrootWalk) entriesBefore(name []byte) {
 		// Undecodable entries are reported by the index check.
 		if !w.lazy && !w.cur.Queued() && w.cur.Live() {
 			w.c.rep.Dangling = append(w.c.rep.Dangling, string(f))
+			w.c.rep.DanglingIDs = append(w.c.rep.DanglingIDs, w.s.ID(string(f)))
 		}
 		w.cur.Next()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -22,6 +23,10 @@ type resourceHashes struct {
 	mu      sync.Mutex
 	hashes  map[string]string // resource name -> newest hash
 	changes chan Dependency
+	// pinned are hashes announced through the admin API, until when a
+	// render that reports another one does not count as a change
+	// (ops_resources.go).
+	pinned map[string]time.Time
 }
 
 // loadResourceHashes reads the newest known hashes from the registry.
@@ -42,6 +47,10 @@ func (r *resourceHashes) note(deps []Dependency) {
 		}
 		r.mu.Lock()
 		old, known := r.hashes[d.Name]
+		if known && old != d.Hash && r.pinnedNow(d.Name) {
+			r.mu.Unlock()
+			continue // a render that started before an announced deploy
+		}
 		changed := known && old != d.Hash
 		r.hashes[d.Name] = d.Hash
 		r.mu.Unlock()

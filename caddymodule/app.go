@@ -252,6 +252,7 @@ func (a *App) Start() error {
 	}
 	a.claimStartRenderers(eng)
 	a.startStatus()
+	adminSites.started(a)
 	a.log.Info("delivery edge started", zap.String("data_dir", a.dataDir))
 	return nil
 }
@@ -263,6 +264,7 @@ func (a *App) Start() error {
 func (a *App) Stop() error {
 	renderers.release(a)
 	a.stopStatus()
+	adminSites.stopped(a)
 	if a.staging != nil {
 		a.staging.stop()
 	}

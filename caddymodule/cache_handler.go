@@ -198,6 +198,12 @@ func (h *Cache) site(r *http.Request) (*cache.Site, error) {
 	} else {
 		root = h.Root
 	}
+	return h.siteFor(root, r.Host)
+}
+
+// siteFor returns the cache site of a resolved docroot; host is the host
+// of the request that asks (its pre-generation's host when it is new).
+func (h *Cache) siteFor(root, host string) (*cache.Site, error) {
 	if s, ok := h.sites.Load(root); ok {
 		return s.(*cache.Site), nil
 	}
@@ -217,8 +223,9 @@ func (h *Cache) site(r *http.Request) (*cache.Site, error) {
 		// now on (the newest config to serve it wins), with this request's
 		// host for work that has none. The app did so at start already
 		// when the docroot does not depend on the request.
-		renderers.claim(store, h.app, h.app.renderer(h.srv), r.Host)
+		renderers.claim(store, h.app, h.app.renderer(h.srv), host)
 	}
+	adminSites.note(h.app, host, actual.(*cache.Site))
 	return actual.(*cache.Site), nil
 }
 

@@ -1,9 +1,12 @@
 package caddymodule
 
 import (
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/delivery-edge/edge/cache"
+	"github.com/delivery-edge/edge/cache/registry"
 )
 
 // Snapshot is what the edge reports about itself at one moment: the answer
@@ -69,10 +72,17 @@ type QueueStats struct {
 // QueueStat is one queue.
 type QueueStat struct {
 	Length int `json:"length"`
+	// OldestSeconds is how long the job that has waited longest has
+	// waited (0: the queue is empty).
+	OldestSeconds float64 `json:"oldest_seconds"`
 }
 
 // RegistryStats are the figures of the registry.
 type RegistryStats struct {
+	// Files counts the registry's entries (retired ones included);
+	// FileBytes is the size of the registry file.
+	Files     int64 `json:"files"`
+	FileBytes int64 `json:"file_bytes"`
 	// Retired are removed files whose entries wait for the sweep.
 	Retired int `json:"retired"`
 	// OverLimits counts render answers not cached because their record was
@@ -94,7 +104,7 @@ type StagingStats struct {
 func (a *App) Snapshot() Snapshot {
 	s := Snapshot{Time: time.Now(), Cache: CacheStats{Renders: map[string]int64{}}}
 	if eng := a.engine.opened(); eng != nil {
-		s.fillEngine(eng)
+		s.fillEngine(eng, a.dataDir)
 	}
 	s.fillGroups(a)
 	if ps, ok := a.stagingStats(); ok {
@@ -104,7 +114,7 @@ func (a *App) Snapshot() Snapshot {
 	return s
 }
 
-func (s *Snapshot) fillEngine(eng *cache.Engine) {
+func (s *Snapshot) fillEngine(eng *cache.Engine, dataDir string) {
 	st := eng.Stats()
 	s.Cache.Hits, s.Cache.Renders = st.Hits, st.Renders
 	s.Cache.Removed, s.Cache.Pregenerated = st.Removed, st.Pregenerated
@@ -115,4 +125,12 @@ func (s *Snapshot) fillEngine(eng *cache.Engine) {
 	reg := eng.Registry()
 	s.Registry = RegistryStats{Retired: st.Retired, OverLimits: reg.OverLimits(), JournalRejected: reg.JournalRejected()}
 	s.Invalidations = invalidationStats(eng)
+	s.Queues.Removal.OldestSeconds = eng.OldestQueued(cache.QueueNameRemoval).Seconds()
+	s.Queues.Pregeneration.OldestSeconds = eng.OldestQueued(cache.QueueNamePregeneration).Seconds()
+	if n, err := reg.EntryCount(); err == nil {
+		s.Registry.Files = n
+	}
+	if info, err := os.Stat(filepath.Join(dataDir, registry.FileName)); err == nil {
+		s.Registry.FileBytes = info.Size()
+	}
 }

@@ -49,6 +49,7 @@ func (r *Registry) Import(next func() (ImportRecord, bool)) (int, error) {
 		err := r.db.Update(func(tx *bolt.Tx) error {
 			eb, ib, xb := tx.Bucket(bucketEntries), tx.Bucket(bucketIndex), tx.Bucket(bucketExpiry)
 			eb.FillPercent, ib.FillPercent, xb.FillPercent = 0.9, 0.9, 0.9
+			r.entries.commit(tx, int64(len(entries)))
 			for _, e := range entries {
 				if err := eb.Put(e.k, e.v); err != nil {
 					return err

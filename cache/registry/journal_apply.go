@@ -38,6 +38,7 @@ func (r *Registry) replay() error {
 // sequence number in one transaction.
 func (r *Registry) apply(recs []journalRecord) error {
 	return r.db.Update(func(tx *bolt.Tx) error {
+		r.trackApply(tx, recs)
 		if err := applyRecords(tx, recs); err != nil {
 			return err
 		}

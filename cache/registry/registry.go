@@ -55,6 +55,9 @@ type Registry struct {
 	// The caps of the flush log and the outbox, and what they pruned
 	// (flushlog_size.go).
 	flushes flushBounds
+
+	// entries is the number of entries, once asked for (query_count.go).
+	entries entryCounter
 }
 
 type pendingRecord struct {

@@ -244,6 +244,7 @@ func (r *Registry) SweepRetired(max int) (int, error) {
 			del.add(bucketEntries, fk, nil)
 			del.add(bucketAccess, fk, nil)
 		}
+		r.entries.commit(tx, -int64(len(del[string(bucketEntries)])))
 		if err := del.apply(tx, true, r.ReleaseMapping); err != nil {
 			return err
 		}

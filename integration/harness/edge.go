@@ -30,12 +30,19 @@ type EdgeOptions struct {
 	Dir string
 	// Port reuses a port; 0 picks a free one.
 	Port int
+	// Admin is the admin endpoint's listen address (host:port); empty
+	// turns the admin endpoint off.
+	Admin string
 }
 
 // Caddyfile returns the Caddyfile of a test edge.
 func (o EdgeOptions) Caddyfile(dir string, port int) string {
+	admin := "admin off"
+	if o.Admin != "" {
+		admin = "admin " + o.Admin
+	}
 	return fmt.Sprintf(`{
-	admin off
+	%[7]s
 	persist_config off
 	storage file_system %[1]s/storage
 	delivery {
@@ -53,7 +60,7 @@ http://127.0.0.1:%[2]d {
 		reverse_proxy %[3]s
 	}
 }
-`, dir, port, o.Origin, indent(o.Global, 2), indent(o.Cache, 3), indent(o.Route, 2))
+`, dir, port, o.Origin, indent(o.Global, 2), indent(o.Cache, 3), indent(o.Route, 2), admin)
 }
 
 func indent(s string, tabs int) string {
