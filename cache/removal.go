@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -121,12 +120,8 @@ func (w *removalWorker) prepare(busy map[string]bool) (*removalBatchWork, error)
 	}
 	lazy := w.cfg.get().LazyRemoval > 0
 	b := &removalBatchWork{jobs: jobs, forget: map[FileID]int64{}}
-	dirs := map[string]*os.Root{} // folders of this batch, opened once
-	defer func() {
-		for _, d := range dirs {
-			d.Close()
-		}
-	}()
+	dirs := batchDirs{} // folders of this batch, opened once
+	defer dirs.close()
 	for _, j := range jobs {
 		store := w.docroots.byID(j.Root, true)
 		if store == nil {

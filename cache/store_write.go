@@ -170,15 +170,35 @@ func quietRemoveError(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
+// batchDirs are the folders a removal batch has opened, by docroot and
+// name, so that each is opened once per batch. The docroot is part of the
+// key: two docroots have folders of the same name.
+type batchDirs map[batchDir]*os.Root
+
+type batchDir struct {
+	root uint16
+	dir  string
+}
+
+// close closes every folder of the batch.
+func (b batchDirs) close() {
+	for _, d := range b {
+		if d != nil {
+			d.Close()
+		}
+	}
+}
+
 // renameToOld renames a queued file to its ".old" copy unless it was
 // written after enqueued (Unix ms): rendered again since the job was
-// queued. dirs holds the folders a removal batch has opened, by name, so
-// each is opened once. gone reports whether the file's registry entry is
-// to go (renamed, or no file any more); err is set when even the slow path
-// (Invalidate) could not rename it.
-func (s *Store) renameToOld(dirs map[string]*os.Root, name string, enqueued int64) (gone bool, err error) {
+// queued. dirs holds the folders the removal batch has opened. gone
+// reports whether the file's registry entry is to go (renamed, or no file
+// any more); err is set when even the slow path (Invalidate) could not
+// rename it.
+func (s *Store) renameToOld(dirs batchDirs, name string, enqueued int64) (gone bool, err error) {
 	dir, base := path.Split(name)
-	d, ok := dirs[dir]
+	key := batchDir{root: s.rootID, dir: dir}
+	d, ok := dirs[key]
 	if !ok {
 		var err error
 		if dir == "" {
@@ -189,7 +209,7 @@ func (s *Store) renameToOld(dirs map[string]*os.Root, name string, enqueued int6
 		if err != nil {
 			d = nil // the folder is gone: so is the file
 		}
-		dirs[dir] = d
+		dirs[key] = d
 	}
 	if d == nil {
 		return true, nil
