@@ -232,10 +232,21 @@ func (s *Store) renameToOld(dirs batchDirs, name string, enqueued int64) (gone b
 	return true, nil
 }
 
-// removeOldBefore removes the ".old" copy of name if it was written
-// before cutoff.
-func (s *Store) removeOldBefore(name string, cutoff time.Time) {
-	if info, err := s.root.Stat(name + OldSuffix); err == nil && info.ModTime().Before(cutoff) {
-		s.removeQuiet(name + OldSuffix)
+// removeLeftovers removes what is left of a page that is gone: its
+// precompressed copies (served only next to the page they belong to, so
+// of no use without it) and its ".old" copy if that was written before
+// cutoff. Like purge, it removes regular files only.
+func (s *Store) removeLeftovers(name string, cutoff time.Time) {
+	d, _, st := s.walkParent(name)
+	if st != pathOK {
+		return
+	}
+	defer s.closeDir(d)
+	base := path.Base(name)
+	if info, err := d.Lstat(base + OldSuffix); err == nil && info.ModTime().Before(cutoff) {
+		s.removeRegular(d, base+OldSuffix, name+OldSuffix)
+	}
+	for _, suffix := range precompressedSuffixes {
+		s.removeRegular(d, base+suffix, name+suffix)
 	}
 }
