@@ -145,9 +145,14 @@ func (p *pregenPool) render(ctx context.Context, j registry.QueuedJob) (done, fa
 		return true, j.File != ""
 	case status == RegenConflict:
 		return false, false // changed again meanwhile: the job runs again
-	case status == RegenFailed:
-		return true, j.File != ""
+	case status == RegenStored:
+		p.done.Add(1)
+		return true, false
+	case status == RegenGone:
+		return true, false // the render purged the file and its entry
 	}
-	p.done.Add(1)
-	return true, false
+	// Failed, or an answer that could not be stored (not cacheable, a
+	// redirect, a refusal, another handler's answer): nothing new is in
+	// place, so the invalidated file must not stay and be served.
+	return true, j.File != ""
 }
