@@ -1,7 +1,11 @@
 package cache
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -57,4 +61,81 @@ func TestPregenerationThatCannotBeStoredFallsBackToRemoval(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPregenerationSkipsDocrootsWithoutRenderer: the jobs of a docroot
+// without a renderer (no config serves it yet) do not hold up the jobs
+// of other docroots queued behind them; they wait, parked, and run once
+// the docroot gets a renderer.
+func TestPregenerationSkipsDocrootsWithoutRenderer(t *testing.T) {
+	f := newEngineFixture(t, InvalidationConfig{Pregenerate: true, Workers: 2})
+	// Docroot A is the fixture's, its renderer taken away; B comes second.
+	a := f.site
+	a.Store.SetRenderer(nil, "")
+	bStore, err := f.eng.Store(filepath.Join(t.TempDir(), "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Site{Store: bStore, RenderTimeout: 2 * time.Second}
+	bStore.SetRenderer(siteRenderer{b, f.pages}, "")
+	var names []string
+	for i := range 10 {
+		names = append(names, fmt.Sprintf("/p%d.html", i))
+	}
+	f.pages.set(func(p *pages) {
+		for _, n := range names {
+			p.deps[n] = `"story1"`
+		}
+	})
+	for _, s := range []*Site{a, b} {
+		for _, n := range names {
+			for range 2 { // written, then read: pre-generated when invalidated
+				rec := httptest.NewRecorder()
+				if err := s.ServeHTTP(rec, httptest.NewRequest("GET", n, nil), f.pages.render); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+	}
+	a.Store.reg.Sync()
+	f.pages.set(func(p *pages) { p.version = 2 })
+	f.apply(Change{Kind: DepDocument, ID: "story1", State: StatePublished})
+	body := func(s *Site, n string) string {
+		b, _ := os.ReadFile(filepath.Join(s.Store.Dir(), n))
+		return string(b)
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 5s (stats %+v)", what, f.eng.Stats())
+			}
+		}
+	}
+	waitFor("docroot B pre-generated behind A's jobs", func() bool {
+		for _, n := range names {
+			if body(b, n[1:]) != n+" v2" {
+				return false
+			}
+		}
+		return true
+	})
+	if st := f.eng.Stats(); st.PregenQueue != len(names) {
+		t.Fatalf("A's jobs: %d waiting, want %d", st.PregenQueue, len(names))
+	}
+	for _, n := range names {
+		if got := body(a, n[1:]); got != n+" v1" {
+			t.Fatalf("A's %s without a renderer: %q", n, got)
+		}
+	}
+	a.Store.SetRenderer(siteRenderer{a, f.pages}, "")
+	waitFor("docroot A pre-generated once it has a renderer", func() bool {
+		for _, n := range names {
+			if body(a, n[1:]) != n+" v2" {
+				return false
+			}
+		}
+		return f.eng.Stats().PregenQueue == 0
+	})
 }

@@ -24,6 +24,7 @@ type removalWorker struct {
 	cfg      *settings
 	wake     *broadcast
 	log      *zap.Logger
+	latency  *latencyHistogram
 	removed  atomic.Int64 // jobs done
 }
 
@@ -165,7 +166,9 @@ func (w *removalWorker) commit(b *removalBatchWork) error {
 			}
 		}
 		for _, j := range b.rerender {
-			j.Op, j.Rerender, j.Enqueued, j.Created = registry.OpRender, false, time.Now().UnixMilli(), 0
+			// The purge made the change take effect: the render after it
+			// is not part of the invalidation latency.
+			j.Op, j.Rerender, j.Enqueued, j.Created, j.Source = registry.OpRender, false, time.Now().UnixMilli(), 0, 0
 			if _, err := tx.Enqueue(registry.QueuePregen, j); err != nil {
 				return err
 			}
@@ -186,6 +189,10 @@ func (w *removalWorker) commit(b *removalBatchWork) error {
 	}
 	w.reg.ReleaseMapping() // the queue's pages lie all over the file
 	w.removed.Add(int64(len(b.jobs)))
+	now := time.Now()
+	for _, j := range b.jobs {
+		w.latency.observeSince(j.Source, now)
+	}
 	return nil
 }
 
