@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/delivery-edge/edge/cache"
 	"github.com/delivery-edge/edge/stagingclient"
 )
 
@@ -20,6 +21,7 @@ type metricsCollector struct {
 	connected, sourceTime, lag, events                   *prometheus.Desc
 	unknownEvents                                        *prometheus.Desc
 	imageNegativeHits, imageNegativeEvicted              *prometheus.Desc
+	invalidationLatency                                  *prometheus.Desc
 }
 
 func newMetricsCollector(a *App) *metricsCollector {
@@ -49,6 +51,8 @@ func newMetricsCollector(a *App) *metricsCollector {
 			"Image requests answered 404/422 from the negative cache, without asking the CMS."),
 		imageNegativeEvicted: d("image_negative_evicted_total",
 			"Entries dropped from the full image negative cache before their time."),
+		invalidationLatency: d("invalidation_latency_seconds",
+			"From a change's source time (a CMS event's sourceTime, a flush's time) to its file renamed, purged or rendered again."),
 	}
 }
 
@@ -70,7 +74,7 @@ func registerMetrics(reg *prometheus.Registry, c *metricsCollector) error {
 func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.hits, c.renders, c.removed, c.pregenerated, c.queue, c.retired,
 		c.uncacheable, c.journalRejected, c.connected, c.sourceTime, c.lag, c.events, c.unknownEvents,
-		c.imageNegativeHits, c.imageNegativeEvicted} {
+		c.imageNegativeHits, c.imageNegativeEvicted, c.invalidationLatency} {
 		ch <- d
 	}
 }
@@ -92,6 +96,11 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.uncacheable, prometheus.CounterValue, float64(reg.OverLimits()),
 			"record_over_limits")
 		ch <- prometheus.MustNewConstMetric(c.journalRejected, prometheus.CounterValue, float64(reg.JournalRejected()))
+		buckets := make(map[float64]uint64, len(cache.LatencyBuckets))
+		for i, le := range cache.LatencyBuckets {
+			buckets[le] = st.Latency.Cumulative[i]
+		}
+		ch <- prometheus.MustNewConstHistogram(c.invalidationLatency, st.Latency.Count, st.Latency.Sum, buckets)
 	}
 	if ps, ok := c.app.stagingStats(); ok {
 		connected := 0.0

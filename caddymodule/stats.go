@@ -43,6 +43,9 @@ type QueueStats struct {
 // QueueStat is one queue.
 type QueueStat struct {
 	Length int `json:"length"`
+	// OldestAgeSeconds is how long the oldest waiting job has waited (0:
+	// the queue is empty).
+	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
 }
 
 // RegistryStats are the figures of the registry.
@@ -81,7 +84,16 @@ func (s *Snapshot) fillEngine(eng *cache.Engine) {
 	st := eng.Stats()
 	s.Cache.Hits, s.Cache.Renders = st.Hits, st.Renders
 	s.Cache.Removed, s.Cache.Pregenerated = st.Removed, st.Pregenerated
-	s.Queues.Removal.Length, s.Queues.Pregeneration.Length = st.RemovalQueue, st.PregenQueue
+	s.Queues.Removal = QueueStat{Length: st.RemovalQueue, OldestAgeSeconds: ageSeconds(s.Time, st.RemovalOldest)}
+	s.Queues.Pregeneration = QueueStat{Length: st.PregenQueue, OldestAgeSeconds: ageSeconds(s.Time, st.PregenOldest)}
 	reg := eng.Registry()
 	s.Registry = RegistryStats{Retired: st.Retired, OverLimits: reg.OverLimits(), JournalRejected: reg.JournalRejected()}
+}
+
+// ageSeconds is how long before now since was (0 for the zero time).
+func ageSeconds(now, since time.Time) float64 {
+	if since.IsZero() {
+		return 0
+	}
+	return max(now.Sub(since), 0).Seconds()
 }
