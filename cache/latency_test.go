@@ -40,10 +40,12 @@ func TestInvalidationLatencyIsRecorded(t *testing.T) {
 	f.apply(Change{Kind: DepDocument, ID: "story1", State: StatePublished, SourceTime: source})
 	f.settle()
 	lat := f.eng.Stats().Latency
-	if lat.Count != 2 || lat.Sum < 4 || lat.Sum > 20 {
+	if lat.Count != 2 || lat.Sum < 4 {
 		t.Fatalf("after a change 2s old for 2 files: %+v", lat)
 	}
-	if i := 5; LatencyBuckets[i] != 2.5 || lat.Cumulative[i] != 2 || lat.Cumulative[i-1] != 0 {
+	// Each took at least the 2 s since the source time (how much more
+	// depends on the machine's load: no upper bound).
+	if i := 4; LatencyBuckets[i] != 1 || lat.Cumulative[i] != 0 || lat.Cumulative[len(LatencyBuckets)-1] != 2 {
 		t.Fatalf("buckets: %v", lat.Cumulative)
 	}
 	// A flush's time is its source time.

@@ -22,6 +22,13 @@ import (
 func (s *Store) createTemp() (*os.File, string, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
+	if s.tmpDirect != nil {
+		f, err := s.createTempDirect(hex.EncodeToString(b[:]))
+		if err != nil {
+			return nil, "", fmt.Errorf("create temp file: %w", err)
+		}
+		return f, f.Name(), nil
+	}
 	name := path.Join(TempDir, hex.EncodeToString(b[:]))
 	f, err := s.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -38,6 +45,9 @@ var errConflict = errors.New("file and folder names conflict")
 // first; copies of an older version are removed (they would be ignored
 // anyway: a copy is served only with its page's modification time).
 func (s *Store) install(tmp, name string, variants precompressed) error {
+	if done, err := s.installDirect(tmp, name, variants); done {
+		return err
+	}
 	if err := s.makeRoomFor(name); err != nil {
 		s.discardPrecompressed(variants)
 		return err
