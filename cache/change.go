@@ -30,6 +30,9 @@ type Change struct {
 	// ChangedProps lists the changed properties of a published change; nil
 	// means unknown, i.e. every property.
 	ChangedProps []string
+	// SourceTime is when the change happened at its source (the event's
+	// source time, Unix ms; 0: unknown), for the invalidation latency.
+	SourceTime int64
 }
 
 // gone reports whether the content is no longer published.
@@ -94,6 +97,8 @@ func sortFileIDs(ids []FileID) {
 type Job struct {
 	Files    []FileID
 	Priority int
+	// Source is the source time of the change (Unix ms; 0: none).
+	Source int64
 }
 
 // MaxPriority and MinPriority bound job priorities; higher runs first.

@@ -12,7 +12,8 @@ import (
 // Lazy cleanup: with lazy removal on, removal only renames files, and a
 // cleanup job at that interval removes the registry entries of files
 // that are no longer in the docroot, with .old copies nobody asked for
-// within the interval, in bounded batches.
+// within the interval and the page's precompressed copies, in bounded
+// batches.
 
 const cleanupBatch = 500
 
@@ -50,8 +51,8 @@ func (c *cleaner) run(ctx context.Context) {
 }
 
 // Cleanup walks the registry in batches and removes the entries of files
-// that are gone from the docroot; a .old copy older than keepOld is
-// removed with its entry. It returns the number of entries removed.
+// that are gone from the docroot, with their precompressed copies and a
+// .old copy older than keepOld. It returns the number of entries removed.
 func (e *Engine) Cleanup(ctx context.Context, keepOld time.Duration) (int, error) {
 	return e.cleaner.cleanup(ctx, keepOld)
 }
@@ -72,7 +73,7 @@ func (c *cleaner) cleanup(ctx context.Context, keepOld time.Duration) (int, erro
 			if store == nil || store.exists(id.File) {
 				continue
 			}
-			store.removeOldBefore(id.File, time.Now().Add(-keepOld))
+			store.removeLeftovers(id.File, time.Now().Add(-keepOld))
 			if err := c.reg.Remove(id); err != nil {
 				return removed, err
 			}

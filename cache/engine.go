@@ -83,6 +83,7 @@ type Engine struct {
 	resources *resourceHashes
 	cleaner   *cleaner
 	leases    leases
+	latency   *latencyHistogram
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -103,6 +104,12 @@ type Stats struct {
 	Retired int
 	// ServeStats are the serving path's figures (serve_stats.go).
 	ServeStats
+	// RemovalOldest and PregenOldest are when the oldest job of each
+	// queue was queued (zero: the queue is empty).
+	RemovalOldest, PregenOldest time.Time
+	// Latency is the invalidation latency histogram: from a change's
+	// source time to its file renamed, purged or rendered again.
+	Latency LatencySnapshot
 }
 
 // Stats returns the engine's counters and the lengths of its queues.
@@ -116,6 +123,13 @@ func (e *Engine) Stats() Stats {
 	}
 	st.RemovalQueue, st.PregenQueue = e.reg.QueueLengths()
 	st.ServeStats = servingStats(e.docroots.all())
+	if st.RemovalQueue > 0 {
+		st.RemovalOldest = e.reg.OldestJob(registry.QueueRemoval)
+	}
+	if st.PregenQueue > 0 {
+		st.PregenOldest = e.reg.OldestJob(registry.QueuePregen)
+	}
+	st.Latency = e.latency.snapshot()
 	return st
 }
 
@@ -137,14 +151,15 @@ func Open(o Options) (*Engine, error) {
 	docroots := newDocroots(reg, log, storeDeps{reg: reg, access: access, ephemeral: ephemeral, resources: resources,
 		workers: wake, log: log, hotBytes: o.HotBytes, hotMaxFile: o.HotMaxFile, hotValid: o.HotValid})
 	ctx, cancel := context.WithCancel(context.Background())
+	latency := &latencyHistogram{}
 	e := &Engine{log: log, reg: reg, access: access, cfg: cfg, wake: wake, docroots: docroots,
-		ephemeral: ephemeral, resources: resources, cancel: cancel,
+		ephemeral: ephemeral, resources: resources, cancel: cancel, latency: latency,
 		inval:   &invalidator{reg: reg, access: access, cfg: cfg, docroots: docroots, wake: wake, log: log},
-		removal: &removalWorker{reg: reg, docroots: docroots, cfg: cfg, wake: wake, log: log},
+		removal: &removalWorker{reg: reg, docroots: docroots, cfg: cfg, wake: wake, log: log, latency: latency},
 		cleaner: &cleaner{reg: reg, docroots: docroots, cfg: cfg, log: log},
 	}
-	e.pregen = &pregenPool{reg: reg, docroots: docroots, cfg: cfg, wake: wake, log: log, ctx: ctx, wg: &e.wg,
-		busy: map[string]bool{}}
+	e.pregen = newPregenPool(&pregenPool{reg: reg, docroots: docroots, cfg: cfg, wake: wake, log: log, latency: latency,
+		ctx: ctx, wg: &e.wg})
 	ephemeral.recover(docroots)
 	expiry := &expiry{reg: reg, inval: e.inval, ephemeral: ephemeral, docroots: docroots, log: log}
 	e.wg.Go(func() { access.run(ctx, reg, o.AccessFlushInterval, log) })
@@ -152,6 +167,7 @@ func Open(o Options) (*Engine, error) {
 	e.wg.Go(func() { expiry.run(ctx) })
 	e.wg.Go(func() { resources.run(ctx, e.inval) })
 	e.wg.Go(func() { e.cleaner.run(ctx) })
+	e.wg.Go(e.pregen.commitLoop)
 	e.pregen.resize(cfg.get().Workers)
 	return e, nil
 }

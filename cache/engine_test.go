@@ -20,6 +20,7 @@ type pages struct {
 	mu       sync.Mutex
 	deps     map[string]string // path -> Delivery-Dependencies
 	extra    map[string]http.Header
+	status   map[string]int // answer status other than 200
 	version  int
 	renders  map[string]int
 	template string
@@ -46,6 +47,9 @@ func (p *pages) render(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set(HeaderDependencies, d+`, "page.tmpl";type=resource;hash="`+p.template+`"`)
 	for k, v := range p.extra[r.URL.Path] {
 		w.Header()[k] = v
+	}
+	if code := p.status[r.URL.Path]; code != 0 {
+		w.WriteHeader(code)
 	}
 	fmt.Fprintf(w, "%s v%d", r.URL.Path, p.version)
 	return nil

@@ -110,12 +110,12 @@ func (v *invalidator) applyFlushTx(tx *registry.Tx, f Flush, now time.Time) (boo
 	if isNew, err := tx.LogFlush(f); err != nil || !isNew {
 		return false, nil, err
 	}
-	files, err := v.queueFlushTx(tx, f.Key, now)
+	files, err := v.queueFlushTx(tx, f.Key, f.Time, now)
 	return true, files, err
 }
 
 // queueFlushTx queues the invalidation of the files registered under key
-// and returns them. Each file goes where its use calls for, except when
+// and returns them; source is the flush's time (for the latency). Each file goes where its use calls for, except when
 // pre-generation is on and the key names a document: then those files and
 // the document's own pages (full dependency) are queued for
 // pre-generation whatever their use (a queued purge stays a purge).
@@ -125,7 +125,7 @@ func (v *invalidator) applyFlushTx(tx *registry.Tx, f Flush, now time.Time) (boo
 // it as a document ID or UUID), or when it has the shape of a UUID, so
 // that the UUID of a document that cached files only register as a key
 // counts too. Every other key ("section:/politik", "home", …) is plain.
-func (v *invalidator) queueFlushTx(tx *registry.Tx, key string, now time.Time) ([]FileID, error) {
+func (v *invalidator) queueFlushTx(tx *registry.Tx, key string, source int64, now time.Time) ([]FileID, error) {
 	files, meta, err := affected(tx, Change{Kind: DepKey, ID: key, State: StatePublished})
 	if err != nil {
 		return nil, err
@@ -160,9 +160,9 @@ func (v *invalidator) queueFlushTx(tx *registry.Tx, key string, now time.Time) (
 	for _, job := range SplitJobs(files, key) {
 		for _, id := range job.Files {
 			if force[id] {
-				err = v.forcePregenTx(tx, id, job.Priority, now)
+				err = v.forcePregenTx(tx, id, job.Priority, source, now)
 			} else {
-				err = v.queueFilesMeta(tx, Job{Files: []FileID{id}, Priority: job.Priority}, false, now, meta)
+				err = v.queueFilesMeta(tx, Job{Files: []FileID{id}, Priority: job.Priority, Source: source}, false, now, meta)
 			}
 			if err != nil {
 				return nil, err
@@ -179,22 +179,25 @@ func looksLikeUUID(s string) bool { return len(s) == 36 && uuid.Validate(s) == n
 // forcePregenTx queues a file for pre-generation whatever its use; a
 // rename of the same file that waits in the removal queue is replaced
 // (keeping the higher priority), a purge (the content is gone) is not.
-func (v *invalidator) forcePregenTx(tx *registry.Tx, id FileID, prio int, now time.Time) error {
+func (v *invalidator) forcePregenTx(tx *registry.Tx, id FileID, prio int, source int64, now time.Time) error {
 	entry, found, err := tx.Get(id)
 	if err != nil {
 		return err
 	}
 	if !found || entry.Key == "" {
-		return v.queueFiles(tx, Job{Files: []FileID{id}, Priority: prio}, false, now)
+		return v.queueFilesMeta(tx, Job{Files: []FileID{id}, Priority: prio, Source: source}, false, now, nil)
 	}
 	j := registry.QueuedJob{Root: id.Root, File: id.File, Op: registry.OpRender, Priority: prio, Enqueued: now.UnixMilli(),
-		Created: entry.Created, Key: entry.Key, Host: entry.Host}
+		Created: entry.Created, Key: entry.Key, Host: entry.Host, Source: source}
 	if q, cur, ok := tx.Queued(j); ok && q == registry.QueueRemoval {
 		if cur.Op == registry.OpPurge {
 			v.record.queued(registry.QueueRemoval)
 			return nil
 		}
 		j.Priority = max(j.Priority, cur.Priority)
+		if cur.Source > 0 && (j.Source == 0 || cur.Source < j.Source) {
+			j.Source = cur.Source // the latency runs from the first change
+		}
 		if err := tx.Complete(registry.QueueRemoval, cur); err != nil {
 			return err
 		}

@@ -218,7 +218,7 @@ func TestFlushOfDocumentKeyKeepsAQueuedPurge(t *testing.T) {
 		if _, err := tx.Enqueue(registry.QueueRemoval, registry.QueuedJob{Root: id.Root, File: id.File, Op: registry.OpPurge, Priority: 1}); err != nil {
 			return err
 		}
-		files, err := f.eng.inval.queueFlushTx(tx, "story1", time.Now())
+		files, err := f.eng.inval.queueFlushTx(tx, "story1", 0, time.Now())
 		if err != nil {
 			return err
 		}
@@ -283,7 +283,7 @@ func TestForcePregenReplacesQueuedRename(t *testing.T) {
 		if _, err := tx.Enqueue(registry.QueueRemoval, registry.QueuedJob{Root: id.Root, File: id.File, Op: registry.OpRename, Priority: 90}); err != nil {
 			return err
 		}
-		if err := f.eng.inval.forcePregenTx(tx, id, 10, now); err != nil {
+		if err := f.eng.inval.forcePregenTx(tx, id, 10, 0, now); err != nil {
 			return err
 		}
 		q, cur, ok := tx.Queued(file)
@@ -300,7 +300,7 @@ func TestForcePregenReplacesQueuedRename(t *testing.T) {
 		if _, err := tx.Enqueue(registry.QueueRemoval, registry.QueuedJob{Root: id.Root, File: id.File, Op: registry.OpPurge, Priority: 90}); err != nil {
 			return err
 		}
-		if err := f.eng.inval.forcePregenTx(tx, id, 100, now); err != nil {
+		if err := f.eng.inval.forcePregenTx(tx, id, 100, 0, now); err != nil {
 			return err
 		}
 		if r, p := countQueues(t, tx); r != 1 || p != 0 {

@@ -87,11 +87,12 @@ func (v *invalidator) queueChange(tx *registry.Tx, c Change, now time.Time) ([]F
 	cfg := v.cfg.get()
 	if len(files) == 0 {
 		if c.Kind == DepDocument && !c.gone() && cfg.Pregenerate && cfg.GenerateNonexistent && !documentCached(tx, c) {
-			return nil, v.queueResolve(tx, c.ID, now)
+			return nil, v.queueResolve(tx, c.ID, c.SourceTime, now)
 		}
 		return nil, nil
 	}
 	for _, job := range SplitJobs(files, c.ID) {
+		job.Source = c.SourceTime
 		if err := v.queueFilesMeta(tx, job, c.gone(), now, meta); err != nil {
 			return nil, err
 		}
@@ -167,7 +168,7 @@ func (v *invalidator) queueFilesMeta(tx *registry.Tx, job Job, gone bool, now ti
 			}
 		}
 		j := registry.QueuedJob{Root: id.Root, File: id.File, Priority: job.Priority, Enqueued: now.UnixMilli(),
-			Created: entry.Created, Key: entry.Key, Host: entry.Host}
+			Created: entry.Created, Key: entry.Key, Host: entry.Host, Source: job.Source}
 		switch {
 		case gone:
 			// The content is gone: no reader may get a copy of it, so the
@@ -206,11 +207,11 @@ func (v *invalidator) chooseQueue(tx *registry.Tx, id FileID, entry Entry, cfg I
 
 // queueResolve queues the pre-generation of a document that is not in the
 // cache yet, once per docroot.
-func (v *invalidator) queueResolve(tx *registry.Tx, doc string, now time.Time) error {
+func (v *invalidator) queueResolve(tx *registry.Tx, doc string, source int64, now time.Time) error {
 	return tx.Roots(func(_ string, root uint16) error {
 		v.record.queued(registry.QueuePregen)
 		_, err := tx.Enqueue(registry.QueuePregen, registry.QueuedJob{Root: root, Op: registry.OpResolve, Doc: doc,
-			Priority: NonexistentPriority, Enqueued: now.UnixMilli()})
+			Priority: NonexistentPriority, Enqueued: now.UnixMilli(), Source: source})
 		return err
 	})
 }

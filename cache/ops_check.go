@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"os"
 	"time"
 
 	"github.com/delivery-edge/edge/cache/registry"
@@ -122,16 +121,8 @@ func (e *Engine) removeDangling(ids []FileID) (int, error) {
 // started, to ".old"; it returns how many.
 func (e *Engine) renameUnregistered(ids []FileID, since time.Time, p Progress) int {
 	renamed := 0
-	dirs := map[*Store]map[string]*os.Root{}
-	defer func() {
-		for _, m := range dirs {
-			for _, d := range m {
-				if d != nil {
-					d.Close()
-				}
-			}
-		}
-	}()
+	dirs := batchDirs{} // keyed by docroot and folder
+	defer dirs.close()
 	for _, id := range ids {
 		s := e.docroots.byID(id.Root, true)
 		if s == nil || !s.hasRegular(id.File) || e.reg.HasPending(id) || s.ephemeral.names(id.Root)[id.File] {
@@ -140,12 +131,9 @@ func (e *Engine) renameUnregistered(ids []FileID, since time.Time, p Progress) i
 		if _, found, err := e.reg.Get(id); err != nil || found {
 			continue
 		}
-		if dirs[s] == nil {
-			dirs[s] = map[string]*os.Root{}
-		}
 		// Not if written after the check started: a render that installed
 		// since (its entry then exists) must stay.
-		gone, err := s.renameToOld(dirs[s], id.File, since.UnixMilli())
+		gone, err := s.renameToOld(dirs, id.File, since.UnixMilli())
 		switch {
 		case err != nil:
 			p.Error(err)

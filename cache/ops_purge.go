@@ -86,14 +86,14 @@ func (v *invalidator) purgeTx(tx *registry.Tx, files []FileID, meta map[FileID]r
 		for _, id := range files {
 			key, _ := KeyForFile(id.File)
 			j := registry.QueuedJob{Root: id.Root, File: id.File, Op: registry.OpRename, Priority: prio,
-				Enqueued: now.UnixMilli(), Created: meta[id].Created, Key: key}
+				Enqueued: now.UnixMilli(), Source: now.UnixMilli(), Created: meta[id].Created, Key: key}
 			if _, err := tx.Enqueue(registry.QueueRemoval, j); err != nil {
 				return err
 			}
 		}
 	case PurgePregenerate:
 		for _, id := range files {
-			if err := v.forcePregenTx(tx, id, prio, now); err != nil {
+			if err := v.forcePregenTx(tx, id, prio, now.UnixMilli(), now); err != nil {
 				return err
 			}
 		}

@@ -70,9 +70,9 @@ func (e *Engine) OldestQueued(queue string) time.Duration {
 	if !ok {
 		return 0
 	}
-	at, ok := e.reg.OldestQueued(q)
-	if !ok {
+	at := e.reg.OldestJob(q)
+	if at.IsZero() {
 		return 0
 	}
-	return max(0, time.Since(time.UnixMilli(at)))
+	return max(0, time.Since(at))
 }

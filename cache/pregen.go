@@ -17,20 +17,54 @@ import (
 // through the docroot's Renderer (the current file is served until the
 // new one replaces it). A job that fails falls back to removal, so the
 // next reader starts a render and gets the .old copy meanwhile.
+//
+// The workers do not commit their jobs: a committer takes the finished
+// jobs off the queue in one transaction for all that finished meanwhile
+// (pregen_commit.go), so the queue costs one disk sync per batch, not one
+// per render. Until then a finished job stays busy, so no worker takes it
+// again; a crash before the commit only renders those files once more.
 type pregenPool struct {
 	reg      *registry.Registry
 	docroots *docroots
 	cfg      *settings
 	wake     *broadcast
 	log      *zap.Logger
+	latency  *latencyHistogram
 	ctx      context.Context
 	wg       *sync.WaitGroup // the engine's: Close waits for the workers
 	done     atomic.Int64    // jobs rendered
 
+	// finished carries the workers' jobs to the committer, which closes
+	// committerDone when it has stopped.
+	finished      chan pregenResult
+	committerDone chan struct{}
+
 	mu      sync.Mutex
 	target  int
 	running int
-	busy    map[string]bool // order keys of jobs being rendered
+	busy    map[string]bool // order keys of jobs being rendered or committed
+}
+
+// pregenOutcome is what became of a job the worker ran.
+type pregenOutcome uint8
+
+const (
+	pregenDone     pregenOutcome = iota // rendered (or nothing left to do): off the queue
+	pregenFallback                      // off this queue, into the removal queue as a rename
+	pregenPark                          // its docroot has no renderer: parked until it has one
+	pregenAgain                         // stays queued as it is (changed meanwhile, shutting down)
+)
+
+type pregenResult struct {
+	job     registry.QueuedJob
+	outcome pregenOutcome
+}
+
+func newPregenPool(p *pregenPool) *pregenPool {
+	p.busy = map[string]bool{}
+	p.finished = make(chan pregenResult, 1024)
+	p.committerDone = make(chan struct{})
+	return p
 }
 
 func (p *pregenPool) resize(n int) {
@@ -66,7 +100,8 @@ func (p *pregenPool) worker(i int) {
 	}
 }
 
-// runOne takes the next job nobody works on and runs it.
+// runOne takes the next job nobody works on, runs it and hands it to the
+// committer. It reports whether it found a job that could run.
 func (p *pregenPool) runOne() (bool, error) {
 	var jobs []registry.QueuedJob
 	p.mu.Lock()
@@ -83,53 +118,49 @@ func (p *pregenPool) runOne() (bool, error) {
 		return false, err
 	}
 	j := jobs[0]
-	defer func() {
-		p.mu.Lock()
-		delete(p.busy, j.Order())
-		p.mu.Unlock()
-	}()
-	done, fallback := p.render(p.ctx, j)
-	if !done {
-		return false, nil // no renderer for the docroot yet: later
+	outcome := p.render(p.ctx, j)
+	if outcome == pregenAgain {
+		p.release(j)
+		return false, nil
 	}
-	err = p.reg.Update(func(tx *registry.Tx) error {
-		if err := tx.Complete(registry.QueuePregen, j); err != nil {
-			return err
-		}
-		if fallback {
-			// Pre-generation failed: rename instead, so the next reader
-			// starts a render (and gets the .old copy meanwhile).
-			j.Op, j.Enqueued = registry.OpRename, time.Now().UnixMilli()
-			_, err := tx.Enqueue(registry.QueueRemoval, j)
-			return err
-		}
-		return nil
-	})
-	if fallback {
-		p.wake.notify()
+	select {
+	case p.finished <- pregenResult{job: j, outcome: outcome}:
+	case <-p.committerDone:
+		p.release(j) // shutting down: the job stays queued
 	}
-	return true, err
+	return true, nil
 }
 
-// render renders one job. done is false when it could not run at all
-// (no renderer yet); fallback asks for the file to be renamed instead.
-func (p *pregenPool) render(ctx context.Context, j registry.QueuedJob) (done, fallback bool) {
+// release forgets that a job is being worked on.
+func (p *pregenPool) release(jobs ...registry.QueuedJob) {
+	p.mu.Lock()
+	for _, j := range jobs {
+		delete(p.busy, j.Order())
+	}
+	p.mu.Unlock()
+}
+
+// render renders one job and says what becomes of it.
+func (p *pregenPool) render(ctx context.Context, j registry.QueuedJob) pregenOutcome {
 	store := p.docroots.byID(j.Root, true)
 	if store == nil {
-		return true, false // the docroot is gone
+		return pregenDone // the docroot is gone
 	}
 	rd, host := store.renderer()
 	if rd == nil {
-		return false, false
+		return pregenPark
 	}
 	key := j.Key
 	if j.Op == registry.OpResolve {
 		k, err := rd.Resolve(ctx, host, j.Doc)
-		if err != nil || k == "" {
+		switch {
+		case ctx.Err() != nil:
+			return pregenAgain
+		case err != nil || k == "":
 			if err != nil && !errors.Is(err, context.Canceled) {
 				logJobError(p.log, j, err)
 			}
-			return true, false
+			return pregenDone
 		}
 		key = k
 	}
@@ -139,15 +170,22 @@ func (p *pregenPool) render(ctx context.Context, j registry.QueuedJob) (done, fa
 	status, err := rd.Regenerate(ctx, host, key)
 	switch {
 	case ctx.Err() != nil:
-		return false, false // shutting down: the job stays queued
+		return pregenAgain // shutting down: the job stays queued
 	case err != nil:
 		logJobError(p.log, j, err)
-		return true, j.File != ""
 	case status == RegenConflict:
-		return false, false // changed again meanwhile: the job runs again
-	case status == RegenFailed:
-		return true, j.File != ""
+		return pregenAgain // changed again meanwhile: the job runs again
+	case status == RegenStored:
+		p.done.Add(1)
+		return pregenDone
+	case status == RegenGone:
+		return pregenDone // the render purged the file and its entry
 	}
-	p.done.Add(1)
-	return true, false
+	// Failed, or an answer that could not be stored (not cacheable, a
+	// redirect, a refusal, another handler's answer): nothing new is in
+	// place, so the invalidated file must not stay and be served.
+	if j.File == "" {
+		return pregenDone
+	}
+	return pregenFallback
 }

@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +24,7 @@ type removalWorker struct {
 	cfg      *settings
 	wake     *broadcast
 	log      *zap.Logger
+	latency  *latencyHistogram
 	removed  atomic.Int64 // jobs done
 }
 
@@ -121,12 +121,8 @@ func (w *removalWorker) prepare(busy map[string]bool) (*removalBatchWork, error)
 	}
 	lazy := w.cfg.get().LazyRemoval > 0
 	b := &removalBatchWork{jobs: jobs, forget: map[FileID]int64{}}
-	dirs := map[string]*os.Root{} // folders of this batch, opened once
-	defer func() {
-		for _, d := range dirs {
-			d.Close()
-		}
-	}()
+	dirs := batchDirs{} // folders of this batch, opened once
+	defer dirs.close()
 	for _, j := range jobs {
 		store := w.docroots.byID(j.Root, true)
 		if store == nil {
@@ -170,7 +166,9 @@ func (w *removalWorker) commit(b *removalBatchWork) error {
 			}
 		}
 		for _, j := range b.rerender {
-			j.Op, j.Rerender, j.Enqueued, j.Created = registry.OpRender, false, time.Now().UnixMilli(), 0
+			// The purge made the change take effect: the render after it
+			// is not part of the invalidation latency.
+			j.Op, j.Rerender, j.Enqueued, j.Created, j.Source = registry.OpRender, false, time.Now().UnixMilli(), 0, 0
 			if _, err := tx.Enqueue(registry.QueuePregen, j); err != nil {
 				return err
 			}
@@ -191,6 +189,10 @@ func (w *removalWorker) commit(b *removalBatchWork) error {
 	}
 	w.reg.ReleaseMapping() // the queue's pages lie all over the file
 	w.removed.Add(int64(len(b.jobs)))
+	now := time.Now()
+	for _, j := range b.jobs {
+		w.latency.observeSince(j.Source, now)
+	}
 	return nil
 }
 

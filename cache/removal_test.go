@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -62,5 +64,36 @@ func TestEngineRemovalRetiresAndSweeps(t *testing.T) {
 	f.ensure("/s1.html")
 	if got := findFiles(t, f.eng.reg, DepDocument, "story1"); len(got) != 1 {
 		t.Fatalf("re-rendered page's dependencies: %v", got)
+	}
+}
+
+// TestRemovalBatchKeepsDocrootsApart: one removal batch with files of the
+// same folder name in two docroots renames both; a folder opened for one
+// docroot is never used for the other's file.
+func TestRemovalBatchKeepsDocrootsApart(t *testing.T) {
+	f := newEngineFixture(t, InvalidationConfig{})
+	other, err := f.eng.Store(filepath.Join(t.TempDir(), "docroot2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	site2 := &Site{Store: other, RenderTimeout: 2 * time.Second}
+	f.pages.set(func(p *pages) { p.deps["/a/x.html"] = `"story1"` })
+	for _, s := range []*Site{f.site, site2} {
+		rec := httptest.NewRecorder()
+		if err := s.ServeHTTP(rec, httptest.NewRequest("GET", "/a/x.html", nil), f.pages.render); err != nil || rec.Code != 200 {
+			t.Fatalf("render in %s: %v %d", s.Store.Dir(), err, rec.Code)
+		}
+	}
+	f.site.Store.reg.Sync()
+	f.apply(Change{Kind: DepDocument, ID: "story1", State: StatePublished})
+	f.settle()
+	for _, s := range []*Site{f.site, site2} {
+		if lexists(s.Store.Dir(), "a/x.html") || !lexists(s.Store.Dir(), "a/x.html.old") {
+			t.Errorf("%s: a/x.html not renamed to .old (file %v, .old %v)", s.Store.Dir(),
+				lexists(s.Store.Dir(), "a/x.html"), lexists(s.Store.Dir(), "a/x.html.old"))
+		}
+		if _, ok, _ := f.eng.reg.Get(s.Store.ID("a/x.html")); ok {
+			t.Errorf("%s: entry of a/x.html still visible after its removal", s.Store.Dir())
+		}
 	}
 }

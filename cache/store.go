@@ -43,6 +43,11 @@ type Store struct {
 	// dirfd is rootDir's descriptor, for the hit path's allocation-free
 	// stat of a file held in memory (store_hot.go).
 	dirfd uintptr
+	// tmpDir is the open temp folder and tmpDirect its descriptor, for
+	// creating and installing files by descriptor (nil where that is not
+	// available; store_install_linux.go).
+	tmpDir    *os.File
+	tmpDirect syscall.RawConn
 	// What the engine gave it (storeDeps).
 	reg       *registry.Registry
 	access    *AccessLog
@@ -119,6 +124,9 @@ func openStore(dir string, rootID uint16, deps storeDeps) (*Store, error) {
 	if s.rootDir != nil {
 		s.dirfd = s.rootDir.Fd()
 	}
+	if s.rootDir != nil {
+		s.tmpDir, s.tmpDirect = openTempDir(root)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if deps.hotBytes > 0 {
 		s.hot = NewHotSet(deps.hotBytes, deps.hotMaxFile, deps.hotValid)
@@ -138,6 +146,9 @@ func (s *Store) close() error {
 	s.bg.Wait()
 	if s.rootDir != nil {
 		s.rootDir.Close()
+	}
+	if s.tmpDir != nil {
+		s.tmpDir.Close()
 	}
 	return s.root.Close()
 }

@@ -22,6 +22,13 @@ import (
 func (s *Store) createTemp() (*os.File, string, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
+	if s.tmpDirect != nil {
+		f, err := s.createTempDirect(hex.EncodeToString(b[:]))
+		if err != nil {
+			return nil, "", fmt.Errorf("create temp file: %w", err)
+		}
+		return f, f.Name(), nil
+	}
 	name := path.Join(TempDir, hex.EncodeToString(b[:]))
 	f, err := s.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -38,6 +45,9 @@ var errConflict = errors.New("file and folder names conflict")
 // first; copies of an older version are removed (they would be ignored
 // anyway: a copy is served only with its page's modification time).
 func (s *Store) install(tmp, name string, variants precompressed) error {
+	if done, err := s.installDirect(tmp, name, variants); done {
+		return err
+	}
 	if err := s.makeRoomFor(name); err != nil {
 		s.discardPrecompressed(variants)
 		return err
@@ -170,15 +180,35 @@ func quietRemoveError(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
+// batchDirs are the folders a removal batch has opened, by docroot and
+// name, so that each is opened once per batch. The docroot is part of the
+// key: two docroots have folders of the same name.
+type batchDirs map[batchDir]*os.Root
+
+type batchDir struct {
+	root uint16
+	dir  string
+}
+
+// close closes every folder of the batch.
+func (b batchDirs) close() {
+	for _, d := range b {
+		if d != nil {
+			d.Close()
+		}
+	}
+}
+
 // renameToOld renames a queued file to its ".old" copy unless it was
 // written after enqueued (Unix ms): rendered again since the job was
-// queued. dirs holds the folders a removal batch has opened, by name, so
-// each is opened once. gone reports whether the file's registry entry is
-// to go (renamed, or no file any more); err is set when even the slow path
-// (Invalidate) could not rename it.
-func (s *Store) renameToOld(dirs map[string]*os.Root, name string, enqueued int64) (gone bool, err error) {
+// queued. dirs holds the folders the removal batch has opened. gone
+// reports whether the file's registry entry is to go (renamed, or no file
+// any more); err is set when even the slow path (Invalidate) could not
+// rename it.
+func (s *Store) renameToOld(dirs batchDirs, name string, enqueued int64) (gone bool, err error) {
 	dir, base := path.Split(name)
-	d, ok := dirs[dir]
+	key := batchDir{root: s.rootID, dir: dir}
+	d, ok := dirs[key]
 	if !ok {
 		var err error
 		if dir == "" {
@@ -189,7 +219,7 @@ func (s *Store) renameToOld(dirs map[string]*os.Root, name string, enqueued int6
 		if err != nil {
 			d = nil // the folder is gone: so is the file
 		}
-		dirs[dir] = d
+		dirs[key] = d
 	}
 	if d == nil {
 		return true, nil
@@ -212,10 +242,21 @@ func (s *Store) renameToOld(dirs map[string]*os.Root, name string, enqueued int6
 	return true, nil
 }
 
-// removeOldBefore removes the ".old" copy of name if it was written
-// before cutoff.
-func (s *Store) removeOldBefore(name string, cutoff time.Time) {
-	if info, err := s.root.Stat(name + OldSuffix); err == nil && info.ModTime().Before(cutoff) {
-		s.removeQuiet(name + OldSuffix)
+// removeLeftovers removes what is left of a page that is gone: its
+// precompressed copies (served only next to the page they belong to, so
+// of no use without it) and its ".old" copy if that was written before
+// cutoff. Like purge, it removes regular files only.
+func (s *Store) removeLeftovers(name string, cutoff time.Time) {
+	d, _, st := s.walkParent(name)
+	if st != pathOK {
+		return
+	}
+	defer s.closeDir(d)
+	base := path.Base(name)
+	if info, err := d.Lstat(base + OldSuffix); err == nil && info.ModTime().Before(cutoff) {
+		s.removeRegular(d, base+OldSuffix, name+OldSuffix)
+	}
+	for _, suffix := range precompressedSuffixes {
+		s.removeRegular(d, base+suffix, name+suffix)
 	}
 }

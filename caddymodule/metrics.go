@@ -28,6 +28,9 @@ type metricsCollector struct {
 
 	// Serving (collectServing).
 	misses, stale, renderRejected, renderDuration *prometheus.Desc
+
+	// Queues.
+	invalidationLatency *prometheus.Desc
 }
 
 func newMetricsCollector(a *App) *metricsCollector {
@@ -73,6 +76,8 @@ func newMetricsCollector(a *App) *metricsCollector {
 			"peer", "reason"),
 		outboxLength: d("outbox_length", "Flushes waiting in the outbox to be forwarded to a peer.", "peer"),
 		outboxBytes:  d("outbox_bytes", "Bytes a peer's outbox holds.", "peer"),
+		invalidationLatency: d("invalidation_latency_seconds",
+			"From a change's source time (a CMS event's sourceTime, a flush's time) to its file renamed, purged or rendered again."),
 	}
 }
 
@@ -95,7 +100,8 @@ func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.hits, c.renders, c.removed, c.pregenerated, c.queue, c.retired,
 		c.uncacheable, c.journalRejected, c.connected, c.sourceTime, c.lag, c.events, c.unknownEvents,
 		c.imageNegativeHits, c.imageNegativeEvicted, c.servletRefused, c.flushLogPruned, c.flushLogBytes,
-		c.outboxDropped, c.outboxLength, c.outboxBytes, c.misses, c.stale, c.renderRejected, c.renderDuration} {
+		c.outboxDropped, c.outboxLength, c.outboxBytes, c.misses, c.stale, c.renderRejected, c.renderDuration,
+		c.invalidationLatency} {
 		ch <- d
 	}
 }
@@ -119,6 +125,11 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.journalRejected, prometheus.CounterValue, float64(reg.JournalRejected()))
 		c.groupMetrics(ch, eng)
 		c.collectServing(ch, st.ServeStats)
+		buckets := make(map[float64]uint64, len(cache.LatencyBuckets))
+		for i, le := range cache.LatencyBuckets {
+			buckets[le] = st.Latency.Cumulative[i]
+		}
+		ch <- prometheus.MustNewConstHistogram(c.invalidationLatency, st.Latency.Count, st.Latency.Sum, buckets)
 	}
 	c.servletMetrics(ch)
 	if ps, ok := c.app.stagingStats(); ok {

@@ -141,7 +141,7 @@ func changesOf(events []stagingclient.Event, unknown *stagingclient.UnknownEvent
 		if !ok {
 			continue
 		}
-		c := cache.Change{ID: ev.ID, UUID: ev.UUID, State: ev.State, ChangedProps: ev.ChangedProperties}
+		c := cache.Change{ID: ev.ID, UUID: ev.UUID, State: ev.State, ChangedProps: ev.ChangedProperties, SourceTime: ev.SourceTime}
 		switch ev.Kind {
 		case stagingclient.KindNode:
 			c.Kind = cache.DepNode

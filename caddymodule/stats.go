@@ -72,9 +72,9 @@ type QueueStats struct {
 // QueueStat is one queue.
 type QueueStat struct {
 	Length int `json:"length"`
-	// OldestSeconds is how long the job that has waited longest has
-	// waited (0: the queue is empty).
-	OldestSeconds float64 `json:"oldest_seconds"`
+	// OldestAgeSeconds is how long the oldest waiting job has waited (0:
+	// the queue is empty).
+	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
 }
 
 // RegistryStats are the figures of the registry.
@@ -121,16 +121,23 @@ func (s *Snapshot) fillEngine(eng *cache.Engine, dataDir string) {
 	s.Cache.Misses, s.Cache.Stale = st.Misses, st.Stale
 	s.Cache.RenderRejected, s.Cache.TooLarge = st.RenderRejected, st.TooLarge
 	s.Cache.Hot = HotSetStats{Entries: st.Hot.Entries, Bytes: st.Hot.Bytes, Hits: st.Hot.Hits, Fills: st.Hot.Fills}
-	s.Queues.Removal.Length, s.Queues.Pregeneration.Length = st.RemovalQueue, st.PregenQueue
+	s.Queues.Removal = QueueStat{Length: st.RemovalQueue, OldestAgeSeconds: ageSeconds(s.Time, st.RemovalOldest)}
+	s.Queues.Pregeneration = QueueStat{Length: st.PregenQueue, OldestAgeSeconds: ageSeconds(s.Time, st.PregenOldest)}
 	reg := eng.Registry()
 	s.Registry = RegistryStats{Retired: st.Retired, OverLimits: reg.OverLimits(), JournalRejected: reg.JournalRejected()}
 	s.Invalidations = invalidationStats(eng)
-	s.Queues.Removal.OldestSeconds = eng.OldestQueued(cache.QueueNameRemoval).Seconds()
-	s.Queues.Pregeneration.OldestSeconds = eng.OldestQueued(cache.QueueNamePregeneration).Seconds()
 	if n, err := reg.EntryCount(); err == nil {
 		s.Registry.Files = n
 	}
 	if info, err := os.Stat(filepath.Join(dataDir, registry.FileName)); err == nil {
 		s.Registry.FileBytes = info.Size()
 	}
+}
+
+// ageSeconds is how long before now since was (0 for the zero time).
+func ageSeconds(now, since time.Time) float64 {
+	if since.IsZero() {
+		return 0
+	}
+	return max(now.Sub(since), 0).Seconds()
 }

@@ -38,11 +38,11 @@ func TestChangesOfUnknownEvents(t *testing.T) {
 	}
 	got := changesOf(events, u)
 	want := []cache.Change{
-		{Kind: cache.DepDocument, ID: "story1", UUID: "u-story1", State: cache.StatePublished, ChangedProps: []string{"title"}},
-		{Kind: cache.DepDocument, ID: "story3", UUID: "u-story3", State: cache.StatePublished},
-		{Kind: cache.DepNode, ID: "/politik", UUID: "u-/politik", State: cache.StatePublished},
-		{Kind: cache.DepDocument, ID: "story6", UUID: "u-story6", State: cache.StatePublished},
-		{Kind: cache.DepYellow, ID: "story7", UUID: "u-story7", State: cache.StateOffline},
+		{Kind: cache.DepDocument, ID: "story1", UUID: "u-story1", State: cache.StatePublished, ChangedProps: []string{"title"}, SourceTime: 1},
+		{Kind: cache.DepDocument, ID: "story3", UUID: "u-story3", State: cache.StatePublished, SourceTime: 3},
+		{Kind: cache.DepNode, ID: "/politik", UUID: "u-/politik", State: cache.StatePublished, SourceTime: 4},
+		{Kind: cache.DepDocument, ID: "story6", UUID: "u-story6", State: cache.StatePublished, SourceTime: 6},
+		{Kind: cache.DepYellow, ID: "story7", UUID: "u-story7", State: cache.StateOffline, SourceTime: 7},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("changes:\n got %+v\nwant %+v", got, want)

@@ -213,7 +213,7 @@ func TestEntryCountDuringWrites(t *testing.T) {
 func TestOldestQueued(t *testing.T) {
 	r := openTestRegistry(t, t.TempDir())
 	defer r.Close()
-	if _, ok := r.OldestQueued(QueueRemoval); ok {
+	if !r.OldestJob(QueueRemoval).IsZero() {
 		t.Fatal("an empty queue has no oldest job")
 	}
 	queueTx(t, r, func(tx *Tx) error {
@@ -223,7 +223,7 @@ func TestOldestQueued(t *testing.T) {
 		_, err := tx.Enqueue(QueueRemoval, QueuedJob{Root: 1, File: "b", Op: OpRename, Priority: 90, Enqueued: 900})
 		return err
 	})
-	if at, ok := r.OldestQueued(QueueRemoval); !ok || at != 500 {
-		t.Fatalf("oldest %d %v, want 500 (the first queued, whatever its priority)", at, ok)
+	if at := r.OldestJob(QueueRemoval); at.UnixMilli() != 500 {
+		t.Fatalf("oldest %v, want 500 ms (the first queued, whatever its priority)", at)
 	}
 }

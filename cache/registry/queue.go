@@ -70,6 +70,13 @@ type QueuedJob struct {
 	Doc string `json:"d,omitempty"`
 	// Rerender queues a pre-generation once a purge is done.
 	Rerender bool `json:"rr,omitempty"`
+	// Source is when the change that caused the job happened at its
+	// source (a CMS event's source time, a flush's time; Unix ms, 0:
+	// none), for the invalidation latency.
+	Source int64 `json:"st,omitempty"`
+	// Evict marks a purge that makes room in a docroot over its size
+	// limit: the file is not rendered again.
+	Evict bool `json:"ev,omitempty"`
 
 	order []byte // position in the priority bucket
 }
@@ -90,6 +97,9 @@ func (j QueuedJob) dedupKey() []byte {
 	return j.ID().key()
 }
 
+// createQueueBuckets creates the queues' buckets and counts their jobs
+// (queue_stats.go): once at every start, so counts that an older version
+// or a damaged file left wrong are right again.
 func createQueueBuckets(tx *bolt.Tx) error {
 	for _, b := range [][]byte{bucketQueueFiles, bucketQueueMeta} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -104,8 +114,11 @@ func createQueueBuckets(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(f); err != nil {
 			return err
 		}
+		if _, err := tx.CreateBucketIfNotExists(parkedBucket(q)); err != nil {
+			return err
+		}
 	}
-	return nil
+	return recountQueues(tx)
 }
 
 // orderKey sorts higher priorities first, then older jobs first.
@@ -134,12 +147,15 @@ func enqueue(tx *bolt.Tx, q QueueKind, j QueuedJob) (bool, error) {
 			return false, nil
 		}
 		curQ, order := QueueKind(cur[0]), bytes.Clone(cur[1:])
-		if j.Op != OpPurge && curQ == QueueRemoval {
-			byPrio, _ := queueBuckets(QueueRemoval)
-			var old QueuedJob
-			if v := tx.Bucket(byPrio).Get(order); v != nil && json.Unmarshal(v, &old) == nil && old.Op == OpPurge {
+		var old QueuedJob
+		if v := queuedValue(tx, curQ, order); v != nil && json.Unmarshal(v, &old) == nil {
+			if j.Op != OpPurge && curQ == QueueRemoval && old.Op == OpPurge {
 				j.Rerender = old.Rerender || j.Op == OpRender
-				j.Op, q = OpPurge, QueueRemoval
+				j.Op, j.Evict, q = OpPurge, old.Evict, QueueRemoval
+			}
+			// The latency runs from the first change the file waits for.
+			if old.Source > 0 && (j.Source == 0 || old.Source < j.Source) {
+				j.Source = old.Source
 			}
 		}
 		if err := dequeue(tx, curQ, order, dk); err != nil {
@@ -166,17 +182,48 @@ func enqueue(tx *bolt.Tx, q QueueKind, j QueuedJob) (bool, error) {
 	if err := tx.Bucket(fifo).Put(order[1:], order); err != nil {
 		return false, err
 	}
+	if err := addQueueLength(tx, q, 1); err != nil {
+		return false, err
+	}
 	return true, files.Put(dk, append([]byte{byte(q)}, order...))
 }
 
-// dequeue removes a job by its order key; dk is its dedup key.
-func dequeue(tx *bolt.Tx, q QueueKind, order, dk []byte) error {
-	byPrio, fifo := queueBuckets(q)
-	if err := tx.Bucket(byPrio).Delete(order); err != nil {
-		return err
+// queuedValue is the stored job at order in queue q, waiting or parked
+// (nil: none).
+func queuedValue(tx *bolt.Tx, q QueueKind, order []byte) []byte {
+	byPrio, _ := queueBuckets(q)
+	if v := tx.Bucket(byPrio).Get(order); v != nil {
+		return v
 	}
-	if err := tx.Bucket(fifo).Delete(order[1:]); err != nil {
-		return err
+	return tx.Bucket(parkedBucket(q)).Get(parkedKey(order))
+}
+
+// dequeue removes a job, waiting or parked, by its order key; dk is its
+// dedup key.
+func dequeue(tx *bolt.Tx, q QueueKind, order, dk []byte) error {
+	if len(order) != 9 {
+		return nil // not a job that was read from a queue
+	}
+	byPrio, fifo := queueBuckets(q)
+	found := false
+	if b := tx.Bucket(byPrio); b.Get(order) != nil {
+		if err := b.Delete(order); err != nil {
+			return err
+		}
+		if err := tx.Bucket(fifo).Delete(order[1:]); err != nil {
+			return err
+		}
+		found = true
+	} else if b := tx.Bucket(parkedBucket(q)); b.Get(parkedKey(order)) != nil {
+		if err := b.Delete(parkedKey(order)); err != nil {
+			return err
+		}
+		found = true
+	}
+	if found {
+		if err := addQueueLength(tx, q, -1); err != nil {
+			return err
+		}
 	}
 	files := tx.Bucket(bucketQueueFiles)
 	if cur := files.Get(dk); len(cur) == 10 && cur[0] == byte(q) && bytes.Equal(cur[1:], order) {
@@ -201,8 +248,7 @@ func (tx *Tx) Queued(j QueuedJob) (q QueueKind, cur QueuedJob, found bool) {
 		return 0, QueuedJob{}, false
 	}
 	q, order := QueueKind(v[0]), bytes.Clone(v[1:])
-	byPrio, _ := queueBuckets(q)
-	if raw := tx.tx.Bucket(byPrio).Get(order); raw != nil && json.Unmarshal(raw, &cur) != nil {
+	if raw := queuedValue(tx.tx, q, order); raw != nil && json.Unmarshal(raw, &cur) != nil {
 		cur = QueuedJob{}
 	}
 	cur.order = order
@@ -269,18 +315,6 @@ func nextJobs(tx *bolt.Tx, q QueueKind, n int, busy map[string]bool, now time.Ti
 		out = append(out, j)
 	}
 	return out, nil
-}
-
-// QueueLengths returns how many jobs wait in each queue (committed ones:
-// bucket statistics do not see a write transaction's own changes).
-func (r *Registry) QueueLengths() (removal, pregen int) {
-	rb, _ := queueBuckets(QueueRemoval)
-	pb, _ := queueBuckets(QueuePregen)
-	_ = r.db.View(func(tx *bolt.Tx) error {
-		removal, pregen = tx.Bucket(rb).Stats().KeyN, tx.Bucket(pb).Stats().KeyN
-		return nil
-	})
-	return removal, pregen
 }
 
 // QueueWaiting reports whether a queue holds jobs.

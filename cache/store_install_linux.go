@@ -1,0 +1,165 @@
+//go:build linux
+
+package cache
+
+import (
+	"os"
+	"path"
+	"strings"
+	"syscall"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// The miss path's writes on Linux, by descriptor: the temp folder stays
+// open, a temp file is one openat in it, and installing a page opens its
+// folder once (one openat per segment, following no link) and renames and
+// removes relative to it. Through the os.Root every one of these calls
+// walked the whole name again (about a dozen openat per miss).
+
+// openTempDir opens the temp folder for createTempDirect (nil where it
+// cannot be opened: the os.Root way is taken).
+func openTempDir(root *os.Root) (*os.File, syscall.RawConn) {
+	d, err := root.Open(TempDir)
+	if err != nil {
+		return nil, nil
+	}
+	rc, err := d.SyscallConn()
+	if err != nil {
+		d.Close()
+		return nil, nil
+	}
+	return d, rc
+}
+
+// createTempDirect creates the temp file base in the open temp folder.
+func (s *Store) createTempDirect(base string) (*os.File, error) {
+	fd, err := -1, error(nil)
+	if cerr := s.tmpDirect.Control(func(dir uintptr) {
+		fd, err = openatMode(int(dir), base, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
+	}); cerr != nil {
+		return nil, cerr
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "openat", Path: path.Join(TempDir, base), Err: err}
+	}
+	return os.NewFile(uintptr(fd), path.Join(TempDir, base)), nil
+}
+
+// installDirect is install when the page's folder exists and no link is
+// on the way; done is false when it is not (nothing was changed then, and
+// install takes the os.Root way, which creates folders and sorts out
+// conflicts).
+func (s *Store) installDirect(tmp, name string, variants precompressed) (done bool, err error) {
+	if s.direct == nil || s.tmpDirect == nil || path.Dir(tmp) != TempDir {
+		return false, nil
+	}
+	dfd := -1
+	var oerr error
+	if cerr := s.direct.Control(func(root uintptr) { dfd, oerr = openDirBeneath(int(root), path.Dir(name)) }); cerr != nil || oerr != nil {
+		return false, nil
+	}
+	defer syscall.Close(dfd)
+	base := path.Base(name)
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		s.discardPrecompressed(variants)
+		return true, errConflict // never replace the operator's link
+	}
+	cerr := s.tmpDirect.Control(func(tdir uintptr) {
+		s.installVariantAt(int(tdir), variants.gzip, dfd, base+GzipSuffix, name+GzipSuffix)
+		s.installVariantAt(int(tdir), variants.brotli, dfd, base+BrotliSuffix, name+BrotliSuffix)
+		err = renameatRetry(int(tdir), path.Base(tmp), dfd, base)
+	})
+	if cerr != nil {
+		return true, cerr
+	}
+	if err != nil {
+		//nolint:errorlint // bare Errnos from the system call
+		if err == syscall.EISDIR || err == syscall.ENOTDIR || err == syscall.EEXIST || err == syscall.ENOTEMPTY {
+			return true, errConflict
+		}
+		return true, &os.PathError{Op: "rename into place", Path: name, Err: err}
+	}
+	s.dropHot(name)
+	s.unlinkQuietAt(dfd, base+OldSuffix, name+OldSuffix)
+	return true, nil
+}
+
+// installVariantAt puts a precompressed copy in place, or removes an old
+// one (like installVariant, by descriptor).
+func (s *Store) installVariantAt(tdir int, tmp string, dfd int, base, name string) {
+	if tmp == "" {
+		if s.precompressed.Load() {
+			s.unlinkQuietAt(dfd, base, name)
+		}
+		return
+	}
+	if renameatRetry(tdir, path.Base(tmp), dfd, base) != nil {
+		s.removeQuiet(tmp)
+		s.unlinkQuietAt(dfd, base, name)
+	}
+}
+
+// unlinkQuietAt removes base in folder dfd (an empty folder too, as
+// os.Root.Remove does); no such file is what it was for.
+func (s *Store) unlinkQuietAt(dfd int, base, name string) {
+	err := unix.Unlinkat(dfd, base, 0)
+	//nolint:errorlint // bare Errnos from the system call
+	if err == syscall.EISDIR || err == syscall.EPERM {
+		err = unix.Unlinkat(dfd, base, unix.AT_REMOVEDIR)
+	}
+	//nolint:errorlint // bare Errnos from the system call
+	if err != nil && err != syscall.ENOENT && err != syscall.ENOTDIR {
+		s.log.Warn("cannot remove file", zap.String("file", name), zap.Error(err))
+	}
+}
+
+// openDirBeneath opens the folder dir below root, one segment at a time,
+// following no link ("." is root itself, duplicated). Names with empty,
+// "." or ".." segments are refused.
+func openDirBeneath(root int, dir string) (int, error) {
+	if dir == "." {
+		return openatMode(root, ".", syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_DIRECTORY, 0)
+	}
+	fd := root
+	for {
+		seg, rest, more := strings.Cut(dir, "/")
+		if seg == "" || seg == "." || seg == ".." {
+			if fd != root {
+				syscall.Close(fd)
+			}
+			return -1, syscall.EINVAL
+		}
+		next, err := openatMode(fd, seg, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW|syscall.O_DIRECTORY, 0)
+		if fd != root {
+			syscall.Close(fd)
+		}
+		if err != nil {
+			return -1, err
+		}
+		if !more {
+			return next, nil
+		}
+		fd, dir = next, rest
+	}
+}
+
+func openatMode(dir int, name string, flags int, mode uint32) (int, error) {
+	for {
+		fd, err := syscall.Openat(dir, name, flags, mode)
+		if err != syscall.EINTR { //nolint:errorlint // a bare Errno from the system call
+			return fd, err
+		}
+	}
+}
+
+func renameatRetry(from int, fromName string, to int, toName string) error {
+	for {
+		err := syscall.Renameat(from, fromName, to, toName)
+		if err != syscall.EINTR { //nolint:errorlint // a bare Errno from the system call
+			return err
+		}
+	}
+}
