@@ -47,9 +47,15 @@ func (r *Registry) ClearBefore(ctx context.Context, cutoff int64, progress func(
 		func(tx *bolt.Tx, after []byte) (int, int, []byte, error) {
 			return clearQueue(tx, QueuePregen, after, cutoff)
 		},
+		func(tx *bolt.Tx, after []byte) (int, int, []byte, error) {
+			return clearParked(tx, QueuePregen, after, cutoff)
+		},
+		func(tx *bolt.Tx, after []byte) (int, int, []byte, error) {
+			return clearParked(tx, QueueRemoval, after, cutoff)
+		},
 		func(tx *bolt.Tx, after []byte) (int, int, []byte, error) { return r.clearRetired(tx, after, cutoff) },
 	}
-	counts := []*int{&rep.Entries, &rep.IndexKeys, &rep.Jobs, &rep.Jobs, &rep.Retired}
+	counts := []*int{&rep.Entries, &rep.IndexKeys, &rep.Jobs, &rep.Jobs, &rep.Jobs, &rep.Jobs, &rep.Retired}
 	for i, step := range steps {
 		var after []byte
 		for {
@@ -172,8 +178,53 @@ func clearQueue(tx *bolt.Tx, q QueueKind, after []byte, cutoff int64) (n, delete
 			if err = tx.Bucket(byPrio).Delete(d.order); err == nil {
 				err = tx.Bucket(fifo).Delete(d.order[1:])
 			}
+			if err == nil {
+				err = addQueueLength(tx, q, -1)
+			}
 		} else {
 			err = dequeue(tx, q, d.order, d.dk)
+		}
+		if err != nil {
+			return n, 0, nil, err
+		}
+	}
+	return n, len(del), next, nil
+}
+
+// clearParked takes off, of up to clearBatch parked jobs of a queue after
+// the parked key after, those queued before cutoff (and undecodable ones):
+// a parked job would otherwise come back when its docroot gets a renderer.
+func clearParked(tx *bolt.Tx, q QueueKind, after []byte, cutoff int64) (n, deleted int, next []byte, err error) {
+	b := tx.Bucket(parkedBucket(q))
+	if b == nil {
+		return 0, 0, nil, nil
+	}
+	c := b.Cursor()
+	type doomed struct{ key, dk []byte }
+	var del []doomed
+	k, v := seekAfter(c, after)
+	for ; k != nil && n < clearBatch; k, v = c.Next() {
+		n++
+		next = bytes.Clone(k)
+		var j QueuedJob
+		switch {
+		case len(k) != 9 || json.Unmarshal(v, &j) != nil:
+			del = append(del, doomed{key: next})
+		case j.Enqueued < cutoff:
+			del = append(del, doomed{key: next, dk: j.dedupKey()})
+		}
+	}
+	if k == nil {
+		next = nil
+	}
+	for _, d := range del {
+		var err error
+		if d.dk == nil {
+			if err = b.Delete(d.key); err == nil {
+				err = addQueueLength(tx, q, -1)
+			}
+		} else {
+			err = dequeue(tx, q, orderOfParked(d.key), d.dk)
 		}
 		if err != nil {
 			return n, 0, nil, err

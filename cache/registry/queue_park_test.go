@@ -144,3 +144,33 @@ func TestQueueKeepsTheEarliestSource(t *testing.T) {
 		t.Fatalf("%+v, want source 1000", got)
 	}
 }
+
+// TestClearBeforeTakesParkedJobs: a rebuild's clearing takes the parked
+// jobs too (they would come back when their docroot gets a renderer), and
+// the counted lengths follow.
+func TestClearBeforeTakesParkedJobs(t *testing.T) {
+	r := openTestRegistry(t, t.TempDir())
+	defer r.Close()
+	ms := time.Now().UnixMilli()
+	for _, f := range []string{"a.html", "b.html"} {
+		queueTx(t, r, func(tx *Tx) error {
+			_, err := tx.Enqueue(QueuePregen, QueuedJob{Root: 1, File: f, Op: OpRender, Priority: 10, Enqueued: ms})
+			return err
+		})
+	}
+	head := next(t, r, QueuePregen, 1, time.Now())
+	queueTx(t, r, func(tx *Tx) error { _, err := tx.Park(QueuePregen, head[0]); return err })
+	rep, err := r.ClearBefore(t.Context(), ms+1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Jobs != 2 {
+		t.Fatalf("cleared %d jobs, want 2 (one waiting, one parked)", rep.Jobs)
+	}
+	if got := lengths(t, r); got != [2]int{0, 0} {
+		t.Fatalf("lengths after clearing: %v", got)
+	}
+	if !r.OldestJob(QueuePregen).IsZero() {
+		t.Fatal("a parked job survived the clearing")
+	}
+}
