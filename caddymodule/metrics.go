@@ -54,7 +54,7 @@ func newMetricsCollector(a *App) *metricsCollector {
 
 // registerMetrics adds the collector to the config's metrics registry; a
 // collector already there (a second app in one config) is left alone.
-func registerMetrics(reg *prometheus.Registry, c *metricsCollector) error {
+func registerMetrics(reg *prometheus.Registry, c prometheus.Collector) error {
 	if reg == nil {
 		return nil
 	}
