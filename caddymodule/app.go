@@ -182,6 +182,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry(), newMetricsCollector(a)); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
+	if err := registerMetrics(ctx.GetMetricsRegistry(), imageMetricsCollector{a}); err != nil {
+		return fmt.Errorf("registering image metrics: %w", err)
+	}
 	if a.groups, err = provisionGroups(a); err != nil {
 		return err
 	}

@@ -126,7 +126,7 @@ func (h *ImageService) Provision(ctx caddy.Context) error {
 		st = imaging.NewMemoryCache(store, mem, ttl, log)
 	}
 	h.access = imaging.NewAccess(h.accessConfig(), st, imaging.NewStagingCMS(client), log,
-		imaging.WithNegativeCache(store.negative))
+		imaging.WithNegativeCache(store.negative), imaging.WithMetrics(imageMetrics))
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -44,6 +45,8 @@ type imageUpdatesFeature struct {
 	updater *imaging.Updater
 	log     *zap.Logger
 	unknown *stagingclient.UnknownEvents
+	// poller is the event poller while it runs (for the lag metric).
+	poller atomic.Pointer[stagingclient.Poller]
 
 	// cleanupFirst and cleanupEvery time the cleanup job (tests shorten
 	// them).
@@ -145,8 +148,10 @@ func (f *imageUpdatesFeature) stop() {
 // batches once per change of state.
 func (f *imageUpdatesFeature) poll(ctx context.Context, eng *cache.Engine) {
 	started := false
-	err := stagingclient.Follow(ctx, eng, imageUpdatesPosition, stagingclient.NewPoller(f.client, f.cfg), func(from int64) {
+	poller := stagingclient.NewPoller(f.client, f.cfg)
+	err := stagingclient.Follow(ctx, eng, imageUpdatesPosition, poller, func(from int64) {
 		started = true
+		f.poller.Store(poller)
 		f.log.Info("image update service started", zap.Int64("from_source_time", from),
 			zap.String("server", f.client.BaseURL()))
 	}, func(ctx context.Context, events []stagingclient.Event, upTo int64) error {

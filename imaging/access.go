@@ -102,6 +102,7 @@ type Access struct {
 	variants *variantCache
 	rechecks *recheckLimiter
 	negative *NegativeCache
+	metrics  *Metrics
 	// scope names the generator limits in the negative cache.
 	scope string
 	// prefix is cfg.Prefix percent-encoded, as request paths are matched.
@@ -137,6 +138,9 @@ func NewAccess(cfg AccessConfig, store Store, cms CMS, log *zap.Logger, opts ...
 	if a.negative == nil {
 		a.negative = NewNegativeCache(0)
 	}
+	if a.metrics == nil {
+		a.metrics = new(Metrics)
+	}
 	a.prefix = (&url.URL{Path: cfg.Prefix}).EscapedPath()
 	g := a.gen.Config()
 	a.scope = strconv.FormatInt(g.MaxPixels, 10) + "/" + strconv.FormatInt(g.MaxBytes, 10)
@@ -161,6 +165,9 @@ type Served struct {
 	Fresh bool
 	// MaxAge is the Cache-Control max-age to send.
 	MaxAge time.Duration
+	// Generated is true when the variant was not in the store and was
+	// made for this request (or for one it waited for).
+	Generated bool
 }
 
 // ServeHTTP answers GET and HEAD requests for image URLs.
@@ -170,11 +177,13 @@ func (a *Access) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// /image/<uuid>/…: one image under endless URLs in caches.
 		w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(a.cfg.ShortMaxAge/time.Second)))
 		http.Error(w, http.StatusText(http.StatusNotFound), http.StatusNotFound)
+		a.metrics.countStatus(http.StatusNotFound, false)
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		a.metrics.countStatus(http.StatusMethodNotAllowed, false)
 		return
 	}
 	// The path as sent: the slug is percent-encoded, and may hold an
@@ -197,6 +206,7 @@ func (a *Access) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	a.metrics.countStatus(http.StatusOK, v.Generated)
 	h := w.Header()
 	h.Set("Content-Type", v.ContentType)
 	h.Set("ETag", `"`+v.ETag+`"`)
@@ -235,6 +245,7 @@ func hasConditionsOrRange(r *http.Request) bool {
 // are logged, client-side ones only at debug level.
 func (a *Access) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := HTTPStatus(err)
+	a.metrics.countStatus(status, false)
 	h := w.Header()
 	switch {
 	case status >= 500:
@@ -274,9 +285,11 @@ func (a *Access) Lookup(ctx context.Context, p URLParts) (*Served, error) {
 	fresh := st.Modified >= p.ImageModified && variantCurrent(def, p.VariantModified)
 	key := VariantKey(p.UUID, p.Variant, st.Modified, def.Modified, p.Width, p.Ext())
 	obj, err := a.store.Get(ctx, key)
+	generated := false
 	if errors.Is(err, ErrNotFound) {
 		if err = a.remembered(p.UUID, st.Modified); err == nil {
 			obj, err = a.generate(ctx, p, key, st, def)
+			generated = true
 		}
 	} else if err != nil {
 		err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
@@ -284,7 +297,8 @@ func (a *Access) Lookup(ctx context.Context, p URLParts) (*Served, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &Served{Data: obj.Data, ContentType: obj.ContentType, ETag: obj.Meta["etag"], ModTime: obj.ModTime, Fresh: fresh}
+	v := &Served{Data: obj.Data, ContentType: obj.ContentType, ETag: obj.Meta["etag"], ModTime: obj.ModTime, Fresh: fresh,
+		Generated: generated}
 	if v.ETag == "" {
 		v.ETag = obj.ETag
 	}

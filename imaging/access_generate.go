@@ -33,7 +33,7 @@ func (a *Access) generate(ctx context.Context, p URLParts, key string, st *image
 	}
 }
 
-func (a *Access) generateOnce(ctx context.Context, p URLParts, key string, st *imageState, def VariantDef) (*Object, error) {
+func (a *Access) generateOnce(ctx context.Context, p URLParts, key string, st *imageState, def VariantDef) (_ *Object, err error) {
 	select {
 	case a.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -47,6 +47,15 @@ func (a *Access) generateOnce(ctx context.Context, p URLParts, key string, st *i
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}
+	// From here on it is a generation: fetching the original, decoding,
+	// resizing, encoding and storing. The wait for the slot is not part
+	// of it (a full semaphore shows as 503s), nor are failed attempts.
+	began := time.Now()
+	defer func() {
+		if err == nil {
+			a.metrics.observeGeneration(time.Since(began))
+		}
+	}()
 	doc, err := a.cms.Image(ctx, p.UUID)
 	if err != nil {
 		return nil, a.cmsError(p.UUID, "image "+p.UUID, err)
