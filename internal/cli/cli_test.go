@@ -98,13 +98,19 @@ func (f *fakeJobs) Get(id string) (jobs.Snapshot, error) {
 	s := jobs.Snapshot{ID: id, Kind: "warm", State: jobs.StateRunning, Done: int64(f.polls), Total: int64(f.after)}
 	if f.polls >= f.after {
 		s.State = jobs.StateDone
+		if f.cancelled {
+			s.State = jobs.StateCancelled
+		}
 	}
 	return s, nil
 }
 
+// Cancel answers the running job, as the edge does: the work stops a
+// little later.
 func (f *fakeJobs) Cancel(id string) (jobs.Snapshot, error) {
 	f.cancelled = true
-	return jobs.Snapshot{ID: id, Kind: "warm", State: jobs.StateCancelled}, nil
+	f.after = f.polls + 2
+	return jobs.Snapshot{ID: id, Kind: "warm", State: jobs.StateRunning}, nil
 }
 
 type countDisplay struct{ updates, finished int }

@@ -21,6 +21,10 @@ type JobAPI interface {
 // cancelled on the edge.
 var ErrCancelled = errors.New("cancelled")
 
+// cancelWait bounds the wait for a cancelled job to stop on the edge
+// (the work stops at its next check of the cancellation).
+const cancelWait = 10 * time.Second
+
 // maxPollErrors is how many polls in a row may fail (the edge reloading,
 // a dropped connection) before Follow gives up.
 const maxPollErrors = 5
@@ -42,7 +46,7 @@ func Follow(ctx context.Context, api JobAPI, start jobs.Snapshot, every time.Dur
 			if err != nil {
 				return s, fmt.Errorf("cancelling job %s: %w", s.ID, err)
 			}
-			return c, ErrCancelled
+			return stopped(api, c, every), ErrCancelled
 		case <-t.C:
 		}
 		next, err := api.Get(s.ID)
@@ -58,4 +62,19 @@ func Follow(ctx context.Context, api JobAPI, start jobs.Snapshot, every time.Dur
 	}
 	d.Update(s)
 	return s, nil
+}
+
+// stopped waits (bounded) until a cancelled job has stopped and returns
+// its last snapshot.
+func stopped(api JobAPI, s jobs.Snapshot, every time.Duration) jobs.Snapshot {
+	deadline := time.Now().Add(cancelWait)
+	for s.State == jobs.StateRunning && time.Now().Before(deadline) {
+		time.Sleep(every)
+		next, err := api.Get(s.ID)
+		if err != nil {
+			break
+		}
+		s = next
+	}
+	return s
 }

@@ -3,9 +3,11 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/delivery-edge/edge/internal/jobs"
 )
@@ -34,6 +36,7 @@ type barDisplay struct {
 	w     io.Writer
 	bar   *progressbar.ProgressBar
 	max   int64
+	done  int64 // the last count shown
 	phase string
 }
 
@@ -47,12 +50,22 @@ func (d *barDisplay) Update(s jobs.Snapshot) {
 		desc += " (" + s.Phase + ")"
 	}
 	// A new phase counts anew (its own total, rate and ETA), and a bar
-	// that has reached its end draws no more: start a new one.
-	if d.bar != nil && (desc != d.phase || (max < 0) != (d.max < 0) || d.bar.IsFinished()) {
+	// that has reached its end draws no more: start a new one. A total
+	// learnt while nothing was counted yet keeps the bar (and its start,
+	// so that rate and ETA count from it).
+	if d.bar != nil && (desc != d.phase || (d.max < 0 && max > 0 && d.done > 0) || d.bar.IsFinished()) {
 		d.Finish()
 	}
 	if d.bar == nil {
-		d.bar = progressbar.NewOptions64(max,
+		// The full width of the terminal, when it tells it (a pseudo
+		// terminal may say 0 columns, which leaves no room for the bar).
+		width := progressbar.OptionSetWidth(30)
+		if f, ok := d.w.(*os.File); ok {
+			if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 {
+				width = progressbar.OptionFullWidth()
+			}
+		}
+		d.bar = progressbar.NewOptions64(max, width,
 			progressbar.OptionSetWriter(d.w),
 			progressbar.OptionSetDescription(desc),
 			progressbar.OptionShowCount(),
@@ -60,9 +73,11 @@ func (d *barDisplay) Update(s jobs.Snapshot) {
 			progressbar.OptionSetItsString(unitOf(s.Kind)),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionSetElapsedTime(true),
-			progressbar.OptionFullWidth(),
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionClearOnFinish(),
+			// No spinner of its own: that goroutine would draw on after
+			// the end; the spinner turns with each poll.
+			progressbar.OptionSetSpinnerChangeInterval(0),
 		)
 		d.max, d.phase = max, desc
 	}
@@ -71,6 +86,7 @@ func (d *barDisplay) Update(s jobs.Snapshot) {
 		d.max = max
 	}
 	_ = d.bar.Set64(s.Done)
+	d.done = s.Done
 }
 
 func (d *barDisplay) Finish() {
