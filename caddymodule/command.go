@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -17,9 +18,11 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "delivery-check",
-		Usage: "[--data_dir <path>]",
-		Short: "Checks the delivery registry against the docroots",
+		Usage: "[--data_dir <path>] [--json]",
+		Short: "Deprecated: use caddy delivery check --offline",
 		Long: `
+Deprecated name of "caddy delivery check --offline", kept for scripts.
+
 Compares the registry in the data folder with the docroots it knows and
 lists cached files that nothing could invalidate, dangling entries, broken
 reverse-index keys and left-over temp files, along with the queue lengths.
@@ -28,34 +31,64 @@ Progress goes to stderr, the report to stdout.
 Exits with status 1 when it finds a problem.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.Flags().String("data_dir", DefaultDataDir, "The edge's data folder")
-			cmd.RunE = caddycmd.WrapCommandFuncForCobra(cmdCheck)
+			cmd.Flags().Bool("json", false, "Print the report as JSON")
+			cmd.Args = args(0, 0)
+			cmd.RunE = cliRun(func(c *cliCall, _ []string) error {
+				fmt.Fprintln(os.Stderr, `note: "caddy delivery-check" is deprecated; use "caddy delivery check --offline"`)
+				return checkOffline(c, c.fl.String("data_dir"), false)
+			})
 		},
 	})
 }
 
-func cmdCheck(fl caddycmd.Flags) (int, error) {
-	eng, err := cache.Open(cache.Options{DataDir: fl.String("data_dir"), Logger: zap.NewNop()})
+// checkOffline is "delivery check --offline": the check on a data folder
+// the edge has not open, with its progress on stderr; with repair, what
+// it finds is repaired.
+func checkOffline(c *cliCall, dataDir string, repair bool) error {
+	eng, err := cache.Open(cache.Options{DataDir: dataDir, Logger: zap.NewNop()})
 	if err != nil {
-		return exitFailed, err
+		return err
 	}
 	defer eng.Close()
+	since := time.Now()
 	p := newProgressLine(os.Stderr, term.IsTerminal(int(os.Stderr.Fd())), time.Now)
 	rep, err := eng.Check(p.update)
 	p.finish()
 	if err != nil {
-		return exitFailed, err
+		return err
 	}
 	st := eng.Stats()
-	fmt.Fprintf(os.Stdout, "%s\nqueues: %d removal, %d pre-generation\n", rep, st.RemovalQueue, st.PregenQueue)
-	if rep.Problems() > 0 {
-		return 1, nil
+	var rr *cache.RepairResult
+	if repair && rep.Problems() > 0 {
+		r, err := eng.Repair(context.Background(), rep, since, nil)
+		if err != nil {
+			return fmt.Errorf("repair: %w", err)
+		}
+		rr = &r
 	}
-	return 0, nil
+	if c.json {
+		res := checkResult{Files: rep.Files, Entries: rep.Entries, Problems: rep.Problems(),
+			RetiredEntries: rep.RetiredEntries, RetiredKeys: rep.RetiredKeys, Repair: rr}
+		res.Unregistered, res.Truncated = firstN(rep.Unregistered, res.Truncated)
+		res.Dangling, res.Truncated = firstN(rep.Dangling, res.Truncated)
+		res.BadIndex, res.Truncated = firstN(rep.BadIndex, res.Truncated)
+		res.TempFiles, res.Truncated = firstN(rep.TempFiles, res.Truncated)
+		if err := c.printJSON(map[string]any{"check": res,
+			"queues": map[string]int{"removal": st.RemovalQueue, "pregeneration": st.PregenQueue}}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(c.out, "%s\nqueues: %d removal, %d pre-generation\n", rep, st.RemovalQueue, st.PregenQueue)
+		if rr != nil {
+			fmt.Fprintf(c.out, "repaired: %d dangling entries removed, %d unregistered files renamed to .old, index %d added %d removed, %d skipped\n",
+				rr.DanglingRemoved, rr.UnregisteredRenamed, rr.Index.Added, rr.Index.Removed, rr.Skipped)
+		}
+	}
+	if rep.Problems() > 0 {
+		return fmt.Errorf("the check found %d problems", rep.Problems())
+	}
+	return nil
 }
-
-// exitFailed mirrors caddy's exit code for a command that
-// could not start its work.
-const exitFailed = 1
 
 // How often the check's progress is shown: a terminal line is redrawn a
 // few times a second; a log (stderr redirected) gets a line now and then.
