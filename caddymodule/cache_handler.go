@@ -147,6 +147,9 @@ func (h *Cache) Validate() error {
 
 // ServeHTTP serves hits from the docroot and renders misses.
 func (h *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Context().Value(resolveKey{}) != nil {
+		return next.ServeHTTP(w, r) // the edge's own question, not a reader's
+	}
 	site, err := h.site(r)
 	if err != nil {
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)

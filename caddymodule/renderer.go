@@ -18,6 +18,12 @@ import (
 // server; only the edge itself can set it (it is a context value).
 type pregenKey struct{}
 
+// resolveKey marks the edge's own resolve request (which URL has this
+// document?): delivery_cache passes it straight on, so that the backend's
+// Delivery-Document-URL reaches the edge (the cache strips every
+// Delivery-* header from the answers it hands on).
+type resolveKey struct{}
+
 // DefaultResolvePath is where the render backend names the URL of a
 // document that is not in the cache yet.
 const DefaultResolvePath = "/_delivery/url"
@@ -69,7 +75,7 @@ func (sr *serverRenderer) Regenerate(ctx context.Context, host, key string) (int
 // Resolve asks the render backend, through the server, for the URL of a
 // document.
 func (sr *serverRenderer) Resolve(ctx context.Context, host, doc string) (string, error) {
-	req, err := sr.request(ctx, host, sr.resolvePath+"?id="+url.QueryEscape(doc))
+	req, err := sr.request(context.WithValue(ctx, resolveKey{}, true), host, sr.resolvePath+"?id="+url.QueryEscape(doc))
 	if err != nil {
 		return "", err
 	}
