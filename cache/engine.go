@@ -66,7 +66,8 @@ func (o Options) withDefaults() Options {
 // docroots; the invalidator, which turns changes, flushes, expiry and
 // changed resources into queued jobs (invalidate.go, flush.go); the queue
 // workers (removal.go, pregen.go); the scheduled work (expiry.go,
-// resources.go, ephemeral.go, cleanup.go); the consistency check
+// resources.go, ephemeral.go, cleanup.go); the evictor that keeps the
+// docroots under their size limits (evict.go); the consistency check
 // (check.go). Its own methods are the API of the Caddy module.
 type Engine struct {
 	log    *zap.Logger
@@ -82,6 +83,7 @@ type Engine struct {
 	ephemeral *ephemeralFiles
 	resources *resourceHashes
 	cleaner   *cleaner
+	evictor   *evictor
 	leases    leases
 	latency   *latencyHistogram
 
@@ -110,6 +112,9 @@ type Stats struct {
 	// Latency is the invalidation latency histogram: from a change's
 	// source time to its file renamed, purged or rendered again.
 	Latency LatencySnapshot
+	// Docroots are the sizes of the open docroots and their evictions, in
+	// the order of their root ids.
+	Docroots []DocrootStats
 }
 
 // Stats returns the engine's counters and the lengths of its queues.
@@ -130,6 +135,9 @@ func (e *Engine) Stats() Stats {
 		st.PregenOldest = e.reg.OldestJob(registry.QueuePregen)
 	}
 	st.Latency = e.latency.snapshot()
+	for _, s := range e.docroots.all() {
+		st.Docroots = append(st.Docroots, s.DocrootSize())
+	}
 	return st
 }
 
@@ -148,8 +156,11 @@ func Open(o Options) (*Engine, error) {
 	}
 	cfg, wake, access := newSettings(), newBroadcast(), NewAccessLog()
 	ephemeral := newEphemeralFiles(o.DataDir, cfg, log)
+	evict := newEvictor(reg, access, log)
 	docroots := newDocroots(reg, log, storeDeps{reg: reg, access: access, ephemeral: ephemeral, resources: resources,
-		workers: wake, log: log, hotBytes: o.HotBytes, hotMaxFile: o.HotMaxFile, hotValid: o.HotValid})
+		workers: wake, sizeWake: evict.notify, log: log, hotBytes: o.HotBytes, hotMaxFile: o.HotMaxFile,
+		hotValid: o.HotValid})
+	evict.docroots = docroots
 	ctx, cancel := context.WithCancel(context.Background())
 	latency := &latencyHistogram{}
 	e := &Engine{log: log, reg: reg, access: access, cfg: cfg, wake: wake, docroots: docroots,
@@ -157,6 +168,7 @@ func Open(o Options) (*Engine, error) {
 		inval:   &invalidator{reg: reg, access: access, cfg: cfg, docroots: docroots, wake: wake, log: log},
 		removal: &removalWorker{reg: reg, docroots: docroots, cfg: cfg, wake: wake, log: log, latency: latency},
 		cleaner: &cleaner{reg: reg, docroots: docroots, cfg: cfg, log: log},
+		evictor: evict,
 	}
 	e.pregen = newPregenPool(&pregenPool{reg: reg, docroots: docroots, cfg: cfg, wake: wake, log: log, latency: latency,
 		ctx: ctx, wg: &e.wg})
@@ -167,6 +179,7 @@ func Open(o Options) (*Engine, error) {
 	e.wg.Go(func() { expiry.run(ctx) })
 	e.wg.Go(func() { resources.run(ctx, e.inval) })
 	e.wg.Go(func() { e.cleaner.run(ctx) })
+	e.wg.Go(func() { e.evictor.run(ctx) })
 	e.wg.Go(e.pregen.commitLoop)
 	e.pregen.resize(cfg.get().Workers)
 	return e, nil

@@ -98,6 +98,7 @@ func (e *Engine) Rebuild(ctx context.Context, p Progress) (RebuildResult, error)
 	trash := TrashPrefix + strconv.FormatInt(cutoff, 10)
 	for _, s := range stores {
 		moved, err := s.moveAside(trash)
+		s.recountSize() // the trash is not part of the docroot's size
 		res.Docroots = append(res.Docroots, RebuiltDocroot{Docroot: s.dir, Trash: trash, Moved: moved})
 		if s.hot != nil {
 			s.hot.clearAll()

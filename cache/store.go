@@ -61,9 +61,11 @@ type Store struct {
 	hot *HotSet
 	// precompressed is set once a site writes gzip/brotli copies here.
 	precompressed atomic.Bool
-	ctx           context.Context // cancelled when the store closes
-	cancel        context.CancelFunc
-	bg            sync.WaitGroup // renders no client waits for
+	// size is what the docroot holds on disk (docroot_size.go).
+	size   *docrootSize
+	ctx    context.Context // cancelled when the store closes
+	cancel context.CancelFunc
+	bg     sync.WaitGroup // renders no client waits for
 }
 
 // storeDeps is what a Store is given by the engine that opens it: where
@@ -79,7 +81,9 @@ type storeDeps struct {
 	resources *resourceHashes
 	// workers wakes the queue workers (a renderer for queued work is set).
 	workers *broadcast
-	log     *zap.Logger
+	// sizeWake wakes the evictor when a write passed a docroot's limit.
+	sizeWake func()
+	log      *zap.Logger
 	// The hot set of each docroot (HotBytes <= 0: none).
 	hotBytes, hotMaxFile int64
 	hotValid             time.Duration
@@ -119,7 +123,7 @@ func openStore(dir string, rootID uint16, deps storeDeps) (*Store, error) {
 	}
 	s := &Store{dir: dir, rootID: rootID, root: root, realRoot: docrootRealPath(root), reg: deps.reg,
 		access: deps.access, ephemeral: deps.ephemeral, resources: deps.resources, workers: deps.workers,
-		log: deps.log.With(zap.String("docroot", dir)), flights: newFlights()}
+		log: deps.log.With(zap.String("docroot", dir)), flights: newFlights(), size: newDocrootSize(deps.sizeWake)}
 	s.rootDir, s.direct = openDirectDir(root)
 	if s.rootDir != nil {
 		s.dirfd = s.rootDir.Fd()
@@ -132,6 +136,7 @@ func openStore(dir string, rootID uint16, deps storeDeps) (*Store, error) {
 		s.hot = NewHotSet(deps.hotBytes, deps.hotMaxFile, deps.hotValid)
 	}
 	s.removeStaleTemp()
+	s.goBackground(func() { s.walkSize(s.ctx) })
 	return s, nil
 }
 

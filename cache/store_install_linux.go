@@ -15,7 +15,8 @@ import (
 // The miss path's writes on Linux, by descriptor: the temp folder stays
 // open, a temp file is one openat in it, and installing a page opens its
 // folder once (one openat per segment, following no link) and renames and
-// removes relative to it. Through the os.Root every one of these calls
+// removes relative to it (a stat before each rename over a file and each
+// removal keeps the docroot's size). Through the os.Root every one of these calls
 // walked the whole name again (about a dozen openat per miss).
 
 // openTempDir opens the temp folder for createTempDirect (nil where it
@@ -63,13 +64,17 @@ func (s *Store) installDirect(tmp, name string, variants precompressed) (done bo
 	defer syscall.Close(dfd)
 	base := path.Base(name)
 	var st unix.Stat_t
-	if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+	serr := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if serr == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		s.discardPrecompressed(variants)
 		return true, errConflict // never replace the operator's link
 	}
+	old, had := st.Size, serr == nil && st.Mode&unix.S_IFMT == unix.S_IFREG
+	var n int64
 	cerr := s.tmpDirect.Control(func(tdir uintptr) {
 		s.installVariantAt(int(tdir), variants.gzip, dfd, base+GzipSuffix, name+GzipSuffix)
 		s.installVariantAt(int(tdir), variants.brotli, dfd, base+BrotliSuffix, name+BrotliSuffix)
+		n, _ = regularSizeAt(int(tdir), path.Base(tmp))
 		err = renameatRetry(int(tdir), path.Base(tmp), dfd, base)
 	})
 	if cerr != nil {
@@ -82,6 +87,7 @@ func (s *Store) installDirect(tmp, name string, variants precompressed) (done bo
 		}
 		return true, &os.PathError{Op: "rename into place", Path: name, Err: err}
 	}
+	s.size.replaced(n, old, had)
 	s.dropHot(name)
 	s.unlinkQuietAt(dfd, base+OldSuffix, name+OldSuffix)
 	return true, nil
@@ -96,16 +102,40 @@ func (s *Store) installVariantAt(tdir int, tmp string, dfd int, base, name strin
 		}
 		return
 	}
+	n, _ := regularSizeAt(tdir, path.Base(tmp))
+	old, had := regularSizeAt(dfd, base)
 	if renameatRetry(tdir, path.Base(tmp), dfd, base) != nil {
 		s.removeQuiet(tmp)
 		s.unlinkQuietAt(dfd, base, name)
+		return
 	}
+	s.size.replaced(n, old, had)
+}
+
+// regularSizeAt is the size of the regular file base in folder dfd (ok
+// false: none, or not a regular file).
+func regularSizeAt(dfd int, base string) (int64, bool) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return 0, false
+	}
+	return st.Size, true
 }
 
 // unlinkQuietAt removes base in folder dfd (an empty folder too, as
 // os.Root.Remove does); no such file is what it was for.
 func (s *Store) unlinkQuietAt(dfd int, base, name string) {
-	err := unix.Unlinkat(dfd, base, 0)
+	var st unix.Stat_t
+	err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	//nolint:errorlint // bare Errnos from the system call
+	if err == syscall.ENOENT || err == syscall.ENOTDIR {
+		return // nothing there: the stat saves the unlink
+	}
+	n, counted := st.Size, err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG
+	err = unix.Unlinkat(dfd, base, 0)
+	if err == nil && counted {
+		s.size.removed(n)
+	}
 	//nolint:errorlint // bare Errnos from the system call
 	if err == syscall.EISDIR || err == syscall.EPERM {
 		err = unix.Unlinkat(dfd, base, unix.AT_REMOVEDIR)

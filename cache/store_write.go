@@ -45,6 +45,7 @@ var errConflict = errors.New("file and folder names conflict")
 // first; copies of an older version are removed (they would be ignored
 // anyway: a copy is served only with its page's modification time).
 func (s *Store) install(tmp, name string, variants precompressed) error {
+	defer s.size.lock(name).Unlock()
 	if done, err := s.installDirect(tmp, name, variants); done {
 		return err
 	}
@@ -54,6 +55,8 @@ func (s *Store) install(tmp, name string, variants precompressed) error {
 	}
 	s.installVariant(variants.gzip, name+GzipSuffix)
 	s.installVariant(variants.brotli, name+BrotliSuffix)
+	n, _ := s.regularSize(tmp)
+	old, had := s.regularSize(name)
 	if err := s.root.Rename(tmp, name); err != nil {
 		if errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) ||
 			errors.Is(err, syscall.ENOTEMPTY) {
@@ -61,6 +64,7 @@ func (s *Store) install(tmp, name string, variants precompressed) error {
 		}
 		return fmt.Errorf("rename into place %s: %w", name, err)
 	}
+	s.size.replaced(n, old, had)
 	s.dropHot(name)
 	s.removeQuiet(name + OldSuffix)
 	return nil
@@ -99,27 +103,41 @@ func (s *Store) installVariant(tmp, name string) {
 		}
 		return
 	}
+	n, _ := s.regularSize(tmp)
+	old, had := s.regularSize(name)
 	if err := s.root.Rename(tmp, name); err != nil {
 		s.removeQuiet(tmp)
 		s.removeQuiet(name)
+		return
 	}
+	s.size.replaced(n, old, had)
 }
 
 // keepAsOld renames a finished temp file to the ".old" copy of name.
 func (s *Store) keepAsOld(tmp, name string) {
+	defer s.size.lock(name).Unlock()
+	n, _ := s.regularSize(tmp)
+	old, had := s.regularSize(name + OldSuffix)
 	if err := s.root.Rename(tmp, name+OldSuffix); err != nil {
 		s.removeQuiet(tmp)
+		return
 	}
+	s.size.replaced(n, old, had)
 }
 
 // Invalidate renames a file to its ".old" copy; a render in progress for
 // it is marked outdated. It reports whether there was a file.
 func (s *Store) Invalidate(name string) (bool, error) {
 	s.flights.invalidate(name)
+	defer s.size.lock(name).Unlock()
+	old, had := s.regularSize(name + OldSuffix)
 	err := s.root.Rename(name, name+OldSuffix)
 	s.dropHot(name)
 	switch {
 	case err == nil:
+		if had {
+			s.size.removed(old) // the ".old" copy it replaced
+		}
 		return true, nil
 	case errors.Is(err, fs.ErrNotExist):
 		return false, nil
@@ -141,6 +159,7 @@ func (s *Store) Purge(name string) { s.purge(name) }
 // its folders).
 func (s *Store) purge(name string) bool {
 	s.flights.invalidate(name)
+	defer s.size.lock(name).Unlock()
 	d, _, st := s.walkParent(name)
 	s.dropHot(name)
 	if st != pathOK {
@@ -163,14 +182,31 @@ func (s *Store) removeRegular(d *os.Root, base, name string) {
 		}
 		return
 	}
-	if err := d.Remove(base); err != nil && !quietRemoveError(err) {
-		s.log.Warn("cannot remove file", zap.String("file", name), zap.Error(err))
+	if err := d.Remove(base); err != nil {
+		if !quietRemoveError(err) {
+			s.log.Warn("cannot remove file", zap.String("file", name), zap.Error(err))
+		}
+		return
 	}
+	s.size.removed(info.Size())
 }
 
+// removeQuiet removes a file (or an empty folder); a regular file outside
+// the temp folder is taken off the docroot's size. Callers that remove a
+// page's file hold the page's size lock.
 func (s *Store) removeQuiet(name string) {
-	if err := s.root.Remove(name); err != nil && !quietRemoveError(err) {
-		s.log.Warn("cannot remove file", zap.String("file", name), zap.Error(err))
+	n, counted := int64(0), false
+	if !inTemp(name) {
+		n, counted = s.regularSize(name)
+	}
+	if err := s.root.Remove(name); err != nil {
+		if !quietRemoveError(err) {
+			s.log.Warn("cannot remove file", zap.String("file", name), zap.Error(err))
+		}
+		return
+	}
+	if counted {
+		s.size.removed(n)
 	}
 }
 
@@ -232,7 +268,13 @@ func (s *Store) renameToOld(dirs batchDirs, name string, enqueued int64) (gone b
 		return false, nil // rendered again since the job was queued
 	}
 	s.flights.invalidate(name)
+	mu := s.size.lock(name)
+	oldInfo, oerr := d.Lstat(base + OldSuffix)
 	err = d.Rename(base, base+OldSuffix)
+	if err == nil && oerr == nil && oldInfo.Mode().IsRegular() {
+		s.size.removed(oldInfo.Size()) // the ".old" copy it replaced
+	}
+	mu.Unlock()
 	s.dropHot(name)
 	if err != nil {
 		if _, err := s.Invalidate(name); err != nil { // the slow path sorts out odd cases
@@ -247,6 +289,7 @@ func (s *Store) renameToOld(dirs batchDirs, name string, enqueued int64) (gone b
 // of no use without it) and its ".old" copy if that was written before
 // cutoff. Like purge, it removes regular files only.
 func (s *Store) removeLeftovers(name string, cutoff time.Time) {
+	defer s.size.lock(name).Unlock()
 	d, _, st := s.walkParent(name)
 	if st != pathOK {
 		return

@@ -84,8 +84,19 @@ type App struct {
 	// seen within this time. Default 1s; 0 checks on every hit. Taken when
 	// the data folder is opened.
 	HotCacheValid *caddy.Duration `json:"hot_cache_valid,omitempty"`
+	// MaxSize is the most bytes each docroot's files (pages, ".old" and
+	// precompressed copies together) may take: past it the least recently
+	// read pages are evicted until the docroot is 5 % under it. 0 or
+	// absent: no limit.
+	MaxSize int64 `json:"max_size,omitempty"`
+	// MinFree is the free space to keep on each docroot's file system, in
+	// bytes ("10GB") or as a percentage of its size ("5%"): below it the
+	// least recently read pages are evicted until the docroot is 5 % under
+	// what it may hold. "0" turns the check off. Default: 5%.
+	MinFree string `json:"min_free,omitempty"`
 
 	dataDir string
+	limits  cache.SizeLimits // MaxSize and MinFree
 	engine  *engineHandle
 	log     *zap.Logger
 	ctx     caddy.Context
@@ -171,6 +182,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("data_dir %q: %w", dir, err)
 	}
 	a.dataDir = abs
+	if a.limits, err = sizeLimits(a.MaxSize, a.MinFree); err != nil {
+		return err
+	}
 	h, _, err := engines.LoadOrNew(abs, func() (caddy.Destructor, error) {
 		return &engineHandle{opts: cache.Options{DataDir: abs, Logger: a.log, HotBytes: a.HotCacheBytes,
 			HotMaxFile: a.HotMaxFile, HotValid: a.hotValid()}}, nil
@@ -246,6 +260,7 @@ func (a *App) Start() error {
 		return err
 	}
 	eng.Configure(a.invalidationConfig())
+	eng.SetSizeLimits(a.limits)
 	a.groups.Start(a.ctx, eng)
 	if a.imageUpdates != nil {
 		a.imageUpdates.start(a.ctx, eng)

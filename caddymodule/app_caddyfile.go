@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/delivery-edge/edge/cache"
 	"github.com/delivery-edge/edge/stagingclient"
 )
 
@@ -34,6 +35,16 @@ var appOptions = map[string]func(d *caddyfile.Dispenser, a *App) error{
 	"image_updates": parseImageUpdates,
 	"hot_cache":     parseHotCache,
 	"hot_max_file":  parseHotMaxFile,
+	"max_size":      parseMaxSize,
+	"min_free": func(d *caddyfile.Dispenser, a *App) error {
+		if err := oneArg(d, &a.MinFree); err != nil {
+			return err
+		}
+		if _, err := parseMinFree(a.MinFree); err != nil {
+			return d.Errf("min_free: %v", err)
+		}
+		return nil
+	},
 	"hot_cache_valid": func(d *caddyfile.Dispenser, a *App) error {
 		var v caddy.Duration
 		if err := durationArg(d, "hot_cache_valid", &v); err != nil {
@@ -413,6 +424,63 @@ func parseHotMaxFile(d *caddyfile.Dispenser, a *App) error {
 	}
 	a.HotMaxFile = n
 	return nil
+}
+
+// parseMaxSize reads `max_size <size>|0`.
+func parseMaxSize(d *caddyfile.Dispenser, a *App) error {
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return err
+	}
+	if v == "0" {
+		a.MaxSize = 0
+		return nil
+	}
+	n, err := parseByteSize(v)
+	if err != nil {
+		return d.Errf("max_size: %v", err)
+	}
+	a.MaxSize = n
+	return nil
+}
+
+// DefaultMinFree is min_free when none is configured.
+const DefaultMinFree = "5%"
+
+// parseMinFree reads min_free: a size, a percentage of the file system's
+// size below 100 or 0 (off); "" is the default.
+func parseMinFree(v string) (cache.SizeLimits, error) {
+	if v == "" {
+		v = DefaultMinFree
+	}
+	if v == "0" {
+		return cache.SizeLimits{}, nil
+	}
+	if pct, ok := strings.CutSuffix(v, "%"); ok {
+		f, err := strconv.ParseFloat(pct, 64)
+		if err != nil || !(f > 0 && f < 100) {
+			return cache.SizeLimits{}, fmt.Errorf("want a percentage above 0 and below 100, got %q", v)
+		}
+		return cache.SizeLimits{MinFreePercent: f}, nil
+	}
+	n, err := parseByteSize(v)
+	if err != nil {
+		return cache.SizeLimits{}, fmt.Errorf("want a size such as 10GB, a percentage such as 5%% or 0, got %q", v)
+	}
+	return cache.SizeLimits{MinFree: n}, nil
+}
+
+// sizeLimits are max_size and min_free as the engine takes them.
+func sizeLimits(maxSize int64, minFree string) (cache.SizeLimits, error) {
+	if maxSize < 0 {
+		return cache.SizeLimits{}, fmt.Errorf("max_size: %d is negative", maxSize)
+	}
+	l, err := parseMinFree(minFree)
+	if err != nil {
+		return cache.SizeLimits{}, fmt.Errorf("min_free: %w", err)
+	}
+	l.MaxSize = maxSize
+	return l, nil
 }
 
 var _ caddyfile.Unmarshaler = (*App)(nil)

@@ -31,6 +31,9 @@ type metricsCollector struct {
 
 	// Queues.
 	invalidationLatency *prometheus.Desc
+
+	// Docroot sizes and eviction.
+	docrootBytes, docrootFiles, evicted *prometheus.Desc
 }
 
 func newMetricsCollector(a *App) *metricsCollector {
@@ -78,6 +81,10 @@ func newMetricsCollector(a *App) *metricsCollector {
 		outboxBytes:  d("outbox_bytes", "Bytes a peer's outbox holds.", "peer"),
 		invalidationLatency: d("invalidation_latency_seconds",
 			"From a change's source time (a CMS event's sourceTime, a flush's time) to its file renamed, purged or rendered again."),
+		docrootBytes: d("docroot_bytes", "Bytes of a docroot's files (pages, .old and precompressed copies).", "docroot"),
+		docrootFiles: d("docroot_files", "Files of a docroot (pages, .old and precompressed copies).", "docroot"),
+		evicted: d("evicted_total",
+			"Pages evicted (with their copies) to keep a docroot under max_size or its file system above min_free.", "docroot"),
 	}
 }
 
@@ -101,7 +108,7 @@ func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.uncacheable, c.journalRejected, c.connected, c.sourceTime, c.lag, c.events, c.unknownEvents,
 		c.imageNegativeHits, c.imageNegativeEvicted, c.servletRefused, c.flushLogPruned, c.flushLogBytes,
 		c.outboxDropped, c.outboxLength, c.outboxBytes, c.misses, c.stale, c.renderRejected, c.renderDuration,
-		c.invalidationLatency} {
+		c.invalidationLatency, c.docrootBytes, c.docrootFiles, c.evicted} {
 		ch <- d
 	}
 }
@@ -130,6 +137,11 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 			buckets[le] = st.Latency.Cumulative[i]
 		}
 		ch <- prometheus.MustNewConstHistogram(c.invalidationLatency, st.Latency.Count, st.Latency.Sum, buckets)
+		for _, d := range st.Docroots {
+			ch <- prometheus.MustNewConstMetric(c.docrootBytes, prometheus.GaugeValue, float64(d.Bytes), d.Dir)
+			ch <- prometheus.MustNewConstMetric(c.docrootFiles, prometheus.GaugeValue, float64(d.Files), d.Dir)
+			ch <- prometheus.MustNewConstMetric(c.evicted, prometheus.CounterValue, float64(d.Evicted), d.Dir)
+		}
 	}
 	c.servletMetrics(ch)
 	if ps, ok := c.app.stagingStats(); ok {

@@ -29,6 +29,25 @@ type Snapshot struct {
 	FlushLog *FlushLogStats `json:"flush_log,omitempty"`
 	// Invalidations are the last invalidations applied (stats_invalidations.go).
 	Invalidations InvalidationStats `json:"invalidations"`
+	// Docroots are the open docroots: what their files take and what the
+	// size limits evicted.
+	Docroots []DocrootStats `json:"docroots,omitempty"`
+}
+
+// DocrootStats are the figures of one docroot.
+type DocrootStats struct {
+	Docroot string `json:"docroot"`
+	// Files and Bytes are its files: pages, ".old" and precompressed
+	// copies.
+	Files int64 `json:"files"`
+	Bytes int64 `json:"bytes"`
+	// Limit is the size it is kept under, from max_size and min_free (0:
+	// none).
+	Limit int64 `json:"limit"`
+	// Evicted counts the pages evicted (with their copies), EvictedBytes
+	// the bytes that freed.
+	Evicted      int64 `json:"evicted"`
+	EvictedBytes int64 `json:"evicted_bytes"`
 }
 
 // CacheStats are the figures of the docroot cache.
@@ -126,6 +145,10 @@ func (s *Snapshot) fillEngine(eng *cache.Engine, dataDir string) {
 	reg := eng.Registry()
 	s.Registry = RegistryStats{Retired: st.Retired, OverLimits: reg.OverLimits(), JournalRejected: reg.JournalRejected()}
 	s.Invalidations = invalidationStats(eng)
+	for _, d := range st.Docroots {
+		s.Docroots = append(s.Docroots, DocrootStats{Docroot: d.Dir, Files: d.Files, Bytes: d.Bytes, Limit: d.Limit,
+			Evicted: d.Evicted, EvictedBytes: d.EvictedBytes})
+	}
 	if n, err := reg.EntryCount(); err == nil {
 		s.Registry.Files = n
 	}
