@@ -31,6 +31,9 @@ type metricsCollector struct {
 
 	// Queues.
 	invalidationLatency *prometheus.Desc
+
+	// Full disks (metrics_space.go).
+	diskFullWrites, diskFullPeriods *prometheus.Desc
 }
 
 func newMetricsCollector(a *App) *metricsCollector {
@@ -78,6 +81,9 @@ func newMetricsCollector(a *App) *metricsCollector {
 		outboxBytes:  d("outbox_bytes", "Bytes a peer's outbox holds.", "peer"),
 		invalidationLatency: d("invalidation_latency_seconds",
 			"From a change's source time (a CMS event's sourceTime, a flush's time) to its file renamed, purged or rendered again."),
+		diskFullWrites: d("disk_full_writes_total",
+			"Writes that failed for want of space, by folder (docroot: renders passed on uncached; data: registry records).", "folder"),
+		diskFullPeriods: d("disk_full_total", "Times a folder was found full (logged once each), by folder.", "folder"),
 	}
 }
 
@@ -101,7 +107,7 @@ func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.uncacheable, c.journalRejected, c.connected, c.sourceTime, c.lag, c.events, c.unknownEvents,
 		c.imageNegativeHits, c.imageNegativeEvicted, c.servletRefused, c.flushLogPruned, c.flushLogBytes,
 		c.outboxDropped, c.outboxLength, c.outboxBytes, c.misses, c.stale, c.renderRejected, c.renderDuration,
-		c.invalidationLatency} {
+		c.invalidationLatency, c.diskFullWrites, c.diskFullPeriods} {
 		ch <- d
 	}
 }
@@ -125,6 +131,7 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.journalRejected, prometheus.CounterValue, float64(reg.JournalRejected()))
 		c.groupMetrics(ch, eng)
 		c.collectServing(ch, st.ServeStats)
+		c.collectSpace(ch, eng.SpaceStats())
 		buckets := make(map[float64]uint64, len(cache.LatencyBuckets))
 		for i, le := range cache.LatencyBuckets {
 			buckets[le] = st.Latency.Cumulative[i]
