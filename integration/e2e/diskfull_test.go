@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -195,6 +196,154 @@ func TestDiskFullDocroot(t *testing.T) {
 	e.Stop()
 	if left := tempFiles(t, e); len(left) != 0 {
 		t.Errorf("temp files left behind: %v", left)
+	}
+	checkRegistry(t, e)
+}
+
+// TestDiskFullDataFolder: with the data folder (registry and journal) on
+// a full file system, hits are served, a miss is passed on uncached (no
+// record, so no file), a flush that cannot be recorded answers 500,
+// delivery_health reports the cache DOWN, and the staging poller keeps
+// its position: changes that could not be applied meanwhile are applied
+// after space returns, each exactly once (every changed page, read
+// lately, is pre-generated once). The flush, retried, is applied; the
+// registry check is clean.
+func TestDiskFullDataFolder(t *testing.T) {
+	dir := t.TempDir()
+	harness.Tmpfs(t, filepath.Join(dir, "data"), tmpfsSize)
+	o := harness.StartOriginWith(t, harness.OriginOptions{Staging: origin.StagingConfig{Replicas: 2}})
+	e := harness.StartEdge(t, harness.EdgeOptions{Dir: dir, Origin: o.RenderAddr, Route: healthRoute,
+		Global: o.StagingBlock("100ms", true) + "\npregenerate {\nworkers 2\n}"})
+	const (
+		missPath  = "/sport/story105.html"
+		earlyPath = "/sport/story106.html"
+	)
+	changed := []string{"story101", "story102", "story103", "story104"}
+	pages := []string{storyPath, earlyPath}
+	for _, id := range changed {
+		pages = append(pages, "/politik/"+id+".html")
+	}
+	cachePages(t, e, pages...) // rendered
+	cachePages(t, e, pages...) // and read: pre-generated when changed
+	renders := func() map[string]int64 {
+		out := map[string]int64{}
+		for _, p := range pages {
+			out[p] = o.Renders(p)
+		}
+		return out
+	}
+	// A change before the disk is full: its page is rendered again once.
+	o.Content.Update("story106", map[string]any{"title": "Vorher"})
+	waitFor(t, 10*time.Second, "the early change pre-generated", func() bool { return o.Renders(earlyPath) == 2 })
+
+	ballast := harness.Fill(t, e.DataDir)
+	t.Logf("data folder filled with a ballast of %d bytes", ballast.Size)
+	before := renders()
+
+	// Changes while the data folder is full.
+	for i, id := range changed {
+		o.Content.Update(id, map[string]any{"title": fmt.Sprintf("Voll %d", i)})
+	}
+	last := o.Content.LastSourceTime()
+
+	// Hits are served; a miss is passed on whole and not stored.
+	if status, _, body := harness.Get(t, nil, e.URL()+storyPath); status != 200 || !wholePage(body) {
+		t.Errorf("hit on a full data folder: %d whole=%v", status, wholePage(body))
+	}
+	for i := 1; i <= 2; i++ {
+		if status, _, body := harness.Get(t, nil, e.URL()+missPath); status != 200 || !wholePage(body) {
+			t.Fatalf("miss %d on a full data folder: %d whole=%v", i, status, wholePage(body))
+		}
+	}
+	if e.Exists(fileOf(missPath)) {
+		t.Errorf("%s stored without a registry record", fileOf(missPath))
+	}
+	if left := tempFiles(t, e); len(left) != 0 {
+		t.Errorf("temp files left behind: %v", left)
+	}
+
+	// Let the poller, the queues and the access-time flush meet the full
+	// disk for a while.
+	time.Sleep(1500 * time.Millisecond)
+	during := renders()
+
+	// A flush: it cannot be recorded while the data folder is full
+	// (500), unless bbolt finds room in pages it freed before (200).
+	flush := e.URL() + servletPath + "?action=flush&group=test&forward=false&key=story100"
+	flushStatus, _, _ := harness.Get(t, nil, flush)
+	t.Logf("flush on a full data folder: %d", flushStatus)
+	if flushStatus != 200 && flushStatus != 500 {
+		t.Errorf("flush on a full data folder: %d, want 500 (or 200 if it fit)", flushStatus)
+	}
+
+	st, c, msg := cacheHealth(t, e)
+	t.Logf("health on a full data folder: %d, cache %s: %s", st, c, msg)
+	if st != 503 || c != "DOWN" || !strings.Contains(msg, "data folder") {
+		t.Errorf("health on a full data folder: %d, cache %s %q; want 503, DOWN, the data folder named", st, c, msg)
+	}
+
+	ballast.Remove()
+	waitFor(t, 30*time.Second, "cache component UP", func() bool {
+		st, c, _ := cacheHealth(t, e)
+		return c == "UP" && st == 200
+	})
+	// Every change is served (the poller backs off while applying fails,
+	// up to 30 s): none is lost.
+	for i, id := range changed {
+		want := fmt.Sprintf("Voll %d", i)
+		waitFor(t, 60*time.Second, id+" changed", func() bool {
+			_, _, body := harness.Get(t, nil, e.URL()+"/politik/"+id+".html")
+			return strings.Contains(body, want)
+		})
+	}
+	if flushStatus != 200 {
+		if status, _, body := harness.Get(t, nil, flush); status != 200 {
+			t.Fatalf("flush retried after space returned: %d %q", status, body)
+		}
+	}
+	// story100 was read lately: the flush renders it again in place.
+	waitFor(t, 10*time.Second, "the flush applied", func() bool {
+		return o.Renders(storyPath) > during[storyPath] || renamed(e, fileOf(storyPath))
+	})
+	cachePages(t, e, missPath)
+	waitFor(t, 5*time.Second, "the miss stored", func() bool { return e.Exists(fileOf(missPath)) })
+	settle()
+
+	// Each change renders its page once; twice when its pre-generation
+	// met the full disk (not stored: the file went to .old) and a reader
+	// rendered it after. More would be a change applied again.
+	after := renders()
+	for _, id := range changed {
+		p := "/politik/" + id + ".html"
+		n := after[p] - before[p]
+		t.Logf("%s: %d renders after its change (%d while the data folder was full)", p, n, during[p]-before[p])
+		if n < 1 || n > 2 {
+			t.Errorf("%s rendered %d times after its change, want 1 or 2 (the change applied once)", p, n)
+		}
+	}
+	if n := after[earlyPath]; n != 2 {
+		t.Errorf("%s rendered %d times, want 2 (its change applied once)", earlyPath, n)
+	}
+	log := e.Log()
+	if n := strings.Count(log, diskFullLog+"data folder"); n > 1 {
+		t.Errorf("%q logged %d times, want at most once", diskFullLog+"data folder", n)
+	}
+	if strings.Contains(log, "cannot record render") {
+		t.Errorf("a full data folder was logged per render")
+	}
+	e.Stop()
+
+	eng, err := cache.Open(cache.Options{DataDir: e.DataDir, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos, err := eng.Position("staging")
+	eng.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pos < last {
+		t.Errorf("stored staging position %d, want at least %d (the last change)", pos, last)
 	}
 	checkRegistry(t, e)
 }
