@@ -71,7 +71,7 @@ func (tw *teeWriter) WriteHeader(code int) {
 	}
 	if cacheable {
 		tw.tmp, tw.tmpName, tw.tmpErr = store.createTemp()
-		if tw.tmpErr != nil {
+		if tw.tmpErr != nil && !store.space.Failed(tw.tmpErr) { // a full disk is logged once
 			store.log.Error("cannot cache render", zap.String("url", tw.t.Key), zap.Error(tw.tmpErr))
 		}
 	}
@@ -176,6 +176,11 @@ func (tw *teeWriter) Write(p []byte) (int, error) {
 		tw.written += int64(n)
 		if err != nil {
 			tw.tmpErr = err
+			if tw.site.Store.space.Failed(err) {
+				// The disk is full: the render goes on to its clients,
+				// uncached, and the part written goes at once.
+				tw.discardTemp()
+			}
 		}
 	}
 	if tw.wroteClient && !tw.clientDead {
@@ -188,7 +193,7 @@ func (tw *teeWriter) Write(p []byte) (int, error) {
 
 // markSSI marks the temp file as a page with SSI directives.
 func (tw *teeWriter) markSSI() {
-	if err := markSSI(tw.tmp); err != nil {
+	if err := markSSI(tw.tmp); err != nil && !tw.site.Store.space.Failed(err) {
 		tw.site.Store.log.Warn("cannot mark a file with SSI directives", zap.String("url", tw.t.Key), zap.Error(err))
 	}
 }
@@ -222,13 +227,20 @@ func (tw *teeWriter) finish(renderErr error, f *flight) (outcome, int) {
 	if cl := tw.header.Get("Content-Length"); renderErr == nil && cl != "" && cl != itoa(tw.written) {
 		renderErr = errors.New("short body: " + itoa(tw.written) + " of " + cl + " bytes")
 	}
-	err := errors.Join(renderErr, tw.tmpErr, tw.tmp.Close())
+	closeErr := tw.tmp.Close()
 	tw.tmp = nil
+	if renderErr == nil && store.space.Failed(errors.Join(tw.tmpErr, closeErr)) {
+		// Known only at close (some file systems): passed on, uncached.
+		store.removeQuiet(tw.tmpName)
+		return outcomePassthrough, tw.status
+	}
+	err := errors.Join(renderErr, tw.tmpErr, closeErr)
 	if err != nil {
 		store.log.Error("render not cached", zap.String("url", tw.t.Key), zap.Error(err))
 		store.removeQuiet(tw.tmpName)
 		return outcomeFailed, http.StatusBadGateway
 	}
+	store.space.Wrote() // the whole answer is on disk
 	variants := tw.precompress()
 	o, status := outcomeOutdated, tw.status
 	installed := f.installUnlessInvalidated(func() { o, status = tw.install(variants) })
@@ -257,13 +269,15 @@ func (tw *teeWriter) install(variants precompressed) (outcome, int) {
 	}
 	store.resources.note(entry.Deps)
 	if err := store.reg.Put(id, entry); err != nil {
-		store.log.Error("cannot record render; not cached", zap.String("url", tw.t.Key), zap.Error(err))
+		if !registry.IsNoSpace(err) { // a full data folder is logged once, by the registry
+			store.log.Error("cannot record render; not cached", zap.String("url", tw.t.Key), zap.Error(err))
+		}
 		store.removeQuiet(tw.tmpName)
 		store.discardPrecompressed(variants)
 		return outcomePassthrough, tw.status
 	}
 	if err := store.install(tw.tmpName, tw.t.File, variants); err != nil {
-		if !errors.Is(err, errConflict) {
+		if !errors.Is(err, errConflict) && !store.space.Failed(err) {
 			store.log.Error("cannot install render", zap.String("url", tw.t.Key), zap.Error(err))
 		}
 		store.removeQuiet(tw.tmpName)
@@ -292,7 +306,7 @@ func (tw *teeWriter) precompress() precompressed {
 	}
 	store.precompressed.Store(true)
 	v, err := store.precompress(tw.tmpName)
-	if err != nil {
+	if err != nil && !store.space.Failed(err) {
 		store.log.Warn("page not precompressed", zap.String("url", tw.t.Key), zap.Error(err))
 	}
 	return v

@@ -66,6 +66,9 @@ type Store struct {
 	ctx    context.Context // cancelled when the store closes
 	cancel context.CancelFunc
 	bg     sync.WaitGroup // renders no client waits for
+
+	// space follows writes that fail for want of space (space.go).
+	space *registry.Space
 }
 
 // storeDeps is what a Store is given by the engine that opens it: where
@@ -124,6 +127,7 @@ func openStore(dir string, rootID uint16, deps storeDeps) (*Store, error) {
 	s := &Store{dir: dir, rootID: rootID, root: root, realRoot: docrootRealPath(root), reg: deps.reg,
 		access: deps.access, ephemeral: deps.ephemeral, resources: deps.resources, workers: deps.workers,
 		log: deps.log.With(zap.String("docroot", dir)), flights: newFlights(), size: newDocrootSize(deps.sizeWake)}
+	s.space = registry.NewSpace("docroot", dir, s.log)
 	s.rootDir, s.direct = openDirectDir(root)
 	if s.rootDir != nil {
 		s.dirfd = s.rootDir.Fd()

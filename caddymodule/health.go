@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -21,9 +22,10 @@ func init() {
 }
 
 // Health is the `delivery_health` handler (README, "Image service", Health): GET answers
-// {"status":"UP"|"DOWN","components":{"imageStore":{…},"staging":{…}}},
+// {"status":"UP"|"DOWN","components":{"imageStore":{…},"staging":{…},"cache":{…}}},
 // 200 when the app's image store and (if configured) the staging servers
-// can be reached, else 503. It always answers; it never calls the next
+// can be reached and the cache can be written (registry open, docroots
+// writable, free space above cache.HealthMinFreePercent), else 503. It always answers; it never calls the next
 // handler.
 type Health struct {
 	// ShowDetails adds each failing component's error message to the
@@ -32,6 +34,7 @@ type Health struct {
 	ShowDetails bool `json:"show_details,omitempty"`
 
 	log    *zap.Logger
+	app    *App
 	store  *imageStoreRef
 	client *stagingclient.Client
 	state  *healthState
@@ -64,6 +67,7 @@ func (h *Health) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("loading delivery app: %w", err)
 	}
 	app := appIface.(*App)
+	h.app = app
 	if app.Staging != nil {
 		client, _, err := newStagingClient(app.Staging, "staging", h.log)
 		if err != nil {
@@ -103,6 +107,9 @@ func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 			ping = h.client.Ping
 		}
 		body, status := imaging.CheckHealth(ctx, h.store, ping)
+		if !h.checkCache(&body) {
+			status = http.StatusServiceUnavailable
+		}
 		h.logChange(body)
 		return healthResult{body: body, status: status}, nil
 	})
@@ -113,6 +120,33 @@ func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	}
 	imaging.WriteHealth(w, body, res.status)
 	return nil
+}
+
+// componentCache is the health component of the data folder and the
+// docroots.
+const componentCache = "cache"
+
+// checkCache adds the cache component to body: the registry is open and
+// can be written, the docroots can be written, and each has free space
+// (cache.Engine.Health). It reports whether the component is UP.
+func (h *Health) checkCache(body *imaging.Health) bool {
+	start := time.Now()
+	eng, err := h.app.Engine()
+	if err == nil {
+		err = eng.Health()
+	}
+	c := imaging.ComponentHealth{Status: imaging.StatusUp, Details: map[string]any{}}
+	if err != nil {
+		c.Status = imaging.StatusDown
+		c.Details["error"] = err.Error()
+		body.Status = imaging.StatusDown
+	}
+	c.Details["tookMs"] = time.Since(start).Milliseconds()
+	if body.Components == nil {
+		body.Components = map[string]imaging.ComponentHealth{}
+	}
+	body.Components[componentCache] = c
+	return err == nil
 }
 
 // logChange logs the overall status when it changes, with the reasons.

@@ -34,6 +34,9 @@ type metricsCollector struct {
 
 	// Docroot sizes and eviction.
 	docrootBytes, docrootFiles, evicted *prometheus.Desc
+
+	// Full disks (metrics_space.go).
+	diskFullWrites, diskFullPeriods *prometheus.Desc
 }
 
 func newMetricsCollector(a *App) *metricsCollector {
@@ -85,6 +88,9 @@ func newMetricsCollector(a *App) *metricsCollector {
 		docrootFiles: d("docroot_files", "Files of a docroot (pages, .old and precompressed copies).", "docroot"),
 		evicted: d("evicted_total",
 			"Pages evicted (with their copies) to keep a docroot under max_size or its file system above min_free.", "docroot"),
+		diskFullWrites: d("disk_full_writes_total",
+			"Writes that failed for want of space, by folder (docroot: renders passed on uncached; data: registry records).", "folder"),
+		diskFullPeriods: d("disk_full_total", "Times a folder was found full (logged once each), by folder.", "folder"),
 	}
 }
 
@@ -108,7 +114,7 @@ func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.uncacheable, c.journalRejected, c.connected, c.sourceTime, c.lag, c.events, c.unknownEvents,
 		c.imageNegativeHits, c.imageNegativeEvicted, c.servletRefused, c.flushLogPruned, c.flushLogBytes,
 		c.outboxDropped, c.outboxLength, c.outboxBytes, c.misses, c.stale, c.renderRejected, c.renderDuration,
-		c.invalidationLatency, c.docrootBytes, c.docrootFiles, c.evicted} {
+		c.invalidationLatency, c.docrootBytes, c.docrootFiles, c.evicted, c.diskFullWrites, c.diskFullPeriods} {
 		ch <- d
 	}
 }
@@ -132,6 +138,7 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.journalRejected, prometheus.CounterValue, float64(reg.JournalRejected()))
 		c.groupMetrics(ch, eng)
 		c.collectServing(ch, st.ServeStats)
+		c.collectSpace(ch, eng.SpaceStats())
 		buckets := make(map[float64]uint64, len(cache.LatencyBuckets))
 		for i, le := range cache.LatencyBuckets {
 			buckets[le] = st.Latency.Cumulative[i]

@@ -197,13 +197,33 @@ func (j *journal) append(rec journalRecord) (uint64, error) {
 	}
 	line = append(line, '\n')
 	n, err := j.f.Write(line)
-	j.size += int64(n)
 	if err != nil {
+		// A short write (the disk is full) would leave half a line that
+		// the next record is appended to, and both would be unreadable
+		// at the next start: the part written goes again.
+		if n > 0 {
+			if terr := j.cutTail(int64(n)); terr != nil {
+				err = errors.Join(err, terr)
+			}
+		}
 		return 0, fmt.Errorf("write registry journal: %w", err)
 	}
+	j.size += int64(n)
 	j.seq = rec.Seq
 	j.queue = append(j.queue, rec)
 	return rec.Seq, nil
+}
+
+// cutTail removes the last n bytes of the file (a record written in part).
+func (j *journal) cutTail(n int64) error {
+	info, err := j.f.Stat()
+	if err != nil {
+		return fmt.Errorf("cut short registry journal record: %w", err)
+	}
+	if err := j.f.Truncate(max(info.Size()-n, 0)); err != nil {
+		return fmt.Errorf("cut short registry journal record: %w", err)
+	}
+	return nil
 }
 
 func (j *journal) take(n int) []journalRecord {

@@ -137,7 +137,9 @@ func (r *Registry) writer() {
 			closing = true
 		}
 		if closing || time.Now().After(fail.retryAt) {
-			fail.record(r.log, r.flushPending())
+			err := r.flushPending()
+			fail.record(r.log, err)
+			r.noteApply(err)
 		}
 		if closing {
 			return

@@ -58,6 +58,12 @@ type Registry struct {
 
 	// entries is the number of entries, once asked for (query_count.go).
 	entries entryCounter
+
+	// space follows journal appends that fail for want of space, and
+	// applyFailing is set while the writer cannot apply the journal
+	// (health.go).
+	space        *Space
+	applyFailing atomic.Pointer[error]
 }
 
 type pendingRecord struct {
@@ -93,7 +99,8 @@ func Open(dir string, log *zap.Logger) (*Registry, error) {
 		return nil, fmt.Errorf("prepare registry %s: %w", path, err)
 	}
 	r := &Registry{db: db, log: log, pending: map[FileID]pendingRecord{},
-		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
+		space: NewSpace("data folder", dir, log)}
 	r.applied = sync.NewCond(&r.mu)
 	if err := db.View(r.loadRetired); err != nil {
 		db.Close()
@@ -193,8 +200,10 @@ func (r *Registry) submit(id FileID, e *Entry) error {
 	defer r.mu.Unlock()
 	seq, err := r.journal.append(journalRecord{Root: id.Root, File: id.File, Entry: e})
 	if err != nil {
+		r.space.Failed(err)
 		return err
 	}
+	r.space.Wrote()
 	r.pending[id] = pendingRecord{seq: seq, entry: e}
 	select {
 	case r.wake <- struct{}{}:
