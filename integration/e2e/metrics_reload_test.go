@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/delivery-edge/edge/integration/harness"
 	"github.com/delivery-edge/edge/integration/origin"
@@ -38,9 +39,12 @@ func TestMetricsAcrossReloads(t *testing.T) {
 		t.Fatalf("%s: %d %q", img, status, body)
 	}
 	const hits, images = "delivery_cache_hits_total", `delivery_image_requests_total{outcome="generated"}`
+	// A reload closes the old server's idle connections: every request
+	// here gets a connection of its own.
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
 	scrape := func(when string) (string, map[string]bool) {
 		t.Helper()
-		status, _, body := harness.Get(t, nil, base+"/metrics")
+		status, _, body := harness.Get(t, fresh, base+"/metrics")
 		if status != 200 {
 			t.Fatalf("%s: /metrics answered %d: %q", when, status, body)
 		}
@@ -65,7 +69,7 @@ func TestMetricsAcrossReloads(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("reload %d: %d %s", i, resp.StatusCode, msg)
 		}
-		harness.Get(t, nil, base+"/politik/story100.html")
+		harness.Get(t, fresh, base+"/politik/story100.html")
 		body, now := scrape("after reload " + strconv.Itoa(i))
 		for name := range first {
 			if strings.HasPrefix(name, "delivery_") && !now[name] {
