@@ -135,7 +135,7 @@ func TestInvalidationPregeneratesWhatIsRead(t *testing.T) {
 	n := o.Renders(read)
 	o.Content.Update("story100", map[string]any{"copytext": "vorab gerendert"})
 	o.Content.Update("story105", map[string]any{"copytext": "erst auf Anfrage"})
-	waitFor(t, 5*time.Second, "the read page pre-generated", func() bool { return o.Renders(read) == n+1 })
+	waitFor(t, 15*time.Second, "the read page pre-generated", func() bool { return o.Renders(read) == n+1 })
 	body, _ := os.ReadFile(e.File(fileOf(read)))
 	if !strings.Contains(string(body), "vorab gerendert") || e.Exists(fileOf(read)+cache.OldSuffix) {
 		t.Fatal("the pre-generated page is not in place")
