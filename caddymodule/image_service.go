@@ -123,7 +123,7 @@ func (h *ImageService) Provision(ctx caddy.Context) error {
 	h.client, h.store = client, store
 	var st imaging.Store = store
 	if mem, ttl := h.memoryCache(); mem > 0 {
-		st = imaging.NewMemoryCache(store, mem, ttl, log)
+		st = imaging.NewMemoryCache(store, mem, ttl, log).CountIn(imageMetrics)
 	}
 	h.access = imaging.NewAccess(h.accessConfig(), st, imaging.NewStagingCMS(client), log,
 		imaging.WithNegativeCache(store.negative), imaging.WithMetrics(imageMetrics))

@@ -32,6 +32,9 @@ type Snapshot struct {
 	// Docroots are the open docroots: what their files take and what the
 	// size limits evicted.
 	Docroots []DocrootStats `json:"docroots,omitempty"`
+	// Images is the image service (stats_images.go); nil when this
+	// process has no image store.
+	Images *ImageStats `json:"images,omitempty"`
 }
 
 // DocrootStats are the figures of one docroot.
@@ -54,6 +57,8 @@ type DocrootStats struct {
 type CacheStats struct {
 	// Hits are requests answered from a cached file (memory or disk).
 	Hits int64 `json:"hits"`
+	// HitRatio is Hits of Hits and Misses together (0 before the first).
+	HitRatio float64 `json:"hit_ratio"`
 	// Renders counts the renders by how they ended: stored, passthrough,
 	// gone, failed, outdated.
 	Renders map[string]int64 `json:"renders"`
@@ -80,6 +85,8 @@ type HotSetStats struct {
 	Bytes   int64 `json:"bytes"`
 	Hits    int64 `json:"hits"`
 	Fills   int64 `json:"fills"`
+	// HitRatio is the share of the cache's hits answered from memory.
+	HitRatio float64 `json:"hit_ratio"`
 }
 
 // QueueStats are the lengths of the invalidation queues.
@@ -126,6 +133,7 @@ func (a *App) Snapshot() Snapshot {
 		s.fillEngine(eng, a.dataDir)
 	}
 	s.fillGroups(a)
+	s.Images = a.imageStats()
 	if ps, ok := a.stagingStats(); ok {
 		s.Staging = &StagingStats{Connected: ps.Connected, LagSeconds: ps.Lag.Seconds(), AppliedSourceTime: ps.Applied,
 			Events: ps.Events}
@@ -139,7 +147,9 @@ func (s *Snapshot) fillEngine(eng *cache.Engine, dataDir string) {
 	s.Cache.Removed, s.Cache.Pregenerated = st.Removed, st.Pregenerated
 	s.Cache.Misses, s.Cache.Stale = st.Misses, st.Stale
 	s.Cache.RenderRejected, s.Cache.TooLarge = st.RenderRejected, st.TooLarge
-	s.Cache.Hot = HotSetStats{Entries: st.Hot.Entries, Bytes: st.Hot.Bytes, Hits: st.Hot.Hits, Fills: st.Hot.Fills}
+	s.Cache.Hot = HotSetStats{Entries: st.Hot.Entries, Bytes: st.Hot.Bytes, Hits: st.Hot.Hits, Fills: st.Hot.Fills,
+		HitRatio: ratio(st.Hot.Hits, st.Hits)}
+	s.Cache.HitRatio = ratio(st.Hits, st.Hits+st.Misses)
 	s.Queues.Removal = QueueStat{Length: st.RemovalQueue, OldestAgeSeconds: ageSeconds(s.Time, st.RemovalOldest)}
 	s.Queues.Pregeneration = QueueStat{Length: st.PregenQueue, OldestAgeSeconds: ageSeconds(s.Time, st.PregenOldest)}
 	reg := eng.Registry()
@@ -155,6 +165,14 @@ func (s *Snapshot) fillEngine(eng *cache.Engine, dataDir string) {
 	if info, err := os.Stat(filepath.Join(dataDir, registry.FileName)); err == nil {
 		s.Registry.FileBytes = info.Size()
 	}
+}
+
+// ratio is part of whole, 0 when whole is 0.
+func ratio(part, whole int64) float64 {
+	if whole <= 0 {
+		return 0
+	}
+	return float64(part) / float64(whole)
 }
 
 // ageSeconds is how long before now since was (0 for the zero time).

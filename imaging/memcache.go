@@ -48,6 +48,7 @@ type MemoryCache struct {
 	staleServed atomic.Int64
 	failing     atomic.Bool // the store failed the last refresh (logged once)
 	log         *zap.Logger
+	metrics     *Metrics // counts variants read from memory and from the store (CountIn)
 }
 
 // StaleIfError is how long past its time an expired state record is
@@ -68,6 +69,26 @@ func NewMemoryCache(inner Store, maxBytes int64, stateTTL time.Duration, log *za
 	}
 	return &MemoryCache{Store: inner, maxBytes: maxBytes, stateTTL: stateTTL, now: time.Now,
 		lru: list.New(), byKey: map[string]*list.Element{}, log: log}
+}
+
+// CountIn makes the cache count the variants it answers from memory and
+// those it reads from the store in m (Metrics' FromMemory, FromStore).
+func (s *MemoryCache) CountIn(m *Metrics) *MemoryCache {
+	s.metrics = m
+	return s
+}
+
+// countVariant counts a variant answered from memory or read from the
+// store; state records are not variants.
+func (s *MemoryCache) countVariant(ttl time.Duration, fromMemory bool) {
+	if s.metrics == nil || ttl != 0 {
+		return
+	}
+	if fromMemory {
+		s.metrics.fromMemory.Add(1)
+	} else {
+		s.metrics.fromStore.Add(1)
+	}
 }
 
 // StaleServed is how many reads were answered with an expired state
@@ -94,6 +115,7 @@ func (s *MemoryCache) Get(ctx context.Context, key string) (*Object, error) {
 	}
 	obj, expired := s.lookup(key)
 	if obj != nil && !expired {
+		s.countVariant(ttl, true)
 		return obj, nil
 	}
 	// One read of the store for every request waiting for this key; it
@@ -117,6 +139,7 @@ func (s *MemoryCache) Get(ctx context.Context, key string) (*Object, error) {
 		if s.failing.CompareAndSwap(true, false) {
 			s.log.Info("image store reachable again; state records are read from it")
 		}
+		s.countVariant(ttl, false)
 		return copyObject(v.(*Object)), nil
 	case errors.Is(err, ErrNotFound):
 		s.forget(key)

@@ -34,7 +34,8 @@ func TestMemoryCache(t *testing.T) {
 	ctx := context.Background()
 	inner := &countingStore{Store: newTestFolderStore(t), gets: map[string]*atomic.Int64{}}
 	now := time.Unix(1000, 0)
-	s := NewMemoryCache(inner, 1<<20, time.Second, nil)
+	m := new(Metrics)
+	s := NewMemoryCache(inner, 1<<20, time.Second, nil).CountIn(m)
 	s.now = func() time.Time { return now }
 
 	uuid := "491e3bf6-3b4a-4f3e-9a43-0c6b8f4f1d2a"
@@ -63,6 +64,11 @@ func TestMemoryCache(t *testing.T) {
 	if inner.n(variant) != 1 || inner.n(VariantsKey) != 3 || inner.n(IndexKey("16x9-768", uuid)) != 3 {
 		t.Fatalf("store gets: variant %d, variants %d, index %d", inner.n(variant), inner.n(VariantsKey),
 			inner.n(IndexKey("16x9-768", uuid)))
+	}
+
+	// Variants are counted by where they came from; nothing else is.
+	if ms := m.Snapshot(); ms.FromStore != 1 || ms.FromMemory != 2 {
+		t.Fatalf("variants from the store %d, from memory %d; want 1 and 2", ms.FromStore, ms.FromMemory)
 	}
 
 	// State records: for the TTL only.

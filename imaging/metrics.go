@@ -54,6 +54,9 @@ type Metrics struct {
 	// last, the longer ones.
 	generation [len(GenerationBuckets) + 1]atomic.Uint64
 	genSumUs   atomic.Int64
+	// Variants a MemoryCache answered from memory and read from its store
+	// (MemoryCache.CountIn).
+	fromMemory, fromStore atomic.Uint64
 }
 
 // MetricsSnapshot is Metrics at one moment.
@@ -68,6 +71,9 @@ type MetricsSnapshot struct {
 	// GenerationCumulative holds, for each bound of GenerationBuckets, the
 	// number of generations that took at most that long.
 	GenerationCumulative [len(GenerationBuckets)]uint64
+	// FromMemory and FromStore count the variants the memory caches
+	// counting here answered from memory and read from the image store.
+	FromMemory, FromStore uint64
 }
 
 // Snapshot returns the figures.
@@ -83,6 +89,7 @@ func (m *Metrics) Snapshot() MetricsSnapshot {
 	}
 	s.Generations = n + m.generation[len(GenerationBuckets)].Load()
 	s.GenerationSeconds = float64(m.genSumUs.Load()) / 1e6
+	s.FromMemory, s.FromStore = m.fromMemory.Load(), m.fromStore.Load()
 	return s
 }
 
