@@ -21,18 +21,7 @@ import (
 
 // openTempDir opens the temp folder for createTempDirect (nil where it
 // cannot be opened: the os.Root way is taken).
-func openTempDir(root *os.Root) (*os.File, syscall.RawConn) {
-	d, err := root.Open(TempDir)
-	if err != nil {
-		return nil, nil
-	}
-	rc, err := d.SyscallConn()
-	if err != nil {
-		d.Close()
-		return nil, nil
-	}
-	return d, rc
-}
+func openTempDir(root *os.Root) (*os.File, syscall.RawConn) { return openRootDir(root, TempDir) }
 
 // createTempDirect creates the temp file base in the open temp folder.
 func (s *Store) createTempDirect(base string) (*os.File, error) {

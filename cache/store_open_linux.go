@@ -21,8 +21,12 @@ import (
 var errLinked = errors.New("a symbolic link is on the way")
 
 // openDirectDir opens the docroot's folder for openDirect.
-func openDirectDir(root *os.Root) (*os.File, syscall.RawConn) {
-	d, err := root.Open(".")
+func openDirectDir(root *os.Root) (*os.File, syscall.RawConn) { return openRootDir(root, ".") }
+
+// openRootDir opens a folder of root with its raw descriptor, for calls
+// relative to it (nil, nil where it cannot be opened).
+func openRootDir(root *os.Root, name string) (*os.File, syscall.RawConn) {
+	d, err := root.Open(name)
 	if err != nil {
 		return nil, nil
 	}

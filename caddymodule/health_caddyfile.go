@@ -1,11 +1,8 @@
 package caddymodule
 
 import (
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // DefaultHealthPath is where delivery_health answers when the directive
@@ -21,21 +18,7 @@ func init() {
 // Without a matcher the handler answers only DefaultHealthPath, never
 // every request of the site.
 func parseHealthDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
-	if !h.Next() {
-		return nil, h.ArgErr()
-	}
-	matcherSet, err := h.ExtractMatcherSet()
-	if err != nil {
-		return nil, err
-	}
-	if matcherSet == nil {
-		matcherSet = caddy.ModuleMap{"path": caddyconfig.JSON(caddyhttp.MatchPath{DefaultHealthPath}, nil)}
-	}
-	hh := new(Health)
-	if err := hh.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return h.NewRoute(matcherSet, hh), nil
+	return pathRoute(h, DefaultHealthPath, new(Health))
 }
 
 // UnmarshalCaddyfile reads

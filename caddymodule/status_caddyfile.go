@@ -2,10 +2,8 @@ package caddymodule
 
 import (
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // DefaultStatusPath is where delivery_status answers when the directive
@@ -23,21 +21,7 @@ func init() {
 // Without a matcher the handler answers only DefaultStatusPath, never
 // every request of the site.
 func parseStatusDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
-	if !h.Next() {
-		return nil, h.ArgErr()
-	}
-	matcherSet, err := h.ExtractMatcherSet()
-	if err != nil {
-		return nil, err
-	}
-	if matcherSet == nil {
-		matcherSet = caddy.ModuleMap{"path": caddyconfig.JSON(caddyhttp.MatchPath{DefaultStatusPath}, nil)}
-	}
-	s := new(Status)
-	if err := s.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return h.NewRoute(matcherSet, s), nil
+	return pathRoute(h, DefaultStatusPath, new(Status))
 }
 
 // UnmarshalCaddyfile reads
