@@ -214,7 +214,8 @@ func (tw *teeWriter) finish(renderErr error, f *flight) (outcome, int) {
 		// Only the edge's own files for exactly this name go; a name that
 		// cannot be a file (a file is in the way) has nothing to record.
 		if store.purge(tw.t.File) {
-			if err := store.reg.Remove(store.ID(tw.t.File)); err != nil {
+			if err := store.reg.Remove(store.ID(tw.t.File)); err != nil && !registry.IsNoSpace(err) {
+				// (a full data folder is logged once, by the registry)
 				store.log.Error("cannot record removal", zap.String("url", tw.t.Key), zap.Error(err))
 			}
 		}

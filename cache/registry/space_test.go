@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -169,4 +170,32 @@ func openBolt(t *testing.T, _ string) *bolt.DB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+// TestSpaceBackOnlyWhenAPageFits: a small write that still fits while the
+// file system is full does not end the condition (no flapping of the log
+// and of health); a whole-page probe that works does.
+func TestSpaceBackOnlyWhenAPageFits(t *testing.T) {
+	var probeErr syscall.Errno = syscall.ENOSPC
+	s := NewSpace("test", t.TempDir(), nil).WithProbe(func() error {
+		if probeErr != 0 {
+			return probeErr
+		}
+		return nil
+	})
+	if !s.Failed(fmt.Errorf("write: %w", syscall.ENOSPC)) {
+		t.Fatal("ENOSPC not taken as no space")
+	}
+	s.Wrote() // a small record fitted into a page the file system had
+	if s.Full() == nil {
+		t.Fatal("a small write ended the full condition while a page does not fit")
+	}
+	probeErr = 0
+	s.Wrote()
+	if err := s.Full(); err != nil {
+		t.Fatalf("still full after a page fitted: %v", err)
+	}
+	if s.Periods() != 1 {
+		t.Fatalf("%d full periods, want 1", s.Periods())
+	}
 }
