@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -25,8 +26,13 @@ type variantCache struct {
 	defs        map[string]VariantDef
 	fetched     time.Time
 	lastAttempt time.Time
-	refresh     sync.Mutex // one refresh at a time
+	refresh     sync.Mutex  // one refresh at a time
+	failing     atomic.Bool // the last refresh failed (logged once until one works)
 }
+
+// errRefreshBusy: another request is refreshing the definitions; the
+// cached ones serve meanwhile.
+var errRefreshBusy = errors.New("variant definitions: a refresh is under way")
 
 // minVariantRefresh is the least time between two CMS fetches of the
 // definitions triggered by URLs (protects the CMS from crafted stamps).
@@ -43,15 +49,22 @@ func (c *variantCache) get(ctx context.Context, name string, minModified int64) 
 	stale := defs == nil || time.Since(fetched) > c.ttl
 	// "original" needs no definition: its absence is no reason to ask.
 	wanted := (!ok && name != VariantOriginal) || (ok && d.Modified < minModified)
-	if stale || (wanted && time.Since(last) >= minVariantRefresh) {
-		fresh, err := c.load(ctx)
+	// With definitions cached, the CMS is asked at most once per
+	// minVariantRefresh, by one request at a time, and nobody waits for
+	// it: while it is down (or slow) the cached ones serve.
+	if defs == nil || ((stale || wanted) && time.Since(last) >= minVariantRefresh) {
+		fresh, err := c.load(ctx, defs != nil)
 		switch {
 		case err == nil:
 			defs = fresh
 		case defs == nil:
 			return VariantDef{}, err
+		case errors.Is(err, errRefreshBusy):
 		default:
-			c.log.Warn("variant definitions: refresh failed, using cached ones", zap.Error(err))
+			if c.failing.CompareAndSwap(false, true) {
+				c.log.Warn("variant definitions: refresh failed, using cached ones; logged again when a refresh works",
+					zap.Error(err))
+			}
 		}
 		d, ok = defs[name]
 	}
@@ -66,8 +79,16 @@ func (c *variantCache) get(ctx context.Context, name string, minModified int64) 
 
 // load fetches the definitions from the CMS (mirroring them into the
 // store), or, if the CMS fails and nothing is cached yet, from the store.
-func (c *variantCache) load(ctx context.Context) (map[string]VariantDef, error) {
-	c.refresh.Lock()
+// With cached ones (haveCached) it does not wait for a refresh under way:
+// errRefreshBusy.
+func (c *variantCache) load(ctx context.Context, haveCached bool) (map[string]VariantDef, error) {
+	if haveCached {
+		if !c.refresh.TryLock() {
+			return nil, errRefreshBusy
+		}
+	} else {
+		c.refresh.Lock()
+	}
 	defer c.refresh.Unlock()
 	c.mu.Lock()
 	if c.defs != nil && time.Since(c.lastAttempt) < minVariantRefresh/10 {
@@ -84,6 +105,9 @@ func (c *variantCache) load(ctx context.Context) (map[string]VariantDef, error) 
 		c.mu.Lock()
 		c.defs, c.fetched = defs, time.Now()
 		c.mu.Unlock()
+		if c.failing.CompareAndSwap(true, false) {
+			c.log.Info("variant definitions refreshed again")
+		}
 		if b, err := json.Marshal(list); err == nil {
 			if err := c.store.Put(ctx, VariantsKey, b, "application/json", nil); err != nil {
 				c.log.Warn("variant definitions: cannot mirror into the store", zap.Error(err))
