@@ -2,9 +2,12 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,7 +59,12 @@ func runStorm(b *testing.B, n int) {
 	// The edge over a seeded docroot, and a plain reverse proxy.
 	dir := b.TempDir()
 	seedStorm(b, dir, n)
-	edge := harness.StartEdge(b, harness.EdgeOptions{Origin: backendAddr, Dir: dir,
+	profile := os.Getenv("BENCH_STORM_PROFILE") // a file: the edge's CPU profile of the storm's first 30 s
+	var adminAddr string
+	if profile != "" {
+		adminAddr = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(b))
+	}
+	edge := harness.StartEdge(b, harness.EdgeOptions{Origin: backendAddr, Dir: dir, Admin: adminAddr,
 		Global: fmt.Sprintf("pregenerate {\nworkers %d\n}", stormWorkers), Route: "metrics /metrics"})
 	proxyDir := b.TempDir()
 	proxyPort := harness.FreePort(b)
@@ -103,6 +111,17 @@ http://127.0.0.1:%[2]d {
 	if status, _, _ := harness.Get(b, client, edge.URL()+"/m/after-deploy.html"); status != 200 {
 		b.Fatalf("render after the deploy: %d", status)
 	}
+	profiled := make(chan struct{})
+	if profile != "" {
+		go func() {
+			defer close(profiled)
+			if err := fetchProfile("http://"+adminAddr+"/debug/pprof/profile?seconds=30", profile); err != nil {
+				b.Logf("CPU profile: %v", err)
+			}
+		}()
+	} else {
+		close(profiled)
+	}
 	var during benchkit.Histogram
 	hitCtx, stopHits := context.WithCancel(context.Background())
 	hitsDone := make(chan struct{})
@@ -134,6 +153,7 @@ http://127.0.0.1:%[2]d {
 	}
 	stopHits()
 	<-hitsDone
+	<-profiled
 	after := scrape()
 	pregenerated := after["delivery_pregenerated_total"] - before["delivery_pregenerated_total"]
 	failed := after[`delivery_cache_renders_total{outcome="failed"}`] - before[`delivery_cache_renders_total{outcome="failed"}`]
@@ -184,4 +204,22 @@ func missPaths(tag string, round int) []string {
 		paths[k] = fmt.Sprintf("/m/%s%d/%d/p%d.html", tag, round, k/1000, k)
 	}
 	return paths
+}
+
+// fetchProfile saves the answer of a pprof URL to file.
+func fetchProfile(url, file string) error {
+	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	return errors.Join(err, f.Close())
 }
