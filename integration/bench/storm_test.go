@@ -24,7 +24,7 @@ const (
 
 // BenchmarkStorm: a template deploy invalidates every page of a docroot
 // (BENCH_STORM_FILES, default 100,000) with pre-generation on (16
-// workers), in front of a render backend that renders in 5 ms with 16
+// workers, BENCH_STORM_PREGEN), in front of a render backend that renders in 5 ms with 16
 // workers. It reports
 //
 //   - the re-render rate until the pre-generation queue drains, against
@@ -59,13 +59,17 @@ func runStorm(b *testing.B, n int) {
 	// The edge over a seeded docroot, and a plain reverse proxy.
 	dir := b.TempDir()
 	seedStorm(b, dir, n)
+	// The edge's pre-generation workers (BENCH_STORM_PREGEN, default as
+	// many as the backend has): more keep the backend busy while others
+	// write their files.
+	pregenWorkers := envInt("BENCH_STORM_PREGEN", stormWorkers)
 	profile := os.Getenv("BENCH_STORM_PROFILE") // a file: the edge's CPU profile of the storm's first 30 s
 	var adminAddr string
 	if profile != "" {
 		adminAddr = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(b))
 	}
 	edge := harness.StartEdge(b, harness.EdgeOptions{Origin: backendAddr, Dir: dir, Admin: adminAddr,
-		Global: fmt.Sprintf("pregenerate {\nworkers %d\n}", stormWorkers), Route: "metrics /metrics"})
+		Global: fmt.Sprintf("pregenerate {\nworkers %d\n}", pregenWorkers), Route: "metrics /metrics"})
 	proxyDir := b.TempDir()
 	proxyPort := harness.FreePort(b)
 	proxy := harness.StartCaddy(b, proxyDir, fmt.Sprintf(`{
@@ -173,7 +177,7 @@ http://127.0.0.1:%[2]d {
 
 	idleP99, stormP99 := idle.Quantile(0.99), during.Quantile(0.99)
 	fmt.Printf("\nRender storm: a template deploy invalidates %d pages, pregenerate { workers %d }, backend %v × %d workers\n",
-		n, stormWorkers, stormRender, stormWorkers)
+		n, pregenWorkers, stormRender, stormWorkers)
 	fmt.Printf("| measure | value | goal |\n|---|---|---|\n")
 	fmt.Printf("| backend capacity (wrk -c%d straight at it, median of %d) | %.0f renders/s | |\n", stormWorkers,
 		benchkit.Rounds(), backendRate)

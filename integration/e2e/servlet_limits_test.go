@@ -173,8 +173,11 @@ func TestServletFlushFloodWithPeerDownKeepsRegistryBounded(t *testing.T) {
 	eventuallyE2E(t, 10*time.Second, "the caps' lines", func() bool {
 		return strings.Contains(e.Log(), "flush log at its size cap") && strings.Contains(e.Log(), "outbox of a peer at its size cap")
 	})
-	if l, p := strings.Count(e.Log(), "flush log at its size cap"), strings.Count(e.Log(), "outbox of a peer at its size cap"); l > 2 || p > 2 {
-		t.Fatalf("%d flush log lines and %d outbox lines", l, p)
+	// (The flood takes about a minute; on a loaded machine several.)
+	most := int(time.Since(start)/time.Minute) + 2
+	if l, p := strings.Count(e.Log(), "flush log at its size cap"), strings.Count(e.Log(), "outbox of a peer at its size cap"); l > most || p > most {
+		t.Fatalf("%d flush log lines and %d outbox lines in %v, want at most %d each (once a minute)", l, p,
+			time.Since(start).Round(time.Second), most)
 	}
 }
 
