@@ -61,7 +61,7 @@ func runStorm(b *testing.B, n int) {
 	seedStorm(b, dir, n)
 	// The edge's pre-generation workers (BENCH_STORM_PREGEN, default as
 	// many as the backend has): more keep the backend busy while others
-	// write their files.
+	// write their files (temp file, journal, rename).
 	pregenWorkers := envInt("BENCH_STORM_PREGEN", stormWorkers)
 	profile := os.Getenv("BENCH_STORM_PROFILE") // a file: the edge's CPU profile of the storm's first 30 s
 	var adminAddr string
