@@ -23,8 +23,11 @@ const HeaderSourceTime = "Delivery-Source-Time"
 
 // Defaults of Config.
 const (
-	DefaultTimeout     = 10 * time.Second
-	DefaultMaxAttempts = 8
+	DefaultTimeout = 10 * time.Second
+	// DefaultMaxAttempts: the backoffs between 10 attempts add up to 4.6–9.2 s,
+	// so replicas that lag a few seconds behind what the client has seen
+	// (a document it just learned of) are waited for, not given up on.
+	DefaultMaxAttempts = 10
 	DefaultBackoffBase = 50 * time.Millisecond
 	DefaultBackoffMax  = 2 * time.Second
 )
