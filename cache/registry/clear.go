@@ -126,27 +126,9 @@ func (r *Registry) clearEntries(tx *bolt.Tx, after []byte, cutoff int64) (n, del
 // clearIndex deletes, of up to clearBatch index keys after after, those
 // of entries created before cutoff, and malformed ones.
 func clearIndex(tx *bolt.Tx, after []byte, cutoff int64) (n, deleted int, next []byte, err error) {
-	b := tx.Bucket(bucketIndex)
-	c := b.Cursor()
-	var del [][]byte
-	k, v := seekAfter(c, after)
-	for ; k != nil && n < clearBatch; k, v = c.Next() {
-		n++
-		next = bytes.Clone(k)
-		if len(v) >= 2 && indexCreated(v) >= cutoff {
-			continue
-		}
-		del = append(del, next)
-	}
-	if k == nil {
-		next = nil
-	}
-	for _, key := range del {
-		if err := b.Delete(key); err != nil {
-			return n, 0, nil, err
-		}
-	}
-	return n, len(del), next, nil
+	return deleteBatch(tx.Bucket(bucketIndex), after, clearBatch, func(_, v []byte) bool {
+		return len(v) < 2 || indexCreated(v) < cutoff
+	})
 }
 
 // clearQueue takes off, of up to clearBatch jobs of a queue after the
@@ -236,36 +218,26 @@ func clearParked(tx *bolt.Tx, q QueueKind, after []byte, cutoff int64) (n, delet
 // clearRetired deletes, of up to clearBatch tombstones after after, those
 // of entries created before cutoff: the entries are gone already.
 func (r *Registry) clearRetired(tx *bolt.Tx, after []byte, cutoff int64) (n, deleted int, next []byte, err error) {
-	b := tx.Bucket(bucketRetired)
-	c := b.Cursor()
-	var del [][]byte
 	var ids []FileID
 	var created []int64
-	k, v := seekAfter(c, after)
-	for ; k != nil && n < clearBatch; k, v = c.Next() {
-		n++
-		next = bytes.Clone(k)
+	n, deleted, next, err = deleteBatch(tx.Bucket(bucketRetired), after, clearBatch, func(_, v []byte) bool {
 		fk, cr, err := splitRetired(v)
-		if err == nil && cr >= cutoff {
-			continue
+		if err != nil {
+			return true
 		}
-		del = append(del, next)
-		if err == nil {
-			ids, created = append(ids, fileIDOf(fk)), append(created, cr)
+		if cr >= cutoff {
+			return false
 		}
-	}
-	if k == nil {
-		next = nil
-	}
-	for _, key := range del {
-		if err := b.Delete(key); err != nil {
-			return n, 0, nil, err
-		}
+		ids, created = append(ids, fileIDOf(fk)), append(created, cr)
+		return true
+	})
+	if err != nil {
+		return n, 0, nil, err
 	}
 	tx.OnCommit(func() {
 		for i, id := range ids {
 			r.retired.done(id, created[i])
 		}
 	})
-	return n, len(del), next, nil
+	return n, deleted, next, nil
 }

@@ -92,6 +92,32 @@ func seekAfter(c *bolt.Cursor, after []byte) (k, v []byte) {
 	return k, v
 }
 
+// deleteBatch looks at up to limit keys of b after the key after and
+// deletes those doomed says must go (after the walk: a cursor must not
+// see its bucket change under it); next is the last key looked at, nil
+// when there are no more.
+func deleteBatch(b *bolt.Bucket, after []byte, limit int, doomed func(k, v []byte) bool) (n, deleted int, next []byte, err error) {
+	var del [][]byte
+	c := b.Cursor()
+	k, v := seekAfter(c, after)
+	for ; k != nil && n < limit; k, v = c.Next() {
+		n++
+		next = bytes.Clone(k)
+		if doomed(k, v) {
+			del = append(del, next)
+		}
+	}
+	if k == nil {
+		next = nil
+	}
+	for _, key := range del {
+		if err := b.Delete(key); err != nil {
+			return n, 0, nil, err
+		}
+	}
+	return n, len(del), next, nil
+}
+
 // addMissingKeys writes the index keys missing for up to repairBatch
 // entries after the entry key after; next is the last entry looked at,
 // nil when there are no more.
@@ -134,45 +160,26 @@ func (r *Registry) addMissingKeys(tx *bolt.Tx, after []byte) (n, added int, next
 // malformed ones and those whose entry is gone or lacks their dependency;
 // next is the last key looked at, nil when there are no more.
 func (r *Registry) removeBadKeys(tx *bolt.Tx, after []byte) (n, removed int, next []byte, err error) {
-	idx := tx.Bucket(bucketIndex)
 	entries := tx.Bucket(bucketEntries)
-	c := idx.Cursor()
-	var del [][]byte
-	k, v := seekAfter(c, after)
-	for ; k != nil && n < repairBatch; k, v = c.Next() {
-		n++
-		next = bytes.Clone(k)
+	return deleteBatch(tx.Bucket(bucketIndex), after, repairBatch, func(k, v []byte) bool {
 		i := bytes.IndexByte(k, 0)
 		if i < 1 || len(k) < i+3 {
-			del = append(del, next)
-			continue
+			return true
 		}
 		fk := k[i+1:]
 		if !r.visible(fk, indexCreated(v)) {
-			continue // a removed file's key awaiting the sweep
+			return false // a removed file's key awaiting the sweep
 		}
 		raw := entries.Get(fk)
 		if raw == nil {
-			del = append(del, next)
-			continue
+			return true
 		}
 		var e Entry
 		if unmarshalEntry(raw, &e) != nil {
-			continue // reported by the check; its keys stay until it is rendered again
+			return false // reported by the check; its keys stay until it is rendered again
 		}
-		if !slices.ContainsFunc(e.indexDeps(), func(d Dependency) bool {
+		return !slices.ContainsFunc(e.indexDeps(), func(d Dependency) bool {
 			return byte(d.Kind) == k[0] && d.Name == string(k[1:i])
-		}) {
-			del = append(del, next)
-		}
-	}
-	if k == nil {
-		next = nil
-	}
-	for _, key := range del {
-		if err := idx.Delete(key); err != nil {
-			return n, 0, nil, err
-		}
-	}
-	return n, len(del), next, nil
+		})
+	})
 }
