@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,9 +17,19 @@ const accessShards = 64
 // AccessLog records when cached files were last read. Hits only touch one
 // of many small shards in memory; Flush writes the collected times to the
 // registry in one transaction, never on the hit path.
+//
+// The batch being written stays readable (Pending) until the next Flush
+// replaces it: it left the shards before its transaction committed, and a
+// reader whose transaction began before that commit finds it in neither
+// place otherwise. The evictor then took pages read a moment ago for the
+// least recently read, and the invalidator sent them to removal instead of
+// pre-generation.
 type AccessLog struct {
 	seed   maphash.Seed
 	shards [accessShards]accessShard
+
+	flushMu sync.Mutex                       // one Flush at a time
+	last    atomic.Pointer[map[FileID]int64] // the batch of the last Flush; never changed once stored
 }
 
 type accessShard struct {
@@ -65,17 +76,24 @@ func (a *AccessLog) Hits() int64 {
 	return n
 }
 
-// Pending returns the newest access not yet flushed, or 0.
+// Pending returns the newest access not yet flushed, or flushed by the
+// last Flush (0: none).
 func (a *AccessLog) Pending(id FileID) int64 {
 	s := a.shard(id)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m[id]
+	ms := s.m[id]
+	s.mu.Unlock()
+	if last := a.last.Load(); last != nil {
+		ms = max(ms, (*last)[id])
+	}
+	return ms
 }
 
 // Flush writes every collected access time into the registry and forgets
 // it. On failure the times are kept for the next attempt.
 func (a *AccessLog) Flush(reg *registry.Registry) (int, error) {
+	a.flushMu.Lock()
+	defer a.flushMu.Unlock()
 	batch := map[FileID]int64{}
 	for i := range a.shards {
 		s := &a.shards[i]
@@ -91,6 +109,7 @@ func (a *AccessLog) Flush(reg *registry.Registry) (int, error) {
 	if len(batch) == 0 {
 		return 0, nil
 	}
+	a.last.Store(&batch)
 	if err := reg.WriteAccess(batch); err != nil {
 		for id, ms := range batch {
 			a.Touch(id, ms)
