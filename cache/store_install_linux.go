@@ -64,7 +64,7 @@ func (s *Store) installDirect(tmp, name string, variants precompressed) (done bo
 		s.installVariantAt(int(tdir), variants.gzip, dfd, base+GzipSuffix, name+GzipSuffix)
 		s.installVariantAt(int(tdir), variants.brotli, dfd, base+BrotliSuffix, name+BrotliSuffix)
 		n, _ = regularSizeAt(int(tdir), path.Base(tmp))
-		err = renameatRetry(int(tdir), path.Base(tmp), dfd, base)
+		err = replaceAt(int(tdir), path.Base(tmp), dfd, base, had)
 	})
 	if cerr != nil {
 		return true, cerr
@@ -93,7 +93,7 @@ func (s *Store) installVariantAt(tdir int, tmp string, dfd int, base, name strin
 	}
 	n, _ := regularSizeAt(tdir, path.Base(tmp))
 	old, had := regularSizeAt(dfd, base)
-	if renameatRetry(tdir, path.Base(tmp), dfd, base) != nil {
+	if replaceAt(tdir, path.Base(tmp), dfd, base, had) != nil {
 		s.removeQuiet(tmp)
 		s.unlinkQuietAt(dfd, base, name)
 		return
@@ -170,6 +170,53 @@ func openatMode(dir int, name string, flags int, mode uint32) (int, error) {
 		fd, err := syscall.Openat(dir, name, flags, mode)
 		if err != syscall.EINTR { //nolint:errorlint // a bare Errno from the system call
 			return fd, err
+		}
+	}
+}
+
+// replaceAt renames the temp file tmp (in folder tdir) to base (in folder
+// dfd). Over a page that is there (exists) it exchanges the two names
+// (renameat2 RENAME_EXCHANGE: base is never missing, as with a rename) and
+// removes the temp name, which then holds the old page. ext4 writes out a
+// file renamed over another one before the rename, with both folders
+// locked (auto_da_alloc), which made renames the storm's bottleneck (a
+// cross-folder rename also takes the file system's rename lock); an
+// exchange does not. Where exchanging is not supported, or base is gone
+// meanwhile, it is a plain rename.
+func replaceAt(tdir int, tmp string, dfd int, base string, exists bool) error {
+	if !exists {
+		return renameatRetry(tdir, tmp, dfd, base)
+	}
+	err := renameat2Retry(tdir, tmp, dfd, base, unix.RENAME_EXCHANGE)
+	//nolint:errorlint // bare Errnos from the system call
+	switch err {
+	case nil:
+	case syscall.ENOENT, syscall.EINVAL, syscall.ENOSYS, syscall.EOPNOTSUPP:
+		return renameatRetry(tdir, tmp, dfd, base)
+	default:
+		return err
+	}
+	// tmp is what base was: a regular file when it was looked at. Should
+	// anything else have come in meanwhile (a folder, the operator's link),
+	// it goes back, as a rename over it would have failed.
+	var st unix.Stat_t
+	if err := unix.Fstatat(tdir, tmp, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+		if err := renameat2Retry(tdir, tmp, dfd, base, unix.RENAME_EXCHANGE); err != nil {
+			return err
+		}
+		return syscall.EISDIR
+	}
+	// An old page left here by a crash is removed with the temp folder at
+	// the next start.
+	_ = unix.Unlinkat(tdir, tmp, 0)
+	return nil
+}
+
+func renameat2Retry(from int, fromName string, to int, toName string, flags uint) error {
+	for {
+		err := unix.Renameat2(from, fromName, to, toName, flags)
+		if err != syscall.EINTR { //nolint:errorlint // a bare Errno from the system call
+			return err
 		}
 	}
 }
