@@ -124,7 +124,7 @@ func (r *Registry) JournalRejected() int64 { return r.rejected.Load() }
 // rather than at every tick; the records wait in the journal meanwhile.
 func (r *Registry) writer() {
 	defer close(r.done)
-	tick := time.NewTicker(50 * time.Millisecond)
+	tick := time.NewTicker(applyEvery)
 	defer tick.Stop()
 	lastRelease := time.Now()
 	var fail writeFailures
@@ -186,6 +186,10 @@ func (f *writeFailures) record(log *zap.Logger, err error) {
 }
 
 const maxBatch = 2000
+
+// applyEvery is the writer's tick: records wait at most this long in the
+// journal before they are applied (Sync and wakeBatch wake it sooner).
+const applyEvery = 50 * time.Millisecond
 
 // flushPending applies the journal's queue in batches; on an error that
 // is not about a record, what is not done goes back to the queue.
