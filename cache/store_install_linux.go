@@ -183,9 +183,28 @@ func openatMode(dir int, name string, flags int, mode uint32) (int, error) {
 // cross-folder rename also takes the file system's rename lock); an
 // exchange does not. Where exchanging is not supported, or base is gone
 // meanwhile, it is a plain rename.
+//
+// A new page is linked into its folder and the temp name removed: a
+// rename from one folder to another takes the file system's rename lock,
+// and with it the misses of a storm of new pages waited for each other;
+// a link locks only the page's folder.
 func replaceAt(tdir int, tmp string, dfd int, base string, exists bool) error {
 	if !exists {
-		return renameatRetry(tdir, tmp, dfd, base)
+		err := linkatRetry(tdir, tmp, dfd, base)
+		//nolint:errorlint // bare Errnos from the system call
+		switch err {
+		case nil:
+			// A temp name left here by a crash is removed with the temp
+			// folder at the next start.
+			_ = unix.Unlinkat(tdir, tmp, 0)
+			return nil
+		case syscall.EEXIST:
+			return replaceAt(tdir, tmp, dfd, base, true) // something came in meanwhile
+		case syscall.EPERM, syscall.EOPNOTSUPP, syscall.EMLINK, syscall.ENOSYS:
+			return renameatRetry(tdir, tmp, dfd, base) // no hard links here
+		default:
+			return err
+		}
 	}
 	err := renameat2Retry(tdir, tmp, dfd, base, unix.RENAME_EXCHANGE)
 	//nolint:errorlint // bare Errnos from the system call
@@ -215,6 +234,15 @@ func replaceAt(tdir int, tmp string, dfd int, base string, exists bool) error {
 func renameat2Retry(from int, fromName string, to int, toName string, flags uint) error {
 	for {
 		err := unix.Renameat2(from, fromName, to, toName, flags)
+		if err != syscall.EINTR { //nolint:errorlint // a bare Errno from the system call
+			return err
+		}
+	}
+}
+
+func linkatRetry(from int, fromName string, to int, toName string) error {
+	for {
+		err := unix.Linkat(from, fromName, to, toName, 0)
 		if err != syscall.EINTR { //nolint:errorlint // a bare Errno from the system call
 			return err
 		}

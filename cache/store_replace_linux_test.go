@@ -11,8 +11,9 @@ import (
 
 // TestReplaceAt: a temp file goes onto a page by exchange (the page is
 // never missing) and the old page leaves the temp folder; with nothing
-// there it is a rename; a folder or a link that came in after the page
-// was looked at stays where it is, and so does the temp file.
+// there it is linked in and its temp name removed; a folder or a link
+// that came in after the page was looked at stays where it is, and so
+// does the temp file.
 func TestReplaceAt(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -23,6 +24,12 @@ func TestReplaceAt(t *testing.T) {
 		{name: "over a page", exists: true, setup: func(t *testing.T, page string) { writeFile(t, page, "old") }},
 		{name: "nothing there", exists: false, setup: func(*testing.T, string) {}},
 		{name: "page gone meanwhile", exists: true, setup: func(*testing.T, string) {}},
+		{name: "page came in meanwhile", exists: false, setup: func(t *testing.T, page string) { writeFile(t, page, "other") }},
+		{name: "folder came in meanwhile", exists: false, wantErr: true, setup: func(t *testing.T, page string) {
+			if err := os.Mkdir(page, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}},
 		{name: "folder came in", exists: true, wantErr: true, setup: func(t *testing.T, page string) {
 			if err := os.Mkdir(page, 0o755); err != nil {
 				t.Fatal(err)
