@@ -97,25 +97,58 @@ func writeEntries(tx *bolt.Tx, latest map[FileID]*Entry) error {
 	var del, put sortedOps
 	for id, e := range latest {
 		key := id.key()
+		var prev *Entry
 		if old := entries.Get(key); old != nil {
-			var prev Entry
-			if err := unmarshalEntry(old, &prev); err != nil {
+			prev = &Entry{}
+			if err := unmarshalEntry(old, prev); err != nil {
 				return fmt.Errorf("decode entry %s: %w", id.File, err)
 			}
-			del.index(key, &prev)
 		}
 		if e == nil {
+			if prev != nil {
+				del.index(key, prev)
+			}
 			del.add(bucketEntries, key, nil)
 			del.add(bucketAccess, key, nil)
 			continue
 		}
 		put.add(bucketEntries, key, marshalEntry(e))
-		put.index(key, e)
+		indexChange(&del, &put, key, prev, e)
 	}
 	if err := del.apply(tx, true, nil); err != nil {
 		return err
 	}
 	return put.apply(tx, false, nil)
+}
+
+// indexChange adds the index writes from prev (nil: none) to e: keys
+// only prev has are deleted, keys e has are put, unless prev has them
+// with the same value. A re-render keeps its dependencies, so its keys
+// are overwritten in place rather than deleted and put again.
+func indexChange(del, put *sortedOps, fileKey []byte, prev, e *Entry) {
+	var was, now sortedOps
+	if prev != nil {
+		was.index(fileKey, prev)
+	}
+	now.index(fileKey, e)
+	for bucket, olds := range was {
+		news := now[bucket]
+		for _, o := range olds {
+			i := slices.IndexFunc(news, func(n kv) bool { return bytes.Equal(n.k, o.k) })
+			switch {
+			case i < 0:
+				del.add([]byte(bucket), o.k, nil)
+			case bytes.Equal(news[i].v, o.v):
+				news = slices.Delete(news, i, i+1)
+			}
+		}
+		now[bucket] = news
+	}
+	for bucket, news := range now {
+		for _, n := range news {
+			put.add([]byte(bucket), n.k, n.v)
+		}
+	}
 }
 
 // sortedOps collects writes per bucket to apply them in key order.
