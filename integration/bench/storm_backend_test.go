@@ -24,11 +24,18 @@ const stormTemplate = "templates/page.tmpl"
 // stormBackend is a render backend with a fixed capacity: `workers`
 // renders at a time, each taking `render`; further requests wait for a
 // worker. Every page reports its document and the template's hash.
+//
+// It keeps how long its workers were taken (busy) and how long a render
+// held one (held): on a machine it shares with the edge, a render takes
+// longer than `render` when the CPUs are busy, and the backend's capacity
+// falls with it.
 type stormBackend struct {
 	workers chan struct{}
 	render  time.Duration
 	version atomic.Int64 // of the template
 	renders atomic.Int64
+	busy    atomic.Int64 // ns of worker time taken
+	held    benchkit.Histogram
 }
 
 func newStormBackend(workers int, render time.Duration) *stormBackend {
@@ -52,8 +59,12 @@ func (sb *stormBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
+	t0 := time.Now()
 	time.Sleep(sb.render)
 	<-sb.workers
+	took := time.Since(t0)
+	sb.busy.Add(int64(took))
+	sb.held.Record(took)
 	sb.renders.Add(1)
 	hash := sb.templateHash()
 	h := w.Header()

@@ -109,7 +109,8 @@ http://127.0.0.1:%[2]d {
 
 	// The deploy: the template's hash changes; the next render reports it.
 	before := scrape()
-	rendersBefore := backend.renders.Load()
+	rendersBefore, busyBefore := backend.renders.Load(), backend.busy.Load()
+	idleHeld := backend.held.Swap().Quantile(0.5) // a render's time with the backend alone (wrk) and idle hits
 	backend.version.Add(1)
 	start := time.Now()
 	if status, _, _ := harness.Get(b, client, edge.URL()+"/m/after-deploy.html"); status != 200 {
@@ -163,6 +164,10 @@ http://127.0.0.1:%[2]d {
 	failed := after[`delivery_cache_renders_total{outcome="failed"}`] - before[`delivery_cache_renders_total{outcome="failed"}`]
 	rerenderRate := pregenerated / drained.Seconds()
 	backendRenders := backend.renders.Load() - rendersBefore
+	// How much of its capacity the edge kept in use, and how long a render
+	// took meanwhile.
+	busy := float64(backend.busy.Load()-busyBefore) / float64(int64(stormWorkers)*int64(drained))
+	stormHeld := backend.held.Quantile(0.5)
 
 	// Misses: unique paths through the edge and through the plain proxy.
 	misses := benchkit.NewSeries()
@@ -185,6 +190,8 @@ http://127.0.0.1:%[2]d {
 	fmt.Printf("| deploy → queue drained | %v: %.0f pre-generated, %.0f failed, %d backend renders | |\n",
 		drained.Round(time.Millisecond), pregenerated, failed, backendRenders)
 	fmt.Printf("| re-render rate | %.0f pages/s = %.2f × capacity | ≥ 0.9× |\n", rerenderRate, rerenderRate/backendRate)
+	fmt.Printf("| the backend's %d workers busy during the storm | %.0f %% (a render held one for %v, p50; %v before the storm) | |\n",
+		stormWorkers, 100*busy, stormHeld.Round(10*time.Microsecond), idleHeld.Round(10*time.Microsecond))
 	fmt.Printf("| hit p99 idle / during the storm (%d/s open loop) | %v / %v = %.2f× (p50 %v / %v) | ≤ 2× |\n",
 		stormHitRate, idleP99.Round(10*time.Microsecond), stormP99.Round(10*time.Microsecond),
 		float64(stormP99)/float64(max(idleP99, 1)), idle.Quantile(0.5).Round(10*time.Microsecond),
