@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
 	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
 
 	"github.com/delivery-edge/edge/cache/registry"
 )
