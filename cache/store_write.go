@@ -15,7 +15,8 @@ import (
 )
 
 // Writing and removing: every file the edge writes is written in the temp
-// folder and renamed into place, and the edge removes only its own files
+// folder and put in place whole (renamed; on Linux linked or exchanged,
+// store_install_linux.go), and the edge removes only its own files
 // (never a link, a folder or anything reached through a link).
 
 // createTemp opens a new file in the temp folder.
