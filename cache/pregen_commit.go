@@ -86,7 +86,7 @@ func (p *pregenPool) commit(batch []pregenResult, parked map[uint16]bool) {
 		return
 	}
 	jobs := make([]registry.QueuedJob, len(batch))
-	fallback, parking := false, map[uint16]bool{}
+	fallback, again, parking := false, false, map[uint16]bool{}
 	now := time.Now()
 	err := p.reg.Update(func(tx *registry.Tx) error {
 		clear(parking)
@@ -108,6 +108,15 @@ func (p *pregenPool) commit(batch []pregenResult, parked map[uint16]bool) {
 				continue
 			case pregenFallback:
 				fallback = true
+			case pregenDone:
+				// A change merged into the job after the worker took it
+				// needs another render: the job stays queued.
+				done, err := tx.CompleteUnchanged(registry.QueuePregen, j)
+				if err != nil {
+					return err
+				}
+				again = again || !done
+				continue
 			}
 			if err := tx.Complete(registry.QueuePregen, j); err != nil {
 				return err
@@ -140,7 +149,7 @@ func (p *pregenPool) commit(batch []pregenResult, parked map[uint16]bool) {
 				zap.String("docroot", p.reg.RootDir(root)))
 		}
 	}
-	if fallback {
+	if fallback || again {
 		p.wake.notify()
 	}
 }

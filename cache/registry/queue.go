@@ -77,6 +77,11 @@ type QueuedJob struct {
 	// Evict marks a purge that makes room in a docroot over its size
 	// limit: the file is not rendered again.
 	Evict bool `json:"ev,omitempty"`
+	// Again counts the changes that found the job already waiting (with
+	// at least their priority) and were merged into it. A worker that
+	// took the job before the last of them rendered too early: its
+	// CompleteUnchanged leaves the job queued.
+	Again int `json:"ag,omitempty"`
 
 	order []byte // position in the priority bucket
 }
@@ -144,7 +149,7 @@ func enqueue(tx *bolt.Tx, q QueueKind, j QueuedJob) (bool, error) {
 	dk := j.dedupKey()
 	if cur := files.Get(dk); len(cur) == 10 {
 		if priorityOf(cur[1:]) >= j.Priority {
-			return false, nil
+			return false, markAgain(tx, QueueKind(cur[0]), cur[1:])
 		}
 		curQ, order := QueueKind(cur[0]), bytes.Clone(cur[1:])
 		var old QueuedJob
@@ -230,6 +235,42 @@ func dequeue(tx *bolt.Tx, q QueueKind, order, dk []byte) error {
 		return files.Delete(dk)
 	}
 	return nil
+}
+
+// markAgain counts one more change merged into the job at order.
+func markAgain(tx *bolt.Tx, q QueueKind, order []byte) error {
+	byPrio, _ := queueBuckets(q)
+	b, key := tx.Bucket(byPrio), order
+	raw := b.Get(key)
+	if raw == nil {
+		b, key = tx.Bucket(parkedBucket(q)), parkedKey(order)
+		if raw = b.Get(key); raw == nil {
+			return nil
+		}
+	}
+	var j QueuedJob
+	if json.Unmarshal(raw, &j) != nil {
+		return nil // Complete takes an undecodable job off as it is
+	}
+	j.Again++
+	v, err := json.Marshal(j)
+	if err != nil {
+		return fmt.Errorf("encode queue job: %w", err)
+	}
+	return b.Put(bytes.Clone(key), v)
+}
+
+// CompleteUnchanged is Complete for a job whose work depends on when it
+// ran (a render): if a change was merged into it after the worker took
+// it, the job stays queued and done is false.
+func (tx *Tx) CompleteUnchanged(q QueueKind, j QueuedJob) (done bool, err error) {
+	if raw := queuedValue(tx.tx, q, j.order); raw != nil {
+		var cur QueuedJob
+		if json.Unmarshal(raw, &cur) == nil && cur.Again != j.Again {
+			return false, nil
+		}
+	}
+	return true, tx.Complete(q, j)
 }
 
 // Complete removes a finished job (if it is still queued: a job of higher
