@@ -260,7 +260,8 @@ func TestInvalidationCrashRounds(t *testing.T) {
 	}
 	t.Logf("consistency check after 20 kill -9 rounds: %s", rep)
 	if rep.Problems() != 0 {
-		t.Errorf("registry and docroot disagree: %s", rep)
+		t.Errorf("registry and docroot disagree: %s; unregistered %q, dangling %q, bad index %q, temp files %q",
+			rep, rep.Unregistered, rep.Dangling, rep.BadIndex, rep.TempFiles)
 	}
 	st := eng.Stats()
 	if st.RemovalQueue != 0 || st.PregenQueue != 0 {
