@@ -47,8 +47,9 @@ func (p *pregenPool) commitLoop() {
 }
 
 // commitEvery paces the commits: while jobs finish faster, they gather
-// for one transaction (one disk sync) this often. Committing as fast as
-// the disk synced cost a render storm a fifth of the edge's CPU.
+// for one transaction (one disk sync) this often. In a render storm's CPU
+// profile the commit loop took 8.7 % of the edge's CPU committing as fast
+// as the disk synced, 2.6 % gathering.
 const commitEvery = 25 * time.Millisecond
 
 // gather waits until commitEvery has passed since the last commit, a

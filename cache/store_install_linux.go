@@ -232,27 +232,21 @@ func replaceAt(tdir int, tmp string, dfd int, base string, exists bool) error {
 }
 
 func renameat2Retry(from int, fromName string, to int, toName string, flags uint) error {
-	for {
-		err := unix.Renameat2(from, fromName, to, toName, flags)
-		if err != syscall.EINTR { //nolint:errorlint // a bare Errno from the system call
-			return err
-		}
-	}
+	return retryEINTR(func() error { return unix.Renameat2(from, fromName, to, toName, flags) })
 }
 
 func linkatRetry(from int, fromName string, to int, toName string) error {
-	for {
-		err := unix.Linkat(from, fromName, to, toName, 0)
-		if err != syscall.EINTR { //nolint:errorlint // a bare Errno from the system call
-			return err
-		}
-	}
+	return retryEINTR(func() error { return unix.Linkat(from, fromName, to, toName, 0) })
 }
 
 func renameatRetry(from int, fromName string, to int, toName string) error {
+	return retryEINTR(func() error { return syscall.Renameat(from, fromName, to, toName) })
+}
+
+// retryEINTR calls a system call again while it is interrupted.
+func retryEINTR(call func() error) error {
 	for {
-		err := syscall.Renameat(from, fromName, to, toName)
-		if err != syscall.EINTR { //nolint:errorlint // a bare Errno from the system call
+		if err := call(); err != syscall.EINTR { //nolint:errorlint // a bare Errno from the system call
 			return err
 		}
 	}
