@@ -17,12 +17,19 @@ import (
 
 const cleanupBatch = 500
 
+// cleanupMinAge is how old an entry must be before the cleanup looks for
+// its file.
+const cleanupMinAge = time.Minute
+
 // cleaner is the lazy cleanup job.
 type cleaner struct {
 	reg      *registry.Registry
 	docroots *docroots
 	cfg      *settings
 	log      *zap.Logger
+	// minAge is how old an entry must be before the cleanup looks for
+	// its file (cleanupMinAge; tests set less).
+	minAge time.Duration
 }
 
 func (c *cleaner) run(ctx context.Context) {
@@ -68,17 +75,31 @@ func (c *cleaner) cleanup(ctx context.Context, keepOld time.Duration) (int, erro
 		if len(batch) > 0 {
 			after = &batch[len(batch)-1]
 		}
+		ends := map[FileID]int64{}
 		for _, id := range batch {
 			store := c.docroots.byID(id.Root, true)
-			if store == nil || store.exists(id.File) {
+			if store == nil {
+				continue
+			}
+			// The entry read before the file is looked for: a render that
+			// journals a newer entry from here on keeps it (RemoveEnded).
+			// A render's record goes into the journal just before its file
+			// goes into place, so a young entry's file may still be on its
+			// way.
+			e, ok, err := c.reg.Get(id)
+			if err != nil {
+				return removed, err
+			}
+			if !ok || time.Since(time.UnixMilli(e.Created)) < c.minAge || store.exists(id.File) {
 				continue
 			}
 			store.removeLeftovers(id.File, time.Now().Add(-keepOld))
-			if err := c.reg.Remove(id); err != nil {
-				return removed, err
-			}
-			removed++
+			ends[id] = e.Created
 		}
+		if err := c.reg.RemoveEnded(ends); err != nil {
+			return removed, err
+		}
+		removed += len(ends)
 		if len(batch) < cleanupBatch {
 			break
 		}

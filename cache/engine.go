@@ -167,7 +167,7 @@ func Open(o Options) (*Engine, error) {
 		ephemeral: ephemeral, resources: resources, cancel: cancel, latency: latency,
 		inval:   &invalidator{reg: reg, access: access, cfg: cfg, docroots: docroots, wake: wake, log: log},
 		removal: &removalWorker{reg: reg, docroots: docroots, cfg: cfg, wake: wake, log: log, latency: latency},
-		cleaner: &cleaner{reg: reg, docroots: docroots, cfg: cfg, log: log},
+		cleaner: &cleaner{reg: reg, docroots: docroots, cfg: cfg, log: log, minAge: cleanupMinAge},
 		evictor: evict,
 	}
 	e.pregen = newPregenPool(&pregenPool{reg: reg, docroots: docroots, cfg: cfg, wake: wake, log: log, latency: latency,

@@ -253,10 +253,8 @@ func (v *evictor) evictRound(s *Store, need, target int64) (int, error) {
 		v.reg.Unretire(&ret)
 		return 0, err
 	}
-	for _, id := range ret.ViaJournal {
-		if err := v.reg.Remove(id); err != nil {
-			s.log.Warn("removing registry entry", zap.String("file", id.File), zap.Error(err))
-		}
+	if err := v.reg.FinishRetirement(&ret); err != nil {
+		s.log.Warn("removing registry entries", zap.Error(err))
 	}
 	v.reg.ReleaseMapping()
 	s.size.evicted.Add(int64(len(forget)))

@@ -179,10 +179,8 @@ func (w *removalWorker) commit(b *removalBatchWork) error {
 		w.reg.Unretire(&ret)
 		return err
 	}
-	for _, id := range ret.ViaJournal {
-		if err := w.reg.Remove(id); err != nil {
-			w.log.Warn("removing registry entry", zap.String("file", id.File), zap.Error(err))
-		}
+	if err := w.reg.FinishRetirement(&ret); err != nil {
+		w.log.Warn("removing registry entries", zap.Error(err))
 	}
 	if len(b.rerender) > 0 {
 		w.wake.notify()

@@ -198,6 +198,11 @@ func (r *Registry) submit(id FileID, e *Entry) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.submitLocked(id, e)
+}
+
+// submitLocked journals a record; r.mu is held.
+func (r *Registry) submitLocked(id FileID, e *Entry) error {
 	seq, err := r.journal.append(journalRecord{Root: id.Root, File: id.File, Entry: e})
 	if err != nil {
 		r.space.Failed(err)

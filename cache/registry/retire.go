@@ -118,10 +118,10 @@ func (r *Registry) loadRetired(tx *bolt.Tx) error {
 // it retired, and the files whose removal must go through the journal.
 type Retirement struct {
 	retired map[FileID]int64
-	// ViaJournal are files whose newest record is still in the journal:
-	// their removal is submitted after the commit (Registry.Remove), so it
-	// keeps the journal's order.
-	ViaJournal []FileID
+	// viaJournal are files whose newest record was still in the journal,
+	// with the creation time of the newest entry to end: FinishRetirement
+	// ends them after the commit, so the removal keeps the journal's order.
+	viaJournal map[FileID]int64
 }
 
 // RetireFiles ends the entries of files whose files a removal batch has
@@ -134,11 +134,12 @@ type Retirement struct {
 // the tombstones back.
 func (tx *Tx) RetireFiles(forget map[FileID]int64, ret *Retirement) error {
 	r := tx.r
-	ret.ViaJournal = ret.ViaJournal[:0]
 	if ret.retired == nil {
 		ret.retired = make(map[FileID]int64, len(forget))
+		ret.viaJournal = map[FileID]int64{}
 	}
 	clear(ret.retired)
+	clear(ret.viaJournal)
 	for id, created := range forget {
 		if created != 0 && !r.HasPending(id) {
 			// The tombstone hides exactly the entries up to the one the
@@ -152,7 +153,7 @@ func (tx *Tx) RetireFiles(forget map[FileID]int64, ret *Retirement) error {
 		case !ok || (created != 0 && entry.Created > created):
 			// gone already, or a newer render's entry: keep it
 		case r.HasPending(id):
-			ret.ViaJournal = append(ret.ViaJournal, id) // keep the journal's order
+			ret.viaJournal[id] = max(entry.Created, created) // keep the journal's order
 		default:
 			ret.retired[id] = entry.Created
 		}
