@@ -187,10 +187,11 @@ func (f *writeFailures) record(log *zap.Logger, err error) {
 
 const maxBatch = 2000
 
-// applyEvery is the writer's tick; every submitted record and Sync also
-// wake it. (Waking it only on the tick, to commit less often in a storm,
-// made TestInvalidationCrashRounds lose a page's update now and then; the
-// cause was not found, and it wakes on every record again.)
+// applyEvery is the writer's tick: records wait at most this long in the
+// journal before they are applied (Sync and wakeBatch wake it sooner).
+// The longer a record waits, the likelier a removal meets it in the
+// journal; such a removal ends only the entry it decided on
+// (RemoveEnded), or a reader's render in between would lose its entry.
 const applyEvery = 50 * time.Millisecond
 
 // flushPending applies the journal's queue in batches; on an error that
