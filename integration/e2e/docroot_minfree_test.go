@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/delivery-edge/edge/integration/harness"
+)
+
+// freeSpace is the total and available bytes of the file system of dir.
+func freeSpace(t *testing.T, dir string) (total, avail int64) {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int64(st.Blocks) * st.Bsize, int64(st.Bavail) * st.Bsize
+}
+
+// TestDocrootMinFreeEvicts: with the docroot on a file system of its own
+// (an 8 MiB tmpfs) and min_free 50%, a flood of unique pages that would
+// fill three quarters of it makes the edge evict the least recently read
+// pages until half of the file system is free again; every request is
+// answered whole meanwhile, the pages read most stay, and the eviction is
+// logged once and counted.
+func TestDocrootMinFreeEvicts(t *testing.T) {
+	dir := t.TempDir()
+	harness.Tmpfs(t, filepath.Join(dir, "docroot"), tmpfsSize)
+	addr := startFloodBackend(t)
+	e := harness.StartEdge(t, harness.EdgeOptions{Dir: dir, Origin: addr, Route: "metrics /metrics",
+		Global: "min_free 50%"})
+	client := &http.Client{Timeout: 10 * time.Second}
+	get := func(path string) {
+		t.Helper()
+		status, _, body := harness.Get(t, client, e.URL()+path)
+		if status != 200 || len(body) != floodPageBytes {
+			t.Fatalf("%s: %d, %d bytes", path, status, len(body))
+		}
+	}
+	total, _ := freeSpace(t, e.Docroot)
+	want := total / 2
+	hot := make([]string, 20)
+	for i := range hot {
+		hot[i] = fmt.Sprintf("/hot/page-%02d.html", i)
+		get(hot[i])
+	}
+	// Three quarters of the file system in pages of 4 KB; the hot pages
+	// are read after every 50 of them.
+	flood := int(total * 3 / 4 / floodPageBytes)
+	var low int64 = total
+	for i := range flood {
+		get(fmt.Sprintf("/flood/%d/page-%d.html", i%50, i))
+		if i%50 == 49 {
+			for _, p := range hot {
+				get(p)
+			}
+			_, avail := freeSpace(t, e.Docroot)
+			low = min(low, avail)
+		}
+	}
+	var avail int64
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, avail = freeSpace(t, e.Docroot); avail >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d bytes free 15 s after the flood, min_free %d", avail, total, want)
+		}
+	}
+	for _, p := range hot {
+		if !e.Exists(p[1:]) {
+			t.Errorf("%s was read after every 50 pages but was evicted", p)
+		}
+	}
+	evicted := metricValue(t, e, fmt.Sprintf(`delivery_evicted_total{docroot=%q}`, e.Docroot))
+	if evicted < float64(total/4/floodPageBytes) {
+		t.Errorf("delivery_evicted_total %v, want at least a quarter of the file system's worth of pages", evicted)
+	}
+	if n := strings.Count(e.Log(), "docroot over its size limit"); n != 1 {
+		t.Errorf("the limit was logged %d times, want once", n)
+	}
+	t.Logf("file system %d bytes, min_free %d: lowest free during the flood %d, now %d; %d pages written, %v evicted",
+		total, want, low, avail, flood, evicted)
+}
