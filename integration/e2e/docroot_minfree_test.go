@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -34,35 +33,16 @@ func TestDocrootMinFreeEvicts(t *testing.T) {
 	addr := startFloodBackend(t)
 	e := harness.StartEdge(t, harness.EdgeOptions{Dir: dir, Origin: addr, Route: "metrics /metrics",
 		Global: "min_free 50%"})
-	client := &http.Client{Timeout: 10 * time.Second}
-	get := func(path string) {
-		t.Helper()
-		status, _, body := harness.Get(t, client, e.URL()+path)
-		if status != 200 || len(body) != floodPageBytes {
-			t.Fatalf("%s: %d, %d bytes", path, status, len(body))
-		}
-	}
+	get := floodGetter(t, e)
 	total, _ := freeSpace(t, e.Docroot)
 	want := total / 2
-	hot := make([]string, 20)
-	for i := range hot {
-		hot[i] = fmt.Sprintf("/hot/page-%02d.html", i)
-		get(hot[i])
-	}
-	// Three quarters of the file system in pages of 4 KB; the hot pages
-	// are read after every 50 of them.
+	// Three quarters of the file system in pages of 4 KB.
 	flood := int(total * 3 / 4 / floodPageBytes)
-	var low int64 = total
-	for i := range flood {
-		get(fmt.Sprintf("/flood/%d/page-%d.html", i%50, i))
-		if i%50 == 49 {
-			for _, p := range hot {
-				get(p)
-			}
-			_, avail := freeSpace(t, e.Docroot)
-			low = min(low, avail)
-		}
-	}
+	low := total
+	hot := floodPages(flood, get, func(int) {
+		_, avail := freeSpace(t, e.Docroot)
+		low = min(low, avail)
+	})
 	var avail int64
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if _, avail = freeSpace(t, e.Docroot); avail >= want {

@@ -31,6 +31,40 @@ func startFloodBackend(t *testing.T) string {
 	return srv.Listener.Addr().String()
 }
 
+// floodGetter returns a function that requests a page of the flood
+// backend from e and fails the test unless it is answered whole.
+func floodGetter(t *testing.T, e *harness.Edge) func(path string) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	return func(path string) {
+		t.Helper()
+		status, _, body := harness.Get(t, client, e.URL()+path)
+		if status != 200 || len(body) != floodPageBytes {
+			t.Fatalf("%s: %d, %d bytes", path, status, len(body))
+		}
+	}
+}
+
+// floodPages reads 20 hot pages, then n unique flood pages, reading the
+// hot pages again after every 50 of them and calling each then with the
+// number of flood pages so far. It returns the hot pages.
+func floodPages(n int, get func(path string), each func(done int)) []string {
+	hot := make([]string, 20)
+	for i := range hot {
+		hot[i] = fmt.Sprintf("/hot/page-%02d.html", i)
+		get(hot[i])
+	}
+	for i := range n {
+		get(fmt.Sprintf("/flood/%d/page-%d.html", i%50, i))
+		if i%50 == 49 {
+			for _, p := range hot {
+				get(p)
+			}
+			each(i + 1)
+		}
+	}
+	return hot
+}
+
 // docrootUsage walks a docroot as du would (without the edge's internal
 // folders): its regular files and their bytes.
 func docrootUsage(t *testing.T, dir string) (files, bytes int64) {
@@ -67,36 +101,17 @@ func TestDocrootSizeFloodStaysWithinMaxSize(t *testing.T) {
 	addr := startFloodBackend(t)
 	e := harness.StartEdge(t, harness.EdgeOptions{Origin: addr, Route: "metrics /metrics",
 		Global: "max_size 2MB\nmin_free 0"})
-	client := &http.Client{Timeout: 10 * time.Second}
-	get := func(path string) {
-		t.Helper()
-		status, _, body := harness.Get(t, client, e.URL()+path)
-		if status != 200 || len(body) != floodPageBytes {
-			t.Fatalf("%s: %d, %d bytes", path, status, len(body))
-		}
-	}
-	hot := make([]string, 20)
-	for i := range hot {
-		hot[i] = fmt.Sprintf("/hot/page-%02d.html", i)
-		get(hot[i])
-	}
-	// 2,000 unique pages of 4 KB are 8 MB, four times max_size; the hot
-	// pages are read after every 50 of them.
+	get := floodGetter(t, e)
+	// 2,000 unique pages of 4 KB are 8 MB, four times max_size.
 	const flood = 2000
 	var peak int64
-	for i := range flood {
-		get(fmt.Sprintf("/flood/%d/page-%d.html", i%50, i))
-		if i%50 == 49 {
-			for _, p := range hot {
-				get(p)
-			}
-			_, bytes := docrootUsage(t, e.Docroot)
-			peak = max(peak, bytes)
-			if bytes > maxSize+slack {
-				t.Fatalf("after %d pages the docroot holds %d bytes, max_size %d", i+1, bytes, maxSize)
-			}
+	hot := floodPages(flood, get, func(done int) {
+		_, bytes := docrootUsage(t, e.Docroot)
+		peak = max(peak, bytes)
+		if bytes > maxSize+slack {
+			t.Fatalf("after %d pages the docroot holds %d bytes, max_size %d", done, bytes, maxSize)
 		}
-	}
+	})
 	// Within a few seconds it is under max_size, and the counts agree with
 	// the disk.
 	var files, bytes int64
