@@ -75,26 +75,9 @@ func (c *cleaner) cleanup(ctx context.Context, keepOld time.Duration) (int, erro
 		if len(batch) > 0 {
 			after = &batch[len(batch)-1]
 		}
-		ends := map[FileID]int64{}
-		for _, id := range batch {
-			store := c.docroots.byID(id.Root, true)
-			if store == nil {
-				continue
-			}
-			// The entry read before the file is looked for: a render that
-			// journals a newer entry from here on keeps it (RemoveEnded).
-			// A render's record goes into the journal just before its file
-			// goes into place, so a young entry's file may still be on its
-			// way.
-			e, ok, err := c.reg.Get(id)
-			if err != nil {
-				return removed, err
-			}
-			if !ok || time.Since(time.UnixMilli(e.Created)) < c.minAge || store.exists(id.File) {
-				continue
-			}
-			store.removeLeftovers(id.File, time.Now().Add(-keepOld))
-			ends[id] = e.Created
+		ends, err := c.gone(batch, keepOld)
+		if err != nil {
+			return removed, err
 		}
 		if err := c.reg.RemoveEnded(ends); err != nil {
 			return removed, err
@@ -106,4 +89,39 @@ func (c *cleaner) cleanup(ctx context.Context, keepOld time.Duration) (int, erro
 		time.Sleep(10 * time.Millisecond) // leave the disk to the readers
 	}
 	return removed, ctx.Err()
+}
+
+// gone finds the files of a batch that are no longer in their docroot and
+// removes their leftovers; it returns their entries' creation times. The
+// entries are read (in one transaction, without file system calls in it)
+// before the files are looked for, so a render that journals a newer
+// entry from then on keeps it (RemoveEnded). A render's record goes into
+// the journal just before its file goes into place, so the file of an
+// entry younger than minAge may still be on its way.
+func (c *cleaner) gone(batch []FileID, keepOld time.Duration) (map[FileID]int64, error) {
+	created := make(map[FileID]int64, len(batch))
+	err := c.reg.View(func(tx *registry.Tx) error {
+		for _, id := range batch {
+			e, ok, err := tx.Get(id)
+			if err != nil {
+				return err
+			}
+			if ok && time.Since(time.UnixMilli(e.Created)) >= c.minAge {
+				created[id] = e.Created
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for id := range created {
+		store := c.docroots.byID(id.Root, true)
+		if store == nil || store.exists(id.File) {
+			delete(created, id)
+			continue
+		}
+		store.removeLeftovers(id.File, time.Now().Add(-keepOld))
+	}
+	return created, nil
 }

@@ -196,11 +196,20 @@ func enqueue(tx *bolt.Tx, q QueueKind, j QueuedJob) (bool, error) {
 // queuedValue is the stored job at order in queue q, waiting or parked
 // (nil: none).
 func queuedValue(tx *bolt.Tx, q QueueKind, order []byte) []byte {
+	_, _, v := queuedSlot(tx, q, order)
+	return v
+}
+
+// queuedSlot finds a job, waiting or parked, by its order key: the bucket
+// and key it is stored under, and its value (nil if it is not queued).
+func queuedSlot(tx *bolt.Tx, q QueueKind, order []byte) (b *bolt.Bucket, key, value []byte) {
 	byPrio, _ := queueBuckets(q)
-	if v := tx.Bucket(byPrio).Get(order); v != nil {
-		return v
+	if b = tx.Bucket(byPrio); b.Get(order) != nil {
+		return b, order, b.Get(order)
 	}
-	return tx.Bucket(parkedBucket(q)).Get(parkedKey(order))
+	key = parkedKey(order)
+	b = tx.Bucket(parkedBucket(q))
+	return b, key, b.Get(key)
 }
 
 // dequeue removes a job, waiting or parked, by its order key; dk is its
@@ -239,14 +248,9 @@ func dequeue(tx *bolt.Tx, q QueueKind, order, dk []byte) error {
 
 // markAgain counts one more change merged into the job at order.
 func markAgain(tx *bolt.Tx, q QueueKind, order []byte) error {
-	byPrio, _ := queueBuckets(q)
-	b, key := tx.Bucket(byPrio), order
-	raw := b.Get(key)
+	b, key, raw := queuedSlot(tx, q, order)
 	if raw == nil {
-		b, key = tx.Bucket(parkedBucket(q)), parkedKey(order)
-		if raw = b.Get(key); raw == nil {
-			return nil
-		}
+		return nil
 	}
 	var j QueuedJob
 	if json.Unmarshal(raw, &j) != nil {
