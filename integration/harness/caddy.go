@@ -6,6 +6,7 @@ package harness
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -113,12 +114,21 @@ func StartCaddy(t testing.TB, dir, caddyfile string, port int) *Caddy {
 // request a test left hanging must not hold the suite.
 const cleanupGrace = 10 * time.Second
 
-// Start (re)starts the process and waits until it accepts connections.
+// Start (re)starts the process and waits until it accepts connections
+// and has started every app of its config: Caddy starts its apps in no
+// fixed order, so the HTTP port may accept before the delivery app (and
+// with it the admin API's routes) runs.
 func (c *Caddy) Start() {
 	c.t.Helper()
 	c.mu.Lock()
 	logf, err := os.OpenFile(filepath.Join(c.Dir, "caddy.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
+		c.mu.Unlock()
+		c.t.Fatal(err)
+	}
+	logStart, err := logf.Seek(0, io.SeekEnd)
+	if err != nil {
+		logf.Close()
 		c.mu.Unlock()
 		c.t.Fatal(err)
 	}
@@ -136,6 +146,42 @@ func (c *Caddy) Start() {
 	c.proc, c.log = proc, logf
 	c.mu.Unlock()
 	c.WaitFor(c.Port)
+	c.waitServing(proc, logStart)
+}
+
+// servingLine is what `caddy run` logs once every app of the initial
+// config has started.
+const servingLine = `"msg":"serving initial configuration"`
+
+// waitServing waits until the log, from offset on, says the process
+// serves its initial configuration.
+func (c *Caddy) waitServing(proc *procgroup.Process, offset int64) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if c.logHas(offset, servingLine) {
+			return
+		}
+		select {
+		case <-proc.Done():
+			c.DumpLog()
+			c.t.Fatalf("caddy exited during start: %v", proc.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	c.DumpLog()
+	c.t.Fatalf("caddy did not log %s within 30s", servingLine)
+}
+
+// logHas reports whether the log, from offset on, holds s.
+func (c *Caddy) logHas(offset int64, s string) bool {
+	f, err := os.Open(filepath.Join(c.Dir, "caddy.log"))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, offset, 1<<40))
+	return err == nil && bytes.Contains(b, []byte(s))
 }
 
 // WaitFor waits until a loopback port accepts connections.
