@@ -204,8 +204,9 @@ func queuedValue(tx *bolt.Tx, q QueueKind, order []byte) []byte {
 // and key it is stored under, and its value (nil if it is not queued).
 func queuedSlot(tx *bolt.Tx, q QueueKind, order []byte) (b *bolt.Bucket, key, value []byte) {
 	byPrio, _ := queueBuckets(q)
-	if b = tx.Bucket(byPrio); b.Get(order) != nil {
-		return b, order, b.Get(order)
+	b = tx.Bucket(byPrio)
+	if v := b.Get(order); v != nil {
+		return b, order, v
 	}
 	key = parkedKey(order)
 	b = tx.Bucket(parkedBucket(q))

@@ -129,12 +129,7 @@ http://127.0.0.1:%[2]d {
 		close(profiled)
 	}
 	var during benchkit.Histogram
-	hitCtx, stopHits := context.WithCancel(context.Background())
-	hitsDone := make(chan struct{})
-	go func() {
-		defer close(hitsDone)
-		pacedHits(hitCtx, client, edge.URL(), hits, stormHitRate, &during, &hitErrs)
-	}()
+	stopHits := startHits(client, edge.URL(), hits, &during, &hitErrs)
 	var queued, drained time.Duration
 	var peak float64
 	limit := 2*time.Minute + time.Duration(n)*10*time.Millisecond // a bound, not a goal: 100 renders/s
@@ -152,13 +147,11 @@ http://127.0.0.1:%[2]d {
 		}
 		if time.Since(start) > limit {
 			stopHits()
-			<-hitsDone
 			b.Fatalf("pre-generation did not drain within %v: %.0f queued, %.0f of %d done", limit, q, done, n)
 		}
 		time.Sleep(250 * time.Millisecond) // the queue length costs the edge a walk of the queue
 	}
 	stopHits()
-	<-hitsDone
 	<-profiled
 	after := scrape()
 	pregenerated := after["delivery_pregenerated_total"] - before["delivery_pregenerated_total"]
@@ -175,15 +168,9 @@ http://127.0.0.1:%[2]d {
 	// backend's capacity costs the hits at the least on this machine. (wrk
 	// itself takes some of the machine's CPU, which a storm does not.)
 	var proxied benchkit.Histogram
-	hitCtx, stopHits = context.WithCancel(context.Background())
-	hitsDone = make(chan struct{})
-	go func() {
-		defer close(hitsDone)
-		pacedHits(hitCtx, client, edge.URL(), hits, stormHitRate, &proxied, &hitErrs)
-	}()
+	stopHits = startHits(client, edge.URL(), hits, &proxied, &hitErrs)
 	plain := benchkit.Wrk(b, edge.URL(), plainPaths(), 1, stormWorkers, d, "")
 	stopHits()
-	<-hitsDone
 
 	// Misses: unique paths through the edge and through the plain proxy.
 	misses := benchkit.NewSeries()
@@ -234,6 +221,21 @@ func missPaths(tag string, round int) []string {
 		paths[k] = fmt.Sprintf("/m/%s%d/%d/p%d.html", tag, round, k/1000, k)
 	}
 	return paths
+}
+
+// startHits asks for paths at stormHitRate on goroutines of their own
+// (pacedHits) until the returned function is called, which waits for them.
+func startHits(client *http.Client, base string, paths []string, h *benchkit.Histogram, errs *atomic.Int64) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pacedHits(ctx, client, base, paths, stormHitRate, h, errs)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // plainPrefix is the edge's route that only proxies (nothing stored).
