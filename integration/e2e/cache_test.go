@@ -168,19 +168,6 @@ func TestOldServedDuringRegeneration(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or the time is up.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(limit); ; time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", limit, what)
-		}
-	}
-}
-
 func TestRenderFailureServesStaleCopy(t *testing.T) {
 	o := harness.StartOrigin(t, origin.RenderConfig{})
 	e := harness.StartEdge(t, harness.EdgeOptions{Origin: o.RenderAddr, Cache: "render_timeout 1s", Route: servletRoute})

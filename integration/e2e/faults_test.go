@@ -346,12 +346,12 @@ func TestFaultsPeerLink(t *testing.T) {
 	// sends it again once the link is back; B must not apply it twice.
 	px.Add(faults.Timeout(0))
 	flushOn(t, a, "section:/politik")
-	eventuallyE2E(t, 10*time.Second, "B applied the flush whose answer is lost", func() bool { return renamed(b, sectionFile) })
+	waitFor(t, 10*time.Second, "B applied the flush whose answer is lost", func() bool { return renamed(b, sectionFile) })
 	cachePages(t, b, sectionPath) // rendered again; a second application would rename it again
 	dupsBefore := strings.Count(b.Log(), `"applied":false`)
 	time.Sleep(time.Second)
 	px.Clear()
-	eventuallyE2E(t, 20*time.Second, "A's retry reaches B", func() bool {
+	waitFor(t, 20*time.Second, "A's retry reaches B", func() bool {
 		return strings.Count(b.Log(), `"applied":false`) > dupsBefore
 	})
 	time.Sleep(300 * time.Millisecond)
@@ -368,7 +368,7 @@ func TestFaultsPeerLink(t *testing.T) {
 		t.Fatal("the flush passed a blackhole")
 	}
 	px.Clear()
-	eventuallyE2E(t, 20*time.Second, "the flush reaches B after the blackhole", func() bool { return renamed(b, "index.html") })
+	waitFor(t, 20*time.Second, "the flush reaches B after the blackhole", func() bool { return renamed(b, "index.html") })
 
 	// 3. Every connection to B is reset for a while.
 	px.Add(faults.ResetPeer(0).On(faults.Upstream))
@@ -378,7 +378,7 @@ func TestFaultsPeerLink(t *testing.T) {
 		t.Fatal("the flush passed resets")
 	}
 	px.Clear()
-	eventuallyE2E(t, 20*time.Second, "the flush reaches B after the resets", func() bool { return renamed(b, "sport/index.html") })
+	waitFor(t, 20*time.Second, "the flush reaches B after the resets", func() bool { return renamed(b, "sport/index.html") })
 
 	time.Sleep(300 * time.Millisecond)
 	for _, key := range []string{"section:/politik", "home", "section:/sport"} {

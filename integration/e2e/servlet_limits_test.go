@@ -81,7 +81,7 @@ func TestServletBurstOfWrongPasswordsGets429(t *testing.T) {
 	}
 	// While the burst runs (some of its requests are held for seconds),
 	// another address flushes with the right password.
-	eventuallyE2E(t, 10*time.Second, "the burst being limited", func() bool { return limited.Load() > 0 })
+	waitFor(t, 10*time.Second, "the burst being limited", func() bool { return limited.Load() > 0 })
 	start := time.Now()
 	other := clientFrom("127.0.0.2", 1)
 	code, _, err := postServlet(other, e, url.Values{"action": {"flush"}, "key": {"home"}, "group": {"live"}},
@@ -170,7 +170,7 @@ func TestServletFlushFloodWithPeerDownKeepsRegistryBounded(t *testing.T) {
 	}
 	// The pruning is logged once per minute (the log and the peer's
 	// outbox apart), not per flush.
-	eventuallyE2E(t, 10*time.Second, "the caps' lines", func() bool {
+	waitFor(t, 10*time.Second, "the caps' lines", func() bool {
 		return strings.Contains(e.Log(), "flush log at its size cap") && strings.Contains(e.Log(), "outbox of a peer at its size cap")
 	})
 	// (The flood takes about a minute; on a loaded machine several.)

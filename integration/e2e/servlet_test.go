@@ -80,18 +80,6 @@ func logged(body, key string) bool {
 	return false
 }
 
-func eventuallyE2E(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(limit); ; time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", limit, what)
-		}
-	}
-}
-
 // renamed reports whether a docroot file was invalidated by renaming.
 func renamed(e *harness.Edge, name string) bool { return !e.Exists(name) && e.Exists(name+".old") }
 
@@ -122,7 +110,7 @@ func TestServletFlushReachesTheGroup(t *testing.T) {
 	// renamed on every edge.
 	flushOn(t, edges[0], "section:/politik")
 	for i, e := range edges {
-		eventuallyE2E(t, 10*time.Second, fmt.Sprintf("section page renamed on edge %c", 'A'+i), func() bool {
+		waitFor(t, 10*time.Second, fmt.Sprintf("section page renamed on edge %c", 'A'+i), func() bool {
 			return renamed(e, sectionFile)
 		})
 		if !e.Exists(storyFile) {
@@ -133,11 +121,10 @@ func TestServletFlushReachesTheGroup(t *testing.T) {
 	// A document key: the story page is re-rendered in place on every edge
 	// (pre-generation is forced for the document's own pages).
 	flushOn(t, edges[0], "story100")
-	eventuallyE2E(t, 10*time.Second, "story re-rendered on all three edges", func() bool { return o.Renders(storyPath) == 6 })
+	waitFor(t, 10*time.Second, "story re-rendered on all three edges", func() bool { return o.Renders(storyPath) == 6 })
 	for i, e := range edges {
-		if !e.Exists(storyFile) {
-			t.Errorf("edge %c: story page not in place after pre-generation", 'A'+i)
-		}
+		waitFor(t, 5*time.Second, fmt.Sprintf("edge %c: story page in place after pre-generation", 'A'+i),
+			func() bool { return e.Exists(storyFile) })
 	}
 	// Nothing was forwarded back and forth: each log has the two flushes once.
 	for i, e := range edges {
@@ -158,7 +145,7 @@ func TestServletCatchUpAfterKill(t *testing.T) {
 	b.Kill()
 	flushOn(t, a, "section:/politik")
 	flushOn(t, a, "home")
-	eventuallyE2E(t, 10*time.Second, "C has both flushes", func() bool {
+	waitFor(t, 10*time.Second, "C has both flushes", func() bool {
 		log := flushLog(t, c)
 		return logged(log, "section:/politik") && logged(log, "home")
 	})
@@ -167,7 +154,7 @@ func TestServletCatchUpAfterKill(t *testing.T) {
 	a.Kill()
 	readyBefore := strings.Count(b.Log(), "flush group ready")
 	b.Start()
-	eventuallyE2E(t, 15*time.Second, "B ready", func() bool {
+	waitFor(t, 15*time.Second, "B ready", func() bool {
 		return strings.Count(b.Log(), "flush group ready") > readyBefore
 	})
 	if log := flushLog(t, b); !logged(log, "section:/politik") || !logged(log, "home") {
@@ -176,7 +163,7 @@ func TestServletCatchUpAfterKill(t *testing.T) {
 	if !strings.Contains(b.Log(), `"applied":2`) {
 		t.Errorf("B's log does not show the catch-up applying 2 flushes")
 	}
-	eventuallyE2E(t, 10*time.Second, "B's pages renamed", func() bool {
+	waitFor(t, 10*time.Second, "B's pages renamed", func() bool {
 		return renamed(b, sectionFile) && renamed(b, "index.html")
 	})
 
@@ -184,7 +171,7 @@ func TestServletCatchUpAfterKill(t *testing.T) {
 	// recognises them (same key and timestamp) and applies nothing.
 	cachePages(t, b, sectionPath)
 	a.Start()
-	eventuallyE2E(t, 20*time.Second, "A's outbox delivered to B", func() bool {
+	waitFor(t, 20*time.Second, "A's outbox delivered to B", func() bool {
 		return strings.Count(b.Log(), `"applied":false`) >= 2
 	})
 	time.Sleep(300 * time.Millisecond)
@@ -206,18 +193,18 @@ func TestServletOutboxReachesPeerLater(t *testing.T) {
 	b := harness.StartEdge(t, groupOptions(o, ports, ports[1], ""))
 	cachePages(t, b, sectionPath)
 	flushOn(t, a, "section:/politik")
-	eventuallyE2E(t, 10*time.Second, "B's page renamed", func() bool { return renamed(b, sectionFile) })
+	waitFor(t, 10*time.Second, "B's page renamed", func() bool { return renamed(b, sectionFile) })
 	time.Sleep(time.Second) // A tries C a few times: connection refused
 	if !strings.Contains(a.Log(), "cannot forward flushes to peer") {
 		t.Error("A did not report the unreachable peer")
 	}
 
 	c.Start()
-	eventuallyE2E(t, 30*time.Second, "C's page renamed after it came back", func() bool { return renamed(c, sectionFile) })
+	waitFor(t, 30*time.Second, "C's page renamed after it came back", func() bool { return renamed(c, sectionFile) })
 	if !logged(flushLog(t, c), "section:/politik") {
 		t.Fatal("C's flush log lacks the flush")
 	}
-	eventuallyE2E(t, 10*time.Second, "A reports the peer back", func() bool {
+	waitFor(t, 10*time.Second, "A reports the peer back", func() bool {
 		return strings.Contains(a.Log(), "forwarding flushes to peer works again")
 	})
 }
@@ -258,13 +245,13 @@ func TestServletFlushOfDocumentKeyRendersItsKeyedFiles(t *testing.T) {
 	e := harness.StartEdge(t, groupOptions(o, []int{port}, port, "pregenerate {\nworkers 2\n}"))
 	const fragment = "/fragments/teaser/story104.html"
 	cachePages(t, e, fragment)
-	eventuallyE2E(t, 10*time.Second, "fragment cached", func() bool { return e.Exists(fragment[1:]) })
+	waitFor(t, 10*time.Second, "fragment cached", func() bool { return e.Exists(fragment[1:]) })
 
 	flushOn(t, e, "story104")
-	eventuallyE2E(t, 10*time.Second, "fragment rendered again without a request", func() bool {
+	waitFor(t, 10*time.Second, "fragment rendered again without a request", func() bool {
 		return o.Renders(fragment) == 2
 	})
-	eventuallyE2E(t, 10*time.Second, "fragment in place", func() bool { return e.Exists(fragment[1:]) })
+	waitFor(t, 10*time.Second, "fragment in place", func() bool { return e.Exists(fragment[1:]) })
 	if e.Exists(fragment[1:] + ".old") {
 		t.Error("the fragment was renamed to .old")
 	}

@@ -18,15 +18,6 @@ import (
 
 const teaserPath = "/fragments/teaser/story100.html"
 
-func ssiWait(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 // TestSSITeaserChangeRerendersOnlyItsFragment: the section page includes
 // its teasers as fragments. A topline change re-renders the one teaser
 // fragment (pre-generated, because it is read through the page), never the
@@ -73,8 +64,8 @@ func TestSSITeaserChangeRerendersOnlyItsFragment(t *testing.T) {
 	}
 
 	o.Content.Update("story100", map[string]any{"topline": "Neue Topline"})
-	ssiWait(t, 10*time.Second, "the teaser fragment re-rendered", func() bool { return o.Renders(teaserPath) == 2 })
-	ssiWait(t, 5*time.Second, "the new fragment in place", func() bool {
+	waitFor(t, 10*time.Second, "the teaser fragment re-rendered", func() bool { return o.Renders(teaserPath) == 2 })
+	waitFor(t, 5*time.Second, "the new fragment in place", func() bool {
 		b, err := os.ReadFile(e.File(strings.TrimPrefix(teaserPath, "/")))
 		return err == nil && strings.Contains(string(b), "Neue Topline")
 	})
