@@ -95,6 +95,7 @@ func (s *Site) leadWith(sl *renderSlot, w http.ResponseWriter, r *http.Request, 
 	}
 	defer tw.discardTemp()
 	renderErr, aborted := callRender(render, tw, renderRequest(r, ctx))
+	tw.endFlushes()
 	if aborted {
 		// The backend's answer broke off mid-stream: nothing is kept, and a
 		// client that got part of it must see the connection abort too.

@@ -36,6 +36,7 @@ type teeWriter struct {
 	written     int64
 	tooLarge    bool      // over MaxFileSize: passed on, not stored
 	ssi         ssiMarker // marks the file at the body's first SSI directive (ssi.go)
+	flushes     flushHold // render_tee_flush.go
 }
 
 func (tw *teeWriter) Header() http.Header { return tw.header }
@@ -89,6 +90,7 @@ func (tw *teeWriter) WriteHeader(code int) {
 		dst[k] = v
 	}
 	tw.wroteClient = true
+	tw.flushes.headers = time.Now()
 	tw.site.setStatus(tw.client, tw.r, tw.clientStatus())
 	tw.client.WriteHeader(code)
 }
@@ -184,9 +186,7 @@ func (tw *teeWriter) Write(p []byte) (int, error) {
 		}
 	}
 	if tw.wroteClient && !tw.clientDead {
-		if _, err := tw.client.Write(p); err != nil {
-			tw.clientDead = true // keep rendering for the file and the others
-		}
+		tw.writeClient(p)
 	}
 	return len(p), nil
 }
@@ -195,13 +195,6 @@ func (tw *teeWriter) Write(p []byte) (int, error) {
 func (tw *teeWriter) markSSI() {
 	if err := markSSI(tw.tmp); err != nil && !tw.site.Store.space.Failed(err) {
 		tw.site.Store.log.Warn("cannot mark a file with SSI directives", zap.String("url", tw.t.Key), zap.Error(err))
-	}
-}
-
-// Flush passes flushes on to a streaming client.
-func (tw *teeWriter) Flush() {
-	if tw.wroteClient && !tw.clientDead {
-		_ = http.NewResponseController(tw.client).Flush()
 	}
 }
 
