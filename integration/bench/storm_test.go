@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,9 +64,10 @@ func runStorm(b *testing.B, n int) {
 	// many as the backend has): more keep the backend busy while others
 	// write their files (temp file, journal, rename).
 	pregenWorkers := envInt("BENCH_STORM_PREGEN", stormWorkers)
-	profile := os.Getenv("BENCH_STORM_PROFILE") // a file: the edge's CPU profile of the storm's first 30 s
+	profile := os.Getenv("BENCH_STORM_PROFILE")          // a file: the edge's CPU profile of the storm's first 30 s
+	missProfile := os.Getenv("BENCH_STORM_MISS_PROFILE") // a file: its profile while stored misses run
 	var adminAddr string
-	if profile != "" {
+	if profile != "" || missProfile != "" {
 		adminAddr = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(b))
 	}
 	edge := harness.StartEdge(b, harness.EdgeOptions{Origin: backendAddr, Dir: dir, Admin: adminAddr,
@@ -117,17 +119,7 @@ http://127.0.0.1:%[2]d {
 	if status, _, _ := harness.Get(b, client, edge.URL()+"/m/after-deploy.html"); status != 200 {
 		b.Fatalf("render after the deploy: %d", status)
 	}
-	profiled := make(chan struct{})
-	if profile != "" {
-		go func() {
-			defer close(profiled)
-			if err := fetchProfile("http://"+adminAddr+"/debug/pprof/profile?seconds=30", profile); err != nil {
-				b.Logf("CPU profile: %v", err)
-			}
-		}()
-	} else {
-		close(profiled)
-	}
+	profiled := profileFor(b, adminAddr, profile, 30*time.Second)
 	var during benchkit.Histogram
 	stopHits := startHits(client, edge.URL(), hits, &during, &hitErrs)
 	var queued, drained time.Duration
@@ -172,6 +164,15 @@ http://127.0.0.1:%[2]d {
 	plain := benchkit.Wrk(b, edge.URL(), plainPaths(), 1, stormWorkers, d, "")
 	stopHits()
 
+	// The hits while stored misses run through the same edge at the
+	// backend's capacity: the shape nginx's anchor below can be put in.
+	var beside benchkit.Histogram
+	stopHits = startHits(client, edge.URL(), hits, &beside, &hitErrs)
+	missProfiled := profileFor(b, adminAddr, missProfile, d-time.Second)
+	stored := benchkit.Wrk(b, edge.URL(), missPaths("s", 0), 1, stormWorkers, d, "")
+	<-missProfiled
+	stopHits()
+
 	// Misses: unique paths through the edge and through the plain proxy.
 	misses := benchkit.NewSeries()
 	for r := range benchkit.Rounds() {
@@ -182,6 +183,13 @@ http://127.0.0.1:%[2]d {
 	fmt.Print(misses.Table(fmt.Sprintf("Misses: unique pages, wrk -t1 -c%d, backend %v per render with %d workers",
 		stormWorkers, stormRender, stormWorkers), "reverse_proxy"))
 	missRatio := misses.Median("delivery_cache miss").RPS / misses.Median("reverse_proxy").RPS
+
+	// nginx's proxy_cache under the same two loads, where it is installed.
+	var ngx *nginxStorm
+	if _, err := exec.LookPath("nginx"); err == nil {
+		ngx = runNginxStorm(b, backendAddr, hits, d)
+		fmt.Print(ngx.misses.Table("Misses through nginx: unique pages, wrk -t1 -c16", "nginx proxy_pass"))
+	}
 
 	idleP99, stormP99 := idle.Quantile(0.99), during.Quantile(0.99)
 	fmt.Printf("\nRender storm: a template deploy invalidates %d pages, pregenerate { workers %d }, backend %v × %d workers\n",
@@ -202,8 +210,14 @@ http://127.0.0.1:%[2]d {
 	fmt.Printf("| hit p99 while the edge only proxies at the backend's capacity (wrk -c%d, %.0f req/s, nothing stored) | %v = %.2f× idle | |\n",
 		stormWorkers, plain.RPS, proxied.Quantile(0.99).Round(10*time.Microsecond),
 		float64(proxied.Quantile(0.99))/float64(max(idleP99, 1)))
+	fmt.Printf("| hit p99 while %d stored misses run through the edge (wrk -c%d, %.0f req/s) | %v = %.2f× idle | |\n",
+		stormWorkers, stormWorkers, stored.RPS, beside.Quantile(0.99).Round(10*time.Microsecond),
+		float64(beside.Quantile(0.99))/float64(max(idleP99, 1)))
 	fmt.Printf("| misses/s delivery_cache ÷ reverse_proxy | %.2f | ≥ 0.9× |\n", missRatio)
 	fmt.Printf("| hit errors | %d | none |\n", hitErrs.Load())
+	if ngx != nil {
+		ngx.print()
+	}
 	if hitErrs.Load() > 0 {
 		b.Errorf("%d hits failed", hitErrs.Load())
 	}
@@ -266,4 +280,23 @@ func fetchProfile(url, file string) error {
 	}
 	_, err = io.Copy(f, resp.Body)
 	return errors.Join(err, f.Close())
+}
+
+// profileFor saves the edge's CPU profile of the next d to file on a
+// goroutine of its own (nothing without a file); the channel closes when
+// it is written.
+func profileFor(b *testing.B, adminAddr, file string, d time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	if file == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", adminAddr, max(1, int(d.Seconds())))
+		if err := fetchProfile(url, file); err != nil {
+			b.Logf("CPU profile: %v", err)
+		}
+	}()
+	return done
 }
