@@ -94,8 +94,9 @@ func (s *Site) leadWith(sl *renderSlot, w http.ResponseWriter, r *http.Request, 
 		tw.stream = r.Method == http.MethodGet && !hasConditionsOrRange(r)
 	}
 	defer tw.discardTemp()
+	defer tw.endFlushes() // a render that panics, too
 	renderErr, aborted := callRender(render, tw, renderRequest(r, ctx))
-	tw.endFlushes()
+	tw.endFlushes() // from here on, only this goroutine writes to w
 	if aborted {
 		// The backend's answer broke off mid-stream: nothing is kept, and a
 		// client that got part of it must see the connection abort too.

@@ -87,3 +87,30 @@ func TestFlushHold(t *testing.T) {
 		})
 	}
 }
+
+// TestFlushHoldEndsWithAPanickingRender: a render that panics after a
+// flush was held back leaves no timer that would write to the client
+// after the handler is gone.
+func TestFlushHoldEndsWithAPanickingRender(t *testing.T) {
+	s, _ := newTestSite(t)
+	fr := &flushRecorder{ResponseRecorder: httptest.NewRecorder(), flushed: make(chan struct{}, 8)}
+	render := func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("<p>one</p>"))
+		_ = http.NewResponseController(w).Flush()
+		panic("the render broke")
+	}
+	func() {
+		defer func() {
+			if v := recover(); v != "the render broke" {
+				t.Errorf("recovered %v", v)
+			}
+		}()
+		_ = s.ServeHTTP(fr, httptest.NewRequest(http.MethodGet, "/panic.html", nil), render)
+	}()
+	time.Sleep(2 * FlushHold)
+	if n := fr.flushes.Load(); n != 0 {
+		t.Errorf("%d flushes reached the client after the render panicked", n)
+	}
+}
