@@ -171,8 +171,12 @@ func TestStagingKill9AppliesEveryChangeOnce(t *testing.T) {
 				e.Exists(strings.TrimPrefix(p, "/")), e.Exists(strings.TrimPrefix(p, "/")+cache.OldSuffix))
 		}
 	}
-	// A render that a kill interrupted is done again after the restart.
-	if extra > kills*2 {
+	// A render that a kill interrupted is done again after the restart:
+	// the two in flight (workers 2), and those that had finished but whose
+	// jobs the kill caught before their batched commit (one transaction
+	// every 25 ms; its disk sync takes tens of ms on a busy machine). Up to
+	// four per kill; a queue replayed after a kill would be hundreds.
+	if extra > kills*4 {
 		t.Errorf("%d extra renders for %d kills", extra, kills)
 	}
 	t.Logf("%d stories published across %d kill -9 restarts: all applied, %d renders repeated after a kill", len(paths), kills, extra)
