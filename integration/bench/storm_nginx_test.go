@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"sync"
@@ -55,9 +54,7 @@ func runNginxStorm(b *testing.B, backendAddr string, hits []string, d time.Durat
 	warmNginx(b, client, nginx.URL, hits)
 
 	ns := &nginxStorm{misses: benchkit.NewSeries()}
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	pacedHits(ctx, client, nginx.URL, hits, stormHitRate, &ns.idle, &ns.hitErrs)
-	cancel()
+	hitsFor(d, client, nginx.URL, hits, &ns.idle, &ns.hitErrs)
 	stop := startHits(client, nginx.URL, hits, &ns.during, &ns.hitErrs)
 	ns.stored = benchkit.Wrk(b, nginx.URL, missPaths("ns", 0), 1, stormWorkers, d, "")
 	stop()
@@ -89,15 +86,6 @@ func warmNginx(b *testing.B, client *http.Client, base string, paths []string) {
 	if status, _, body := harness.Get(b, client, base+paths[0]); status != http.StatusOK || body == "" {
 		b.Fatalf("nginx cache: %d for a warmed page", status)
 	}
-}
-
-// prefixed puts paths on the plain proxy's prefix.
-func prefixed(paths []string) []string {
-	out := make([]string, len(paths))
-	for k, p := range paths {
-		out[k] = plainPrefix + p[1:]
-	}
-	return out
 }
 
 // print writes nginx's rows beside the edge's figures.

@@ -106,9 +106,7 @@ http://127.0.0.1:%[2]d {
 	}
 	var idle benchkit.Histogram
 	var hitErrs atomic.Int64
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	pacedHits(ctx, client, edge.URL(), hits, stormHitRate, &idle, &hitErrs)
-	cancel()
+	hitsFor(d, client, edge.URL(), hits, &idle, &hitErrs)
 
 	// The deploy: the template's hash changes; the next render reports it.
 	before := scrape()
@@ -256,12 +254,23 @@ func startHits(client *http.Client, base string, paths []string, h *benchkit.His
 const plainPrefix = "/plain/"
 
 // plainPaths are unique paths on the edge's plain proxy route.
-func plainPaths() []string {
-	paths := missPaths("x", 0)
+func plainPaths() []string { return prefixed(missPaths("x", 0)) }
+
+// prefixed puts paths on the plain proxy's prefix.
+func prefixed(paths []string) []string {
+	out := make([]string, len(paths))
 	for k, p := range paths {
-		paths[k] = plainPrefix + p[1:]
+		out[k] = plainPrefix + p[1:]
 	}
-	return paths
+	return out
+}
+
+// hitsFor asks for paths at stormHitRate for d (pacedHits) and returns
+// when the time is up.
+func hitsFor(d time.Duration, client *http.Client, base string, paths []string, h *benchkit.Histogram, errs *atomic.Int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	pacedHits(ctx, client, base, paths, stormHitRate, h, errs)
 }
 
 // fetchProfile saves the answer of a pprof URL to file.
