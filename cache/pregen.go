@@ -12,11 +12,13 @@ import (
 	"github.com/delivery-edge/edge/cache/registry"
 )
 
-// pregenPool runs the pre-generation queue: N workers, their number
-// following the settings, each rendering one job at a time in place
+// pregenPool runs the pre-generation queue: at most N renders at the
+// backend at once, N following the settings, each job rendered in place
 // through the docroot's Renderer (the current file is served until the
-// new one replaces it). A job that fails falls back to removal, so the
-// next reader starts a render and gets the .old copy meanwhile.
+// new one replaces it). A few more goroutines than N put finished renders
+// in place while the next ones are at the backend (pregen_gate.go). A job
+// that fails falls back to removal, so the next reader starts a render
+// and gets the .old copy meanwhile.
 //
 // The workers do not commit their jobs: a committer takes the finished
 // jobs off the queue in one transaction for all that finished meanwhile
@@ -33,6 +35,7 @@ type pregenPool struct {
 	ctx      context.Context
 	wg       *sync.WaitGroup // the engine's: Close waits for the workers
 	done     atomic.Int64    // jobs rendered
+	gate     *backendGate    // places at the backend: N
 
 	// finished carries the workers' jobs to the committer, which closes
 	// committerDone when it has stopped.
@@ -40,7 +43,7 @@ type pregenPool struct {
 	committerDone chan struct{}
 
 	mu      sync.Mutex
-	target  int
+	target  int // goroutines wanted: N and a few more
 	running int
 	busy    map[string]bool // order keys of jobs being rendered or committed
 }
@@ -62,16 +65,22 @@ type pregenResult struct {
 
 func newPregenPool(p *pregenPool) *pregenPool {
 	p.busy = map[string]bool{}
+	p.gate = newBackendGate()
 	p.finished = make(chan pregenResult, 1024)
 	p.committerDone = make(chan struct{})
 	return p
 }
 
+// resize sets N, the renders at the backend at once.
 func (p *pregenPool) resize(n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.target = n
-	for p.running < n && p.ctx.Err() == nil {
+	p.gate.setMax(n)
+	p.target = 0
+	if n > 0 {
+		p.target = n + pregenExtra(n)
+	}
+	for p.running < p.target && p.ctx.Err() == nil {
 		p.running++
 		i := p.running - 1
 		p.wg.Go(func() { p.worker(i) })
@@ -100,9 +109,15 @@ func (p *pregenPool) worker(i int) {
 	}
 }
 
-// runOne takes the next job nobody works on, runs it and hands it to the
-// committer. It reports whether it found a job that could run.
+// runOne takes a place at the backend and the next job nobody works on,
+// runs it and hands it to the committer. It reports whether it found a
+// job that could run.
 func (p *pregenPool) runOne() (bool, error) {
+	ctx, place, ok := takeBackendPlace(p.ctx, p.gate)
+	if !ok {
+		return false, nil
+	}
+	defer place.release() // the job did not reach the backend, or its render did not say
 	var jobs []registry.QueuedJob
 	p.mu.Lock()
 	err := p.reg.View(func(tx *registry.Tx) error {
@@ -118,7 +133,8 @@ func (p *pregenPool) runOne() (bool, error) {
 		return false, err
 	}
 	j := jobs[0]
-	outcome := p.render(p.ctx, j)
+	outcome := p.render(ctx, j)
+	place.release()
 	if outcome == pregenAgain {
 		p.release(j)
 		return false, nil

@@ -97,6 +97,9 @@ func (s *Site) leadWith(sl *renderSlot, w http.ResponseWriter, r *http.Request, 
 	defer tw.endFlushes() // a render that panics, too
 	renderErr, aborted := callRender(render, tw, renderRequest(r, ctx))
 	tw.endFlushes() // from here on, only this goroutine writes to w
+	if background {
+		renderedAtBackend(r.Context()) // a pre-generation's next job may go to the backend
+	}
 	if aborted {
 		// The backend's answer broke off mid-stream: nothing is kept, and a
 		// client that got part of it must see the connection abort too.
