@@ -39,10 +39,9 @@ func TestMaxFileSize(t *testing.T) {
 		{"HEAD of a streamed answer past the limit", false, "HEAD"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _ := newTestSite(t)
-			s.MaxFileSize = 100
 			core, logs := observer.New(zapcore.DebugLevel)
-			s.Store.log = zap.New(core)
+			s, _ := newTestSiteLogged(t, zap.New(core))
+			s.MaxFileSize = 100
 			p := probe(s)
 			tempsDuring := -1
 			render := func(w http.ResponseWriter, r *http.Request) error {

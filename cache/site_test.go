@@ -57,8 +57,15 @@ func (b *backend) set(fn func(*backend)) {
 
 func newTestSite(t *testing.T) (*Site, *Engine) {
 	t.Helper()
+	return newTestSiteLogged(t, zap.NewNop())
+}
+
+// newTestSiteLogged is newTestSite logging to log from the start (the
+// store's background work logs too, so the logger cannot change later).
+func newTestSiteLogged(t *testing.T, log *zap.Logger) (*Site, *Engine) {
+	t.Helper()
 	dir := t.TempDir()
-	eng, err := Open(Options{DataDir: filepath.Join(dir, "data"), Logger: zap.NewNop()})
+	eng, err := Open(Options{DataDir: filepath.Join(dir, "data"), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

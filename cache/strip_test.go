@@ -86,9 +86,8 @@ func TestWaitersOfAnUncacheableRenderGetNoDeliveryHeaders(t *testing.T) {
 // TestMalformedDeliveryHeaderLoggedOncePerURL: an answer refused for a
 // malformed Delivery-* header is logged once per URL, not on every render.
 func TestMalformedDeliveryHeaderLoggedOncePerURL(t *testing.T) {
-	s, _ := newTestSite(t)
 	core, logs := observer.New(zapcore.DebugLevel)
-	s.Store.log = zap.New(core)
+	s, _ := newTestSiteLogged(t, zap.New(core))
 	b := &backend{body: "<html>page</html>", header: http.Header{HeaderDependencies: {`"unterminated`}}}
 	for range 3 {
 		serve(t, s, b, "GET", "/a/bad.html")
