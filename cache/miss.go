@@ -121,12 +121,6 @@ func (s *Site) Regenerate(w http.ResponseWriter, r *http.Request, render RenderF
 		return
 	}
 	for attempt := 0; attempt < 3; attempt++ {
-		// A pre-generation's render that is redone goes back to the
-		// backend in turn with the pool's others (pregen_gate.go).
-		if attempt > 0 && !backendAgain(r.Context()) {
-			w.WriteHeader(RegenFailed)
-			return
-		}
 		// Background work waits for a slot of its own class (at most half
 		// of them), before it leads a flight that readers might join.
 		sl, ok := s.pregenSlot(r.Context())

@@ -15,10 +15,10 @@ import (
 // pregenPool runs the pre-generation queue: at most N renders at the
 // backend at once, N following the settings, each job rendered in place
 // through the docroot's Renderer (the current file is served until the
-// new one replaces it). A few more goroutines than N put finished renders
-// in place while the next ones are at the backend (pregen_gate.go). A job
-// that fails falls back to removal, so the next reader starts a render
-// and gets the .old copy meanwhile.
+// new one replaces it). More goroutines than N do the jobs' work at the
+// edge while others are at the backend (pregen_gate.go). A job that fails
+// falls back to removal, so the next reader starts a render and gets the
+// .old copy meanwhile.
 //
 // The workers do not commit their jobs: a committer takes the finished
 // jobs off the queue in one transaction for all that finished meanwhile
@@ -109,15 +109,9 @@ func (p *pregenPool) worker(i int) {
 	}
 }
 
-// runOne takes a place at the backend and the next job nobody works on,
-// runs it and hands it to the committer. It reports whether it found a
-// job that could run.
+// runOne takes the next job nobody works on, runs it and hands it to the
+// committer. It reports whether it found a job that could run.
 func (p *pregenPool) runOne() (bool, error) {
-	ctx, place, ok := takeBackendPlace(p.ctx, p.gate)
-	if !ok {
-		return false, nil
-	}
-	defer place.release() // the job did not reach the backend, or its render did not say
 	var jobs []registry.QueuedJob
 	p.mu.Lock()
 	err := p.reg.View(func(tx *registry.Tx) error {
@@ -133,8 +127,9 @@ func (p *pregenPool) runOne() (bool, error) {
 		return false, err
 	}
 	j := jobs[0]
+	ctx, place := withBackendPlace(p.ctx, p.gate)
 	outcome := p.render(ctx, j)
-	place.release()
+	place.release() // in case the render did not give it back (a panic)
 	if outcome == pregenAgain {
 		p.release(j)
 		return false, nil
@@ -168,7 +163,11 @@ func (p *pregenPool) render(ctx context.Context, j registry.QueuedJob) pregenOut
 	}
 	key := j.Key
 	if j.Op == registry.OpResolve {
+		if !enterBackend(ctx) {
+			return pregenAgain
+		}
 		k, err := rd.Resolve(ctx, host, j.Doc)
+		leftBackend(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return pregenAgain

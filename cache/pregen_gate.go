@@ -6,19 +6,19 @@ import (
 )
 
 // Pre-generation's renders at the backend. `workers` bounds how many
-// renders the pool has at the render backend at once. A job also spends
-// time at the edge after the backend has answered (the file closed, put
-// in place, recorded); the pool runs a few more goroutines than workers,
-// so that one job is put in place while the next is already at the
-// backend. A job takes a place at the backend (backendGate) before it
-// starts and gives it back as soon as the backend's part is over: the
-// render calls the hook its context carries (renderedAtBackend), or, if
-// the job never reached the backend, the worker does when it is done.
+// renders the pool has at the render backend at once: a place at the
+// backend (backendGate) is taken just before a render's request goes out
+// and given back as soon as its answer is in (enterBackend and
+// leftBackend, called by the render through the place its context
+// carries). Everything else a job does happens outside the place: taking
+// the job off the queue, the route, the flight before the request, and
+// closing the file, putting it in place and recording it after. The pool
+// runs half as many goroutines again as workers, so that this edge work
+// of some jobs overlaps the backend's work on others, and the backend
+// does not wait for the edge.
 
-// pregenExtra is how many goroutines the pool runs beyond n workers: a
-// job's time at the edge is a fraction of its round trip, so a third more
-// (at least one) keeps every place at the backend taken.
-func pregenExtra(n int) int { return max(1, n/3) }
+// pregenExtra is how many goroutines the pool runs beyond n workers.
+func pregenExtra(n int) int { return max(1, n/2) }
 
 // backendGate is a counting semaphore whose size can change.
 type backendGate struct {
@@ -77,26 +77,16 @@ func (g *backendGate) inUse() int {
 	return g.used
 }
 
-// backendPlace is one job's place at the backend.
+// backendPlace is one job's place at the backend, taken while its render
+// is there.
 type backendPlace struct {
 	g    *backendGate
 	mu   sync.Mutex
 	held bool
 }
 
-// release gives the place back, if it is held.
-func (bp *backendPlace) release() {
-	bp.mu.Lock()
-	defer bp.mu.Unlock()
-	if bp.held {
-		bp.held = false
-		bp.g.release()
-	}
-}
-
-// again takes the place once more for a render that is redone (its
-// content changed while it rendered), waiting until ctx ends.
-func (bp *backendPlace) again(ctx context.Context) bool {
+// take waits for the place until ctx ends; true when it is held.
+func (bp *backendPlace) take(ctx context.Context) bool {
 	bp.mu.Lock()
 	held := bp.held
 	bp.mu.Unlock()
@@ -112,32 +102,41 @@ func (bp *backendPlace) again(ctx context.Context) bool {
 	return true
 }
 
+// release gives the place back, if it is held.
+func (bp *backendPlace) release() {
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	if bp.held {
+		bp.held = false
+		bp.g.release()
+	}
+}
+
 // backendPlaceKey carries a pre-generation's place at the backend in the
 // context of its render.
 type backendPlaceKey struct{}
 
-// takeBackendPlace waits for a place at g; ctx2 carries it to the render.
-func takeBackendPlace(ctx context.Context, g *backendGate) (ctx2 context.Context, bp *backendPlace, ok bool) {
-	if !g.acquire(ctx) {
-		return ctx, nil, false
-	}
-	bp = &backendPlace{g: g, held: true}
-	return context.WithValue(ctx, backendPlaceKey{}, bp), bp, true
+// withBackendPlace returns ctx carrying a place at g for a job's renders
+// (not taken yet), and the place.
+func withBackendPlace(ctx context.Context, g *backendGate) (context.Context, *backendPlace) {
+	bp := &backendPlace{g: g}
+	return context.WithValue(ctx, backendPlaceKey{}, bp), bp
 }
 
-// renderedAtBackend gives back the place at the backend of the
-// pre-generation that ctx belongs to, if any: its render's answer is in.
-func renderedAtBackend(ctx context.Context) {
+// enterBackend takes the place at the backend of the pre-generation that
+// ctx belongs to, waiting until ctx ends; true at once when ctx carries
+// none (a reader's render).
+func enterBackend(ctx context.Context) bool {
+	if bp, ok := ctx.Value(backendPlaceKey{}).(*backendPlace); ok {
+		return bp.take(ctx)
+	}
+	return true
+}
+
+// leftBackend gives back the place at the backend of the pre-generation
+// that ctx belongs to, if any: its render's answer is in.
+func leftBackend(ctx context.Context) {
 	if bp, ok := ctx.Value(backendPlaceKey{}).(*backendPlace); ok {
 		bp.release()
 	}
-}
-
-// backendAgain takes the place at the backend once more for a
-// pre-generation whose render is redone; true when ctx carries none.
-func backendAgain(ctx context.Context) bool {
-	if bp, ok := ctx.Value(backendPlaceKey{}).(*backendPlace); ok {
-		return bp.again(ctx)
-	}
-	return true
 }

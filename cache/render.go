@@ -86,6 +86,11 @@ func (s *Site) leadWith(sl *renderSlot, w http.ResponseWriter, r *http.Request, 
 	stop := context.AfterFunc(s.Store.ctx, cancel) // the store is closing
 	defer stop()
 
+	// A pre-generation waits here for its place at the backend
+	// (pregen_gate.go); a reader's render has none to wait for.
+	if background && !enterBackend(r.Context()) {
+		return context.Cause(r.Context()) // shutting down
+	}
 	f.started.Store(true)
 	start := time.Now()
 	tw := &teeWriter{site: s, t: t, host: r.Host, header: http.Header{}, now: start, r: r}
@@ -98,7 +103,7 @@ func (s *Site) leadWith(sl *renderSlot, w http.ResponseWriter, r *http.Request, 
 	renderErr, aborted := callRender(render, tw, renderRequest(r, ctx))
 	tw.endFlushes() // from here on, only this goroutine writes to w
 	if background {
-		renderedAtBackend(r.Context()) // a pre-generation's next job may go to the backend
+		leftBackend(r.Context()) // a pre-generation's next job may go to the backend
 	}
 	if aborted {
 		// The backend's answer broke off mid-stream: nothing is kept, and a
