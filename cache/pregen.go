@@ -45,7 +45,8 @@ type pregenPool struct {
 	mu      sync.Mutex
 	target  int // goroutines wanted: N and a few more
 	running int
-	busy    map[string]bool // order keys of jobs being rendered or committed
+	busy    map[string]bool      // order keys of jobs taken: in ready, rendered or committed
+	ready   []registry.QueuedJob // jobs taken off the queue, not started yet
 }
 
 // pregenOutcome is what became of a job the worker ran.
@@ -112,21 +113,10 @@ func (p *pregenPool) worker(i int) {
 // runOne takes the next job nobody works on, runs it and hands it to the
 // committer. It reports whether it found a job that could run.
 func (p *pregenPool) runOne() (bool, error) {
-	var jobs []registry.QueuedJob
-	p.mu.Lock()
-	err := p.reg.View(func(tx *registry.Tx) error {
-		var err error
-		jobs, err = tx.NextJobs(registry.QueuePregen, 1, p.busy, time.Now(), p.cfg.get().AgeStep)
-		return err
-	})
-	if err == nil && len(jobs) == 1 {
-		p.busy[jobs[0].Order()] = true
-	}
-	p.mu.Unlock()
-	if err != nil || len(jobs) == 0 {
+	j, ok, err := p.next()
+	if !ok {
 		return false, err
 	}
-	j := jobs[0]
 	ctx, place := withBackendPlace(p.ctx, p.gate)
 	outcome := p.render(ctx, j)
 	place.release() // in case the render did not give it back (a panic)
@@ -140,6 +130,36 @@ func (p *pregenPool) runOne() (bool, error) {
 		p.release(j) // shutting down: the job stays queued
 	}
 	return true, nil
+}
+
+// next takes the next job off the pool's batch, reading a new batch of
+// the queue's next jobs when it is empty: one read of the queue per
+// batch, not per job. A job queued meanwhile with a higher priority waits
+// for the batch ahead of it at most.
+func (p *pregenPool) next() (registry.QueuedJob, bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.ready) == 0 {
+		n := max(1, p.gate.size())
+		err := p.reg.View(func(tx *registry.Tx) error {
+			var err error
+			p.ready, err = tx.NextJobs(registry.QueuePregen, n, p.busy, time.Now(), p.cfg.get().AgeStep)
+			return err
+		})
+		if err != nil {
+			p.ready = nil
+			return registry.QueuedJob{}, false, err
+		}
+		for _, j := range p.ready {
+			p.busy[j.Order()] = true
+		}
+	}
+	if len(p.ready) == 0 {
+		return registry.QueuedJob{}, false, nil
+	}
+	j := p.ready[0]
+	p.ready = p.ready[1:]
+	return j, true, nil
 }
 
 // release forgets that a job is being worked on.

@@ -70,11 +70,11 @@ func (g *backendGate) wakeLocked() {
 	g.free = make(chan struct{})
 }
 
-// inUse is how many places are taken.
-func (g *backendGate) inUse() int {
+// size is how many places there are.
+func (g *backendGate) size() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.used
+	return g.max
 }
 
 // backendPlace is one job's place at the backend, taken while its render
