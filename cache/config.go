@@ -10,7 +10,9 @@ type InvalidationConfig struct {
 	// Pregenerate enables the pre-generation queue; without it every
 	// invalidation renames the file to .old.
 	Pregenerate bool
-	// Workers is the number of pre-generation workers (default 4).
+	// Workers is the number of renders pre-generation has at the render
+	// backend at once (default 4); the pool runs half as many goroutines
+	// again, for the jobs' work at the edge (pregen_gate.go).
 	Workers int
 	// Recent is how recently a file must have been read (and at least
 	// once after it was written) to be pre-generated (default 1h).

@@ -35,8 +35,9 @@ type StagingConfig struct {
 // PregenerateConfig turns on the pre-generation queue (the `pregenerate`
 // block).
 type PregenerateConfig struct {
-	// Workers is the number of renders pre-generation runs at once
-	// (default 4).
+	// Workers is the number of renders pre-generation has at the render
+	// backend at once (default 4); the edge's own work on each job
+	// (putting its file in place) overlaps the backend's work on others.
 	Workers int `json:"workers,omitempty"`
 	// Recent: a file read within this interval, and at least once after it
 	// was written, is pre-generated when invalidated (default 1h).

@@ -60,9 +60,9 @@ func runStorm(b *testing.B, n int) {
 	// The edge over a seeded docroot, and a plain reverse proxy.
 	dir := b.TempDir()
 	seedStorm(b, dir, n)
-	// The edge's pre-generation workers (BENCH_STORM_PREGEN, default as
-	// many as the backend has): more keep the backend busy while others
-	// write their files (temp file, journal, rename).
+	// The edge's pre-generation workers, its renders at the backend at once
+	// (BENCH_STORM_PREGEN, default as many as the backend has): more hide
+	// each render's round trip, at the hits' cost.
 	pregenWorkers := envInt("BENCH_STORM_PREGEN", stormWorkers)
 	profile := os.Getenv("BENCH_STORM_PROFILE")          // a file: the edge's CPU profile of the storm's first 30 s
 	missProfile := os.Getenv("BENCH_STORM_MISS_PROFILE") // a file: its profile while stored misses run
