@@ -1,9 +1,7 @@
 package cache
 
 import (
-	"container/heap"
 	"context"
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +55,14 @@ const (
 	// evictScanPage is how many registry entries one read transaction of
 	// the scan reads.
 	evictScanPage = 1000
+	// A scan keeps the least recently read pages it found for the rounds
+	// after it: at least a round's batch, evictKeepShare of the docroot's
+	// files (1 in 50) if that is more, at most evictKeepMax, for at most
+	// evictKeepFor. So a large docroot under a flood is scanned once for
+	// many rounds, not once per round.
+	evictKeepShare = 50
+	evictKeepMax   = 20_000
+	evictKeepFor   = time.Minute
 	// evictQuiet is how long a docroot must stay under its limit without
 	// eviction before "back under" is logged.
 	evictQuiet = time.Minute
@@ -73,6 +79,12 @@ type evictState struct {
 	stuck      bool      // "nothing left to evict" logged in this episode
 	stuckUntil time.Time
 	statfsErr  bool // a failed look at the free space was logged
+
+	// cands are the least recently read pages the last scan found and no
+	// round has taken yet, least recent first; scanned is when that scan
+	// began (unix ms).
+	cands   []evictCandidate
+	scanned int64
 }
 
 // evictor keeps the docroots under their limits; one goroutine per
@@ -91,11 +103,15 @@ type evictor struct {
 	now       func() time.Time
 	// state is each docroot's, by root id (the evictor's goroutine only).
 	state map[uint16]*evictState
+	// keepShare: a scan keeps 1 in keepShare of the docroot's pages
+	// (evictKeepShare; changed in tests).
+	keepShare int64
+	scans     atomic.Int64 // scans of a docroot's registry entries
 }
 
 func newEvictor(reg *registry.Registry, access *AccessLog, log *zap.Logger) *evictor {
 	v := &evictor{reg: reg, access: access, log: log, wake: make(chan struct{}, 1), freeSpace: statFreeSpace,
-		every: evictCheckEvery, now: time.Now, state: map[uint16]*evictState{}}
+		every: evictCheckEvery, now: time.Now, state: map[uint16]*evictState{}, keepShare: evictKeepShare}
 	v.limits.Store(&SizeLimits{})
 	return v
 }
@@ -141,6 +157,7 @@ func (v *evictor) checkAll(ctx context.Context) {
 			v.evict(ctx, s, st, limit)
 		case st.over && now.Sub(st.lastEvict) >= evictQuiet:
 			st.over, st.stuck = false, false
+			st.cands = nil
 			s.log.Info("docroot back under its size limit", zap.Int64("bytes", s.size.bytes.Load()),
 				zap.Int64("limit", limit), zap.Int64("evicted_total", s.size.evicted.Load()))
 		}
@@ -199,7 +216,7 @@ func (v *evictor) evict(ctx context.Context, s *Store, st *evictState, limit int
 		if need <= 0 {
 			return
 		}
-		n, err := v.evictRound(s, need, target)
+		n, err := v.evictRound(s, st, need, target)
 		if err != nil {
 			s.log.Error("eviction failed", zap.Error(err))
 			return
@@ -218,32 +235,62 @@ func (v *evictor) evict(ctx context.Context, s *Store, st *evictState, limit int
 
 // evictRound removes the least recently read pages of s, one batch of
 // about need bytes' worth at most, until s is down to target; it reports
-// how many it removed.
-func (v *evictor) evictRound(s *Store, need, target int64) (int, error) {
+// how many it removed. It takes them from the pages the last scan kept
+// (st.cands), and scans again when too few are left, when they are old,
+// or when none of them could go.
+func (v *evictor) evictRound(s *Store, st *evictState, need, target int64) (int, error) {
 	// A page's files (with its copies) are taken for the average file:
 	// the batch is rather too large than too small, and is cut short once
 	// the docroot is down to the target.
-	avg := max(s.size.bytes.Load()/max(s.size.files.Load(), 1), 1)
+	files := max(s.size.files.Load(), 1)
+	avg := max(s.size.bytes.Load()/files, 1)
 	k := int(min(max(need/avg*5/4+1, evictMinBatch), evictMaxBatch))
-	start := v.now().UnixMilli()
-	cands, err := v.oldest(s, k)
-	if err != nil || len(cands) == 0 {
+	fresh := false
+	if len(st.cands) < k || v.now().UnixMilli()-st.scanned > evictKeepFor.Milliseconds() {
+		if err := v.scan(s, st, k, files); err != nil {
+			return 0, err
+		}
+		fresh = true
+	}
+	n, err := v.evictBatch(s, st, k, target)
+	if n == 0 && err == nil && !fresh {
+		// Every kept page was read or rendered again since: scan anew.
+		if err := v.scan(s, st, k, files); err != nil {
+			return 0, err
+		}
+		n, err = v.evictBatch(s, st, k, target)
+	}
+	return n, err
+}
+
+// evictBatch removes up to k of the kept pages, least recently read
+// first, until s is down to target; it reports how many it removed.
+func (v *evictor) evictBatch(s *Store, st *evictState, k int, target int64) (int, error) {
+	batch := st.cands[:min(k, len(st.cands))]
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	readSince, err := v.readSince(batch)
+	if err != nil {
 		return 0, err
 	}
-	forget := make(map[FileID]int64, len(cands))
+	forget := make(map[FileID]int64, len(batch))
 	before := s.size.bytes.Load()
-	for _, c := range cands {
+	used := 0
+	for _, c := range batch {
 		if s.size.bytes.Load() <= target {
 			break
 		}
-		// Rendered again since the scan read its entry: not the least
-		// recently read any more, and its entry is newer.
-		if v.reg.HasPending(c.id) || s.writtenSince(c.id.File, start) {
+		used++
+		// Read since the scan, or rendered again (its entry is newer):
+		// not among the least recently read.
+		if readSince[c.id] || v.reg.HasPending(c.id) || s.writtenSince(c.id.File, st.scanned) {
 			continue
 		}
 		s.Purge(c.id.File)
 		forget[c.id] = c.created
 	}
+	st.cands = st.cands[used:]
 	if len(forget) == 0 {
 		return 0, nil
 	}
@@ -260,70 +307,4 @@ func (v *evictor) evictRound(s *Store, need, target int64) (int, error) {
 	s.size.evicted.Add(int64(len(forget)))
 	s.size.evictedBytes.Add(max(before-s.size.bytes.Load(), 0))
 	return len(forget), nil
-}
-
-// evictCandidate is a page with the time it was last read (or written).
-type evictCandidate struct {
-	id       FileID
-	created  int64
-	lastRead int64
-}
-
-// candidateHeap holds the k least recently read pages seen so far, the
-// most recently read of them on top.
-type candidateHeap []evictCandidate
-
-func (h candidateHeap) Len() int           { return len(h) }
-func (h candidateHeap) Less(i, j int) bool { return h[i].lastRead > h[j].lastRead }
-func (h candidateHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *candidateHeap) Push(x any)        { *h = append(*h, x.(evictCandidate)) }
-func (h *candidateHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
-
-// oldest returns the k least recently read pages of s, least recent first:
-// one pass over the docroot's registry entries, a page of entries per
-// read transaction, with the access times read and not yet flushed.
-func (v *evictor) oldest(s *Store, k int) ([]evictCandidate, error) {
-	h := make(candidateHeap, 0, k)
-	after := ""
-	for {
-		var files []FileID
-		var meta map[FileID]registry.Meta
-		var more bool
-		err := v.reg.View(func(tx *registry.Tx) error {
-			var err error
-			files, meta, more, err = tx.FilesWithPrefix(s.rootID, "", after, evictScanPage)
-			if err != nil {
-				return err
-			}
-			for _, id := range files {
-				c := evictCandidate{id: id, created: meta[id].Created}
-				c.lastRead = max(c.created, v.access.LastAccess(tx, id))
-				switch {
-				case len(h) < k:
-					heap.Push(&h, c)
-				case c.lastRead < h[0].lastRead:
-					h[0] = c
-					heap.Fix(&h, 0)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list pages to evict: %w", err)
-		}
-		if !more || len(files) == 0 {
-			break
-		}
-		after = files[len(files)-1].File
-	}
-	out := make([]evictCandidate, len(h))
-	for i := len(h) - 1; i >= 0; i-- {
-		out[i] = heap.Pop(&h).(evictCandidate)
-	}
-	return out, nil
 }

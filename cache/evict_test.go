@@ -181,3 +181,64 @@ func TestEvictionLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestEvictionKeepsWhatAScanFound: under a flood that passes the limit
+// again and again, one scan of the registry serves many rounds (it keeps
+// the least recently read pages it found beyond the round's batch), and
+// a kept page that is read meanwhile is not evicted.
+func TestEvictionKeepsWhatAScanFound(t *testing.T) {
+	f := newEvictFixture(t, nil)
+	f.eng.evictor.keepShare = 1 // a scan keeps every page it finds (a large docroot's 1 in 50)
+	page := func(i int) string { return fmt.Sprintf("/p%02d.html", i) }
+	write := func(i, size int) {
+		f.pages.set(page(i), size)
+		f.get(page(i))
+		time.Sleep(2 * time.Millisecond) // each written in a millisecond of its own
+	}
+	const n, flood = 40, 8
+	for i := range n {
+		write(i, 1000)
+	}
+	f.eng.reg.Sync()
+	// Every larger page written from here on passes the limit again.
+	limit := f.site.Store.DocrootSize().Bytes * 9 / 10
+	target := limit - limit/20
+	f.eng.SetSizeLimits(SizeLimits{MaxSize: limit})
+	under := func() {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); f.site.Store.DocrootSize().Bytes > target; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				for _, e := range f.logs.All() {
+					t.Log(e.Message, e.ContextMap())
+				}
+				t.Fatalf("still %d bytes, target %d (%d scans)", f.site.Store.DocrootSize().Bytes, target, f.eng.evictor.scans.Load())
+			}
+		}
+	}
+	under()
+	// The oldest page still in place is read: it is the most recent now.
+	readAgain := ""
+	for i := range n {
+		if f.onDisk(page(i)[1:]) {
+			readAgain = page(i)
+			break
+		}
+	}
+	f.get(readAgain)
+	f.eng.reg.Sync()
+	for i := n; i < n+flood; i++ {
+		write(i, 3000)
+		under()
+	}
+	if !f.onDisk(readAgain[1:]) {
+		t.Errorf("%s was read after the scan that found it, and evicted", readAgain)
+	}
+	evicted := f.site.Store.DocrootSize().Evicted
+	if scans := f.eng.evictor.scans.Load(); scans > 2 {
+		t.Errorf("%d scans of the registry for %d evictions over %d floods past the limit, want one or two", scans,
+			evicted, flood+1)
+	}
+	if evicted < flood {
+		t.Errorf("%d pages evicted, want at least %d", evicted, flood)
+	}
+}
