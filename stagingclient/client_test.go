@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -184,6 +185,51 @@ func TestNotUpToDateIsRetried(t *testing.T) {
 				seen[r.RemoteAddr] = true
 			}
 		})
+	}
+}
+
+// TestRetriesAskForWhatTheRequestHadSeen: a request asks for a server at
+// least as new as the source time the client had seen when it began, on
+// every retry. Events the client sees while the request retries (its
+// poller reads on) are not this request's business: found by the soak,
+// where a replica that lags 2 s behind a stream of 10 changes a second
+// could never answer a retry that asked for the newest source time
+// seen, and a request that met it ten times in a row gave up.
+func TestRetriesAskForWhatTheRequestHadSeen(t *testing.T) {
+	c := seeded(t)
+	// The only replica lags; the backoff makes 30 attempts take well over
+	// the lag.
+	e := newEnv(t, c, origin.StagingConfig{Lag: 300 * time.Millisecond}, stagingclient.Config{MaxAttempts: 30,
+		BackoffBase: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond})
+	publish(c, "fresh", 1)
+	e.client.ObserveSourceTime(c.LastSourceTime())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { // changes go on, and the client sees each of them
+		defer close(done)
+		for i := 0; ctx.Err() == nil; i++ {
+			publish(c, fmt.Sprintf("later%d-", i), 1)
+			e.client.ObserveSourceTime(c.LastSourceTime())
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	_, err := e.client.Document(context.Background(), "fresh0")
+	cancel()
+	<-done
+	if err != nil {
+		t.Fatalf("the document was not read once the replica had caught up with what the client had seen: %v", err)
+	}
+	var asked []string
+	for _, r := range e.requests() {
+		asked = append(asked, r.SourceTime)
+	}
+	for i, st := range asked {
+		if st != asked[0] {
+			t.Fatalf("attempt %d asked for source time %s, the first for %s", i, st, asked[0])
+		}
+	}
+	if len(asked) < 2 {
+		t.Fatalf("%d attempts: the replica was not behind", len(asked))
 	}
 }
 

@@ -4,7 +4,8 @@
 //
 // Every request carries "Authorization: Bearer <token>" (the token is a
 // UUID; see ValidateToken) and "Delivery-Source-Time: <ms>", the newest
-// source time the client has seen in any answer. A server whose replicated
+// source time the client had seen in any answer when the request began
+// (its retries ask for the same). A server whose replicated
 // state is older answers 503 {"error":"NotUpToDate","sourceTime":n}; the
 // client then retries silently: on a new connection (so that a balancer,
 // L4 or L7, can pick another server, and the connection to the lagging one

@@ -69,6 +69,11 @@ func (c *Client) get(ctx context.Context, pathQuery string, extra time.Duration,
 		failures int  // connection errors and 5xx other than NotUpToDate
 	)
 	maxFailures := max(1, len(c.bases)-1) // retry each other server once; a lone balancer once
+	// The request needs a server at least as new as what the client had
+	// seen when it began; newer events the client sees while it retries
+	// (its poller reads on) do not raise that bar, or a server that lags
+	// behind a steady stream of changes could never answer a retry.
+	want := c.sourceTime.Load()
 	for attempt := 1; ; attempt++ {
 		idx := c.cur.Load()
 		u := c.bases[int(idx)%len(c.bases)] + pathQuery
@@ -89,7 +94,7 @@ func (c *Client) get(ctx context.Context, pathQuery string, extra time.Duration,
 		}
 		req.Close = fresh
 		req.Header.Set("Authorization", "Bearer "+c.token)
-		req.Header.Set(HeaderSourceTime, strconv.FormatInt(c.sourceTime.Load(), 10))
+		req.Header.Set(HeaderSourceTime, strconv.FormatInt(want, 10))
 		req.Header.Set("Accept", accept)
 		req.Header.Set("User-Agent", c.userAgent)
 		c.requests.Add(1)
@@ -128,8 +133,8 @@ func (c *Client) get(ctx context.Context, pathQuery string, extra time.Duration,
 
 		var delay time.Duration
 		if behind != nil {
-			seen := c.sourceTime.Load()
-			lastErr = fmt.Errorf("%w: GET %s: the server is at source time %d, the client has seen %d", ErrNotUpToDate, u, behind.SourceTime, seen)
+			lastErr = fmt.Errorf("%w: GET %s: the server is at source time %d, the request asked for %d", ErrNotUpToDate, u,
+				behind.SourceTime, want)
 			if conn != nil {
 				// Do not send more requests over a connection to a server
 				// that is behind: an L4 balancer would keep them there.
@@ -144,7 +149,7 @@ func (c *Client) get(ctx context.Context, pathQuery string, extra time.Duration,
 			delay = c.backoff(attempt)
 			c.log.Debug("staging server not up to date, retrying on a new connection",
 				zap.String("url", u), zap.Int64("server_source_time", behind.SourceTime),
-				zap.Int64("seen_source_time", seen), zap.Int("attempt", attempt), zap.Duration("backoff", delay))
+				zap.Int64("asked_source_time", want), zap.Int("attempt", attempt), zap.Duration("backoff", delay))
 		} else {
 			failures++
 			lastErr = retryErr
