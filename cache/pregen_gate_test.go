@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -102,15 +101,7 @@ func (hr *heldRenderer) Regenerate(ctx context.Context, host, key string) (int, 
 func TestPregenerationPutsInPlaceWhileTheNextRenders(t *testing.T) {
 	const workers = 2
 	f := newEngineFixture(t, InvalidationConfig{Pregenerate: true, Workers: workers})
-	var names []string
-	for i := range 8 {
-		names = append(names, fmt.Sprintf("/p%d.html", i))
-	}
-	f.pages.set(func(p *pages) {
-		for _, n := range names {
-			p.deps[n] = `"story1"`
-		}
-	})
+	names := f.storyPages(8)
 	for _, n := range names {
 		f.readAfterWrite(n)
 	}

@@ -20,6 +20,20 @@ func (f *engineFixture) readAfterWrite(path string) {
 	f.site.Store.reg.Sync()
 }
 
+// storyPages names n pages (/p0.html …) that depend on story1.
+func (f *engineFixture) storyPages(n int) []string {
+	var names []string
+	for i := range n {
+		names = append(names, fmt.Sprintf("/p%d.html", i))
+	}
+	f.pages.set(func(p *pages) {
+		for _, n := range names {
+			p.deps[n] = `"story1"`
+		}
+	})
+	return names
+}
+
 // TestPregenerationThatCannotBeStoredFallsBackToRemoval: a pre-generation
 // whose answer cannot be stored (not cacheable, a redirect, a refusal)
 // leaves nothing new in place, so the invalidated file must not stay and
@@ -78,15 +92,7 @@ func TestPregenerationSkipsDocrootsWithoutRenderer(t *testing.T) {
 	}
 	b := &Site{Store: bStore, RenderTimeout: 2 * time.Second}
 	bStore.SetRenderer(siteRenderer{b, f.pages}, "")
-	var names []string
-	for i := range 10 {
-		names = append(names, fmt.Sprintf("/p%d.html", i))
-	}
-	f.pages.set(func(p *pages) {
-		for _, n := range names {
-			p.deps[n] = `"story1"`
-		}
-	})
+	names := f.storyPages(10)
 	for _, s := range []*Site{a, b} {
 		for _, n := range names {
 			for range 2 { // written, then read: pre-generated when invalidated

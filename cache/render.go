@@ -76,6 +76,12 @@ func (s *Site) leadWith(sl *renderSlot, w http.ResponseWriter, r *http.Request, 
 	// renders its parts then, each in a slot of its own.
 	defer sl.release()
 
+	// A pre-generation waits here for its place at the backend
+	// (pregen_gate.go), before its render's time starts; a reader's
+	// render has none to wait for.
+	if background && !enterBackend(r.Context()) {
+		return context.Cause(r.Context()) // shutting down
+	}
 	timeout := s.RenderTimeout
 	if timeout <= 0 {
 		timeout = DefaultRenderTimeout
@@ -86,11 +92,6 @@ func (s *Site) leadWith(sl *renderSlot, w http.ResponseWriter, r *http.Request, 
 	stop := context.AfterFunc(s.Store.ctx, cancel) // the store is closing
 	defer stop()
 
-	// A pre-generation waits here for its place at the backend
-	// (pregen_gate.go); a reader's render has none to wait for.
-	if background && !enterBackend(r.Context()) {
-		return context.Cause(r.Context()) // shutting down
-	}
 	f.started.Store(true)
 	start := time.Now()
 	tw := &teeWriter{site: s, t: t, host: r.Host, header: http.Header{}, now: start, r: r}
