@@ -195,7 +195,7 @@ func TestEvictionKeepsWhatAScanFound(t *testing.T) {
 		f.get(page(i))
 		time.Sleep(2 * time.Millisecond) // each written in a millisecond of its own
 	}
-	const n, flood = 40, 8
+	const n, flood = 100, 8 // the kept pages outlast the floods: one scan
 	for i := range n {
 		write(i, 1000)
 	}
@@ -227,7 +227,7 @@ func TestEvictionKeepsWhatAScanFound(t *testing.T) {
 	f.get(readAgain)
 	f.eng.reg.Sync()
 	for i := n; i < n+flood; i++ {
-		write(i, 3000)
+		write(i, int(limit/10)) // more than the 5 % eviction leaves below the limit
 		under()
 	}
 	if !f.onDisk(readAgain[1:]) {
