@@ -131,26 +131,32 @@ func (w *removalWorker) prepare(busy map[string]bool) (*removalBatchWork, error)
 		id := j.ID()
 		switch j.Op {
 		case registry.OpPurge:
-			if store.writtenSince(j.File, j.Enqueued) {
-				continue // rendered again since the job was queued
+			if store.writtenSince(j.File, j.Since()) {
+				continue // rendered again since the job's newest change was queued
 			}
 			store.Purge(j.File)
-			b.forget[id] = j.Created
+			b.forget[id] = retireBefore(j)
 			if j.Rerender {
 				b.rerender = append(b.rerender, j)
 			}
 		default:
-			gone, err := store.renameToOld(dirs, j.File, j.Enqueued)
+			gone, err := store.renameToOld(dirs, j.File, j.Since())
 			if err != nil {
 				logJobError(w.log, j, err)
 			}
 			if gone && !lazy {
-				b.forget[id] = j.Created
+				b.forget[id] = retireBefore(j)
 			}
 		}
 	}
 	return b, nil
 }
+
+// retireBefore is the creation time up to which the job retires its
+// file's entry: the entry it saw when queued, or any written before the
+// newest change merged into it (a render that predates that change). An
+// entry of a render after it is newer and stays.
+func retireBefore(j registry.QueuedJob) int64 { return max(j.Created, j.Changed) }
 
 // commit takes a batch's jobs off the queue and retires the registry
 // entries of its files in the same transaction (unless lazy removal

@@ -82,12 +82,21 @@ type QueuedJob struct {
 	// took the job before the last of them rendered too early: its
 	// CompleteUnchanged leaves the job queued.
 	Again int `json:"ag,omitempty"`
+	// Changed is when the newest of those changes was queued (Unix ms; 0:
+	// none). A file written after Enqueued but before Changed predates a
+	// change the job stands for: the removal worker renames it all the
+	// same (Since).
+	Changed int64 `json:"ch,omitempty"`
 
 	order []byte // position in the priority bucket
 }
 
 // ID is the file the job is about.
 func (j QueuedJob) ID() FileID { return FileID{Root: j.Root, File: j.File} }
+
+// Since is when the newest change the job stands for was queued: a file
+// written after it was rendered again since, and needs no removal.
+func (j QueuedJob) Since() int64 { return max(j.Enqueued, j.Changed) }
 
 // Order is the job's position in its queue, which tells jobs apart (the
 // pre-generation workers skip the jobs of each other by it).
@@ -149,7 +158,7 @@ func enqueue(tx *bolt.Tx, q QueueKind, j QueuedJob) (bool, error) {
 	dk := j.dedupKey()
 	if cur := files.Get(dk); len(cur) == 10 {
 		if priorityOf(cur[1:]) >= j.Priority {
-			return false, markAgain(tx, QueueKind(cur[0]), cur[1:])
+			return false, markAgain(tx, QueueKind(cur[0]), cur[1:], j.Enqueued)
 		}
 		curQ, order := QueueKind(cur[0]), bytes.Clone(cur[1:])
 		var old QueuedJob
@@ -248,7 +257,7 @@ func dequeue(tx *bolt.Tx, q QueueKind, order, dk []byte) error {
 }
 
 // markAgain counts one more change merged into the job at order.
-func markAgain(tx *bolt.Tx, q QueueKind, order []byte) error {
+func markAgain(tx *bolt.Tx, q QueueKind, order []byte, at int64) error {
 	b, key, raw := queuedSlot(tx, q, order)
 	if raw == nil {
 		return nil
@@ -258,6 +267,7 @@ func markAgain(tx *bolt.Tx, q QueueKind, order []byte) error {
 		return nil // Complete takes an undecodable job off as it is
 	}
 	j.Again++
+	j.Changed = max(j.Changed, at)
 	v, err := json.Marshal(j)
 	if err != nil {
 		return fmt.Errorf("encode queue job: %w", err)

@@ -50,3 +50,38 @@ func TestQueueChangeMergedWhileRendering(t *testing.T) {
 		t.Fatalf("queue = %+v, want empty", left)
 	}
 }
+
+// TestQueueChangeMergedIntoARemoval: a change merged into a removal job
+// that is already waiting moves the job's Since to when that change was
+// queued. The removal worker skips a file written after Since (rendered
+// again since); a file written between the two changes predates the
+// second and must go. Before, Since stayed at the first change, and such
+// a file stayed in place with the content of before the second change
+// (found by TestInvalidationCrashRounds, where a kill -9 between a
+// removal batch's renames and its commit left the job queued while a
+// reader rendered the file again).
+func TestQueueChangeMergedIntoARemoval(t *testing.T) {
+	r := openTestRegistry(t, t.TempDir())
+	defer r.Close()
+	now := time.Now()
+	first := QueuedJob{Root: 1, File: "s/p1.html", Op: OpRename, Priority: 50, Enqueued: now.UnixMilli(), Created: 7}
+	queueTx(t, r, func(tx *Tx) error { _, err := tx.Enqueue(QueueRemoval, first); return err })
+	second := first
+	second.Enqueued = now.Add(3 * time.Second).UnixMilli()
+	queueTx(t, r, func(tx *Tx) error {
+		if added, err := tx.Enqueue(QueueRemoval, second); err != nil || added {
+			t.Errorf("the second change's job: added %v, %v; want it merged", added, err)
+		}
+		return nil
+	})
+	got := next(t, r, QueueRemoval, 1, now)
+	if len(got) != 1 {
+		t.Fatalf("queue = %+v, want one job", got)
+	}
+	if got[0].Since() != second.Enqueued {
+		t.Errorf("Since = %d, want the second change's %d (first %d)", got[0].Since(), second.Enqueued, first.Enqueued)
+	}
+	if got[0].Enqueued != first.Enqueued || got[0].Created != first.Created {
+		t.Errorf("job = %+v, want the first change's queue time (its age) and entry", got[0])
+	}
+}
