@@ -18,11 +18,15 @@ func (f *engineFixture) target(path string) Target {
 	return t
 }
 
-// holdPregeneration takes the docroot's renderer away, so pre-generation
-// jobs wait in their queue; the returned func gives it back.
+// holdPregeneration closes pre-generation's places at the backend, so its
+// jobs wait in their queue (a worker that took one waits for a place); the
+// returned func opens them again. Taking the renderer away instead would
+// park the jobs a worker reaches first, out of the queue.
 func (f *engineFixture) holdPregeneration() func() {
-	f.site.Store.SetRenderer(nil, "")
-	return func() { f.site.Store.SetRenderer(siteRenderer{f.site, f.pages}, "") }
+	g := f.eng.pregen.gate
+	n := g.size()
+	g.setMax(0)
+	return func() { g.setMax(n) }
 }
 
 func TestFileReport(t *testing.T) {
