@@ -158,20 +158,31 @@ func (w *removalWorker) prepare(busy map[string]bool) (*removalBatchWork, error)
 // entry of a render after it is newer and stays.
 func retireBefore(j registry.QueuedJob) int64 { return max(j.Created, j.Changed) }
 
-// commit takes a batch's jobs off the queue and retires the registry
+// commit takes a batch's jobs off the queue (those a change was merged
+// into meanwhile stay) and retires the registry
 // entries of its files in the same transaction (unless lazy removal
 // leaves them to the cleanup job); the idle-time sweep deletes retired
 // entries and their index keys (registry/retire.go). A crash before the
 // commit repeats some renames, which is harmless.
 func (w *removalWorker) commit(b *removalBatchWork) error {
 	var ret registry.Retirement
+	var done map[string]bool
 	err := w.reg.Update(func(tx *registry.Tx) error {
+		done = make(map[string]bool, len(b.jobs))
 		for _, j := range b.jobs {
-			if err := tx.Complete(registry.QueueRemoval, j); err != nil {
+			// A change merged into the job after the batch took it may
+			// need the file the batch skipped as rendered since: the job
+			// stays queued and its next batch decides again.
+			ok, err := tx.CompleteUnchanged(registry.QueueRemoval, j)
+			if err != nil {
 				return err
 			}
+			done[j.Order()] = ok
 		}
 		for _, j := range b.rerender {
+			if !done[j.Order()] {
+				continue // the purge is queued still and queues its render when done
+			}
 			// The purge made the change take effect: the render after it
 			// is not part of the invalidation latency.
 			j.Op, j.Rerender, j.Enqueued, j.Created, j.Source = registry.OpRender, false, time.Now().UnixMilli(), 0, 0
@@ -192,10 +203,12 @@ func (w *removalWorker) commit(b *removalBatchWork) error {
 		w.wake.notify()
 	}
 	w.reg.ReleaseMapping() // the queue's pages lie all over the file
-	w.removed.Add(int64(len(b.jobs)))
 	now := time.Now()
 	for _, j := range b.jobs {
-		w.latency.observeSince(j.Source, now)
+		if done[j.Order()] { // a job kept queued is in the next batch (run)
+			w.removed.Add(1)
+			w.latency.observeSince(j.Source, now)
+		}
 	}
 	return nil
 }
