@@ -78,8 +78,8 @@ func TestCapsBoundTheFlushLogAndTheOutbox(t *testing.T) {
 func TestGroupsStatus(t *testing.T) {
 	p := newRecordingPeer(t, nil)
 	dead := deadPeer(t)
+	before := time.Now() // the catch-up may be done before newTestEdge returns
 	e := newTestEdge(t, nil, both(inGroup("live", p.srv.URL, dead), inGroup("preview", dead)))
-	before := time.Now()
 	eventually(t, "the catch-up with the live peer", func() bool {
 		st, _ := e.groups.Status()
 		return !st[0].Peers[0].LastSync.IsZero()
