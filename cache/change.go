@@ -51,6 +51,22 @@ func (c Change) hits(d Dependency) bool {
 	return false
 }
 
+// touches reports whether c invalidates a file with entry e (as affected
+// would find it through e's index items).
+func (c Change) touches(e *Entry) bool {
+	for _, name := range c.names() {
+		if c.Kind == DepKey && slices.Contains(e.Keys, name) {
+			return true
+		}
+		for _, d := range e.Deps {
+			if d.Kind == c.Kind && d.Name == name && c.hits(d) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // names are the registry names a change may be recorded under.
 func (c Change) names() []string {
 	if c.UUID != "" && c.UUID != c.ID {

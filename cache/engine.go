@@ -154,10 +154,10 @@ func Open(o Options) (*Engine, error) {
 		reg.Close()
 		return nil, err
 	}
-	cfg, wake, access := newSettings(), newBroadcast(), NewAccessLog()
+	cfg, wake, access, changes := newSettings(), newBroadcast(), NewAccessLog(), newRecentChanges(log)
 	ephemeral := newEphemeralFiles(o.DataDir, cfg, log)
 	evict := newEvictor(reg, access, log)
-	docroots := newDocroots(reg, log, storeDeps{reg: reg, access: access, ephemeral: ephemeral, resources: resources,
+	docroots := newDocroots(reg, log, storeDeps{reg: reg, access: access, ephemeral: ephemeral, resources: resources, changes: changes,
 		workers: wake, sizeWake: evict.notify, log: log, hotBytes: o.HotBytes, hotMaxFile: o.HotMaxFile,
 		hotValid: o.HotValid})
 	evict.docroots = docroots
@@ -165,7 +165,7 @@ func Open(o Options) (*Engine, error) {
 	latency := &latencyHistogram{}
 	e := &Engine{log: log, reg: reg, access: access, cfg: cfg, wake: wake, docroots: docroots,
 		ephemeral: ephemeral, resources: resources, cancel: cancel, latency: latency,
-		inval:   &invalidator{reg: reg, access: access, cfg: cfg, docroots: docroots, wake: wake, log: log},
+		inval:   &invalidator{reg: reg, access: access, cfg: cfg, docroots: docroots, wake: wake, log: log, changes: changes},
 		removal: &removalWorker{reg: reg, docroots: docroots, cfg: cfg, wake: wake, log: log, latency: latency},
 		cleaner: &cleaner{reg: reg, docroots: docroots, cfg: cfg, log: log, minAge: cleanupMinAge},
 		evictor: evict,

@@ -126,7 +126,7 @@ func (v *invalidator) applyFlushTx(tx *registry.Tx, f Flush, now time.Time) (boo
 // that the UUID of a document that cached files only register as a key
 // counts too. Every other key ("section:/politik", "home", …) is plain.
 func (v *invalidator) queueFlushTx(tx *registry.Tx, key string, source int64, now time.Time) ([]FileID, error) {
-	files, meta, err := affected(tx, Change{Kind: DepKey, ID: key, State: StatePublished})
+	files, meta, err := v.affected(tx, Change{Kind: DepKey, ID: key, State: StatePublished})
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,7 @@ type invalidator struct {
 	wake     *broadcast
 	log      *zap.Logger
 	record   invalidationLog // the last invalidations (invalidation_log.go)
+	changes  *recentChanges  // for the renders under way (recent_changes.go)
 
 	mu sync.Mutex // one change application at a time
 }
@@ -78,9 +79,16 @@ func (v *invalidator) queued(files []FileID) {
 	v.wake.notify()
 }
 
+// affected notes a change for the renders under way, then finds the
+// files it invalidates (in this order: see recent_changes.go).
+func (v *invalidator) affected(tx *registry.Tx, c Change) ([]FileID, map[FileID]registry.Meta, error) {
+	v.changes.note(c)
+	return affected(tx, c)
+}
+
 // queueChange queues the jobs of one change and returns the files.
 func (v *invalidator) queueChange(tx *registry.Tx, c Change, now time.Time) ([]FileID, error) {
-	files, meta, err := affected(tx, c)
+	files, meta, err := v.affected(tx, c)
 	if err != nil {
 		return nil, err
 	}

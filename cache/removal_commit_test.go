@@ -27,7 +27,7 @@ func newBareRemoval(t *testing.T) (*removalWorker, *Store) {
 		t.Fatal(err)
 	}
 	cfg, wake := newSettings(), newBroadcast()
-	docroots := newDocroots(reg, log, storeDeps{reg: reg, access: NewAccessLog(), resources: resources,
+	docroots := newDocroots(reg, log, storeDeps{reg: reg, access: NewAccessLog(), resources: resources, changes: newRecentChanges(log),
 		ephemeral: newEphemeralFiles(filepath.Join(dir, "data"), cfg, log), workers: wake, sizeWake: func() {}, log: log})
 	store, err := docroots.open(filepath.Join(dir, "docroot"))
 	if err != nil {

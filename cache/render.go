@@ -94,7 +94,9 @@ func (s *Site) leadWith(sl *renderSlot, w http.ResponseWriter, r *http.Request, 
 
 	f.started.Store(true)
 	start := time.Now()
-	tw := &teeWriter{site: s, t: t, host: r.Host, header: http.Header{}, now: start, r: r}
+	tw := &teeWriter{site: s, t: t, host: r.Host, header: http.Header{}, now: start, r: r,
+		changeMark: s.Store.changes.begin()}
+	defer s.Store.changes.end(tw.changeMark)
 	if !background {
 		tw.client = w
 		tw.stream = r.Method == http.MethodGet && !hasConditionsOrRange(r)

@@ -21,9 +21,12 @@ type teeWriter struct {
 	host   string
 	header http.Header
 	now    time.Time
-	client http.ResponseWriter // nil for pre-generation
-	r      *http.Request       // the client's request
-	stream bool                // copy to the client while rendering
+	// changeMark is where the changes applied during the render begin
+	// (recent_changes.go).
+	changeMark uint64
+	client     http.ResponseWriter // nil for pre-generation
+	r          *http.Request       // the client's request
+	stream     bool                // copy to the client while rendering
 
 	wroteHeader bool
 	wroteClient bool // the client has got (part of) this answer
@@ -237,8 +240,8 @@ func (tw *teeWriter) finish(renderErr error, f *flight) (outcome, int) {
 	store.space.Wrote() // the whole answer is on disk
 	variants := tw.precompress()
 	o, status := outcomeOutdated, tw.status
-	installed := f.installUnlessInvalidated(func() { o, status = tw.install(variants) })
-	if !installed {
+	f.installUnlessInvalidated(func() { o, status = tw.install(variants) })
+	if o == outcomeOutdated {
 		// A change arrived while rendering; this result may predate it.
 		store.discardPrecompressed(variants)
 		store.keepAsOld(tw.tmpName, tw.t.File)
@@ -252,6 +255,9 @@ func (tw *teeWriter) install(variants precompressed) (outcome, int) {
 	id := store.ID(tw.t.File)
 	entry := tw.entry()
 	if store.ephemeral.holds(entry) {
+		if store.changes.touched(tw.changeMark, &entry) {
+			return outcomeOutdated, tw.status
+		}
 		// Too short-lived for the registry: held in memory (with a backup
 		// file for crash cleanup) until it expires.
 		if err := store.install(tw.tmpName, tw.t.File, variants); err != nil {
@@ -262,7 +268,11 @@ func (tw *teeWriter) install(variants precompressed) (outcome, int) {
 		return outcomeStored, tw.status
 	}
 	store.resources.note(entry.Deps)
-	if err := store.reg.Put(id, entry); err != nil {
+	outdated, err := store.changes.record(tw.changeMark, &entry, func() error { return store.reg.Put(id, entry) })
+	if outdated {
+		return outcomeOutdated, tw.status
+	}
+	if err != nil {
 		if !registry.IsNoSpace(err) { // a full data folder is logged once, by the registry
 			store.log.Error("cannot record render; not cached", zap.String("url", tw.t.Key), zap.Error(err))
 		}

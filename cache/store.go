@@ -53,6 +53,7 @@ type Store struct {
 	access    *AccessLog
 	ephemeral *ephemeralFiles
 	resources *resourceHashes
+	changes   *recentChanges
 	workers   *broadcast
 	rend      atomic.Pointer[rendererRef]
 	log       *zap.Logger
@@ -82,6 +83,8 @@ type storeDeps struct {
 	ephemeral *ephemeralFiles
 	// resources notices resource hashes that changed.
 	resources *resourceHashes
+	// changes are the changes applied during the renders under way.
+	changes *recentChanges
 	// workers wakes the queue workers (a renderer for queued work is set).
 	workers *broadcast
 	// sizeWake wakes the evictor when a write passed a docroot's limit.
@@ -125,7 +128,7 @@ func openStore(dir string, rootID uint16, deps storeDeps) (*Store, error) {
 		return nil, fmt.Errorf("create %s in docroot: %w", TempDir, err)
 	}
 	s := &Store{dir: dir, rootID: rootID, root: root, realRoot: docrootRealPath(root), reg: deps.reg,
-		access: deps.access, ephemeral: deps.ephemeral, resources: deps.resources, workers: deps.workers,
+		access: deps.access, ephemeral: deps.ephemeral, resources: deps.resources, changes: deps.changes, workers: deps.workers,
 		log: deps.log.With(zap.String("docroot", dir)), flights: newFlights(), size: newDocrootSize(deps.sizeWake)}
 	s.space = registry.NewSpace("docroot", dir, s.log)
 	s.space.WithProbe(s.probeWrite) // in the temp folder, not among the pages
