@@ -115,12 +115,15 @@ type Stats struct {
 	// Docroots are the sizes of the open docroots and their evictions, in
 	// the order of their root ids.
 	Docroots []DocrootStats
+	// ChangesDropped counts changes the log of changes applied during
+	// renders under way dropped at its bound (recent_changes.go).
+	ChangesDropped int64
 }
 
 // Stats returns the engine's counters and the lengths of its queues.
 func (e *Engine) Stats() Stats {
 	st := Stats{Hits: e.access.Hits(), Removed: e.removal.removed.Load(), Pregenerated: e.pregen.done.Load(),
-		Renders: map[string]int64{}, Retired: e.reg.Retired()}
+		Renders: map[string]int64{}, Retired: e.reg.Retired(), ChangesDropped: e.inval.changes.overflowed()}
 	for _, s := range e.docroots.all() {
 		for o := range outcomeCount {
 			st.Renders[o.String()] += s.flights.counts[o].Load()

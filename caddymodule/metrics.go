@@ -17,7 +17,7 @@ type metricsCollector struct {
 	app *App
 
 	hits, renders, removed, pregenerated, queue, retired *prometheus.Desc
-	uncacheable, journalRejected                         *prometheus.Desc
+	uncacheable, journalRejected, changesDropped         *prometheus.Desc
 	connected, sourceTime, lag, events                   *prometheus.Desc
 	unknownEvents                                        *prometheus.Desc
 	imageNegativeHits, imageNegativeEvicted              *prometheus.Desc
@@ -60,6 +60,9 @@ func newMetricsCollector(a *App) *metricsCollector {
 		renderRejected: d("render_rejected_total",
 			"Renders not started, by reason (slots: no render slot free within render_wait, max_renders).", "reason"),
 		renderDuration: d("render_duration_seconds", "Durations of renders, by outcome.", "outcome"),
+		changesDropped: d("changes_dropped_total",
+			"Changes dropped from the in-memory log of changes applied while renders were under way, at its bound "+
+				"(65,536); a render that began before a dropped change keeps its answer as the .old copy only."),
 		journalRejected: d("registry_journal_rejected_total",
 			"Registry journal records the database refused, moved aside to journal.rejected."),
 		connected:  d("staging_connected", "1 when the last poll of the staging servers succeeded."),
@@ -111,7 +114,7 @@ func registerMetrics(reg *prometheus.Registry, c prometheus.Collector) error {
 // Describe implements prometheus.Collector.
 func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.hits, c.renders, c.removed, c.pregenerated, c.queue, c.retired,
-		c.uncacheable, c.journalRejected, c.connected, c.sourceTime, c.lag, c.events, c.unknownEvents,
+		c.uncacheable, c.journalRejected, c.changesDropped, c.connected, c.sourceTime, c.lag, c.events, c.unknownEvents,
 		c.imageNegativeHits, c.imageNegativeEvicted, c.servletRefused, c.flushLogPruned, c.flushLogBytes,
 		c.outboxDropped, c.outboxLength, c.outboxBytes, c.misses, c.stale, c.renderRejected, c.renderDuration,
 		c.invalidationLatency, c.docrootBytes, c.docrootFiles, c.evicted, c.diskFullWrites, c.diskFullPeriods} {
@@ -132,6 +135,7 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(st.RemovalQueue), "removal")
 		ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(st.PregenQueue), "pregeneration")
 		ch <- prometheus.MustNewConstMetric(c.retired, prometheus.GaugeValue, float64(st.Retired))
+		ch <- prometheus.MustNewConstMetric(c.changesDropped, prometheus.CounterValue, float64(st.ChangesDropped))
 		reg := eng.Registry()
 		ch <- prometheus.MustNewConstMetric(c.uncacheable, prometheus.CounterValue, float64(reg.OverLimits()),
 			"record_over_limits")

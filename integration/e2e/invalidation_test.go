@@ -6,6 +6,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -196,6 +199,7 @@ func TestInvalidationCrashRounds(t *testing.T) {
 	}
 	pages = append(pages, "/politik/", "/sport/")
 	latest := map[string]string{}
+	history := map[string][]string{} // each story's titles with their source times, for the report
 	var mu sync.Mutex
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -207,7 +211,8 @@ func TestInvalidationCrashRounds(t *testing.T) {
 			title := fmt.Sprintf("Titel %s #%d", stories[i], k)
 			mu.Lock()
 			latest[stories[i]] = title
-			o.Content.Update(stories[i], map[string]any{"title": title})
+			ev, _ := o.Content.Update(stories[i], map[string]any{"title": title})
+			history[stories[i]] = append(history[stories[i]], fmt.Sprintf("%q at source time %d", title, ev.SourceTime))
 			mu.Unlock()
 			select {
 			case <-stop:
@@ -231,8 +236,10 @@ func TestInvalidationCrashRounds(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
+	var kills []int64 // when each kill came (Unix ms), for the report
 	for range 20 {
 		time.Sleep(time.Duration(50+rand.IntN(300)) * time.Millisecond)
+		kills = append(kills, time.Now().UnixMilli())
 		e.Kill()
 		if entries, _ := os.ReadDir(e.File(cache.TempDir)); len(entries) > 0 {
 			t.Logf("kill left %d temp files (removed at start)", len(entries))
@@ -284,11 +291,21 @@ func TestInvalidationCrashRounds(t *testing.T) {
 			t.Fatal(err)
 		}
 		pos, _ := eng.Position("staging")
-		t.Logf("staging events applied up to source time %d; the origin's newest is %d", pos, o.Content.LastSourceTime())
+		t.Logf("staging events applied up to source time %d; the origin's newest is %d; kills at %v", pos, o.Content.LastSourceTime(), kills)
 		for _, p := range stale {
 			fr, err := eng.File(store, cache.Target{Key: p, File: fileOf(p)})
 			b, _ := json.Marshal(fr)
 			t.Logf("the registry's view of %s: %s (%v)", p, b, err)
+			page, _ := os.ReadFile(filepath.Join(e.Docroot, fileOf(p)))
+			if m := regexp.MustCompile(`<h1>([^<]*)</h1>`).FindSubmatch(page); m != nil {
+				t.Logf("%s on disk shows %q", p, m[1])
+			}
+		}
+		for i, s := range stories {
+			if slices.Contains(stale, pages[i]) {
+				h := history[s]
+				t.Logf("the last changes of %s: %s", s, strings.Join(h[max(0, len(h)-4):], ", "))
+			}
 		}
 	}
 	if rep.Problems() != 0 {
