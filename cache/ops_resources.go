@@ -15,10 +15,11 @@ import (
 // becomes the newest at once, so renders that report it are not taken for
 // a change; every file rendered with another hash is invalidated now, by
 // the rules of a content change. A render that started before the
-// announcement may still report the old hash: for announcePin such a
-// render is not taken for a change back (which would invalidate the new
-// pages), and at the end of it the files rendered with another hash
-// meanwhile are invalidated too.
+// announcement and reports the old hash is a straggler (resources.go): its
+// answer is outdated. One that started after it and still reports the old
+// hash (a backend not deployed yet) is not taken for a change back for
+// announcePin (which would invalidate the new pages), and at the end of it
+// the files rendered with another hash meanwhile are invalidated too.
 
 // announcePin outlasts a render that started before an announcement
 // (DefaultRenderTimeout, with room for slower configured ones); a
@@ -77,7 +78,9 @@ func (r *resourceHashes) pin(name, hash string, until time.Time) error {
 		r.pinned = map[string]time.Time{}
 	}
 	r.pinned[name] = until
-	r.hashes[name] = hash
+	if r.hashes[name] != hash {
+		r.hashes[name], r.learnt[name] = hash, now
+	}
 	return nil
 }
 

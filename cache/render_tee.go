@@ -267,7 +267,9 @@ func (tw *teeWriter) install(variants precompressed) (outcome, int) {
 		store.ephemeral.keep(id, entry)
 		return outcomeStored, tw.status
 	}
-	store.resources.note(entry.Deps)
+	if store.resources.note(entry.Deps, tw.now) {
+		return outcomeOutdated, tw.status // rendered with a resource as it was before a deploy
+	}
 	outdated, err := store.changes.record(tw.changeMark, &entry, func() error { return store.reg.Put(id, entry) })
 	if outdated {
 		return outcomeOutdated, tw.status
