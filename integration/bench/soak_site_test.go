@@ -125,8 +125,13 @@ func startSoakSite(b *testing.B, cfg soakConfig) *soakSite {
 
 	tr := &http.Transport{MaxIdleConnsPerHost: cfg.Workers * 2, DisableCompression: true, IdleConnTimeout: 30 * time.Second}
 	s.readClient = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	s.pollClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
-		Timeout: 30 * time.Second}
+	// The trackers' polls come in bursts (a staging outage's changes are
+	// applied at once when it ends): without an idle timeout of its own the
+	// client kept a burst's connections until the edges' idle timeout
+	// (Caddy's default, 5 minutes), a plateau of goroutines and open files
+	// on the edges that the flatness figures took for growth.
+	s.pollClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true,
+		IdleConnTimeout: 30 * time.Second}, Timeout: 30 * time.Second}
 	s.metricsClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}, Timeout: 2 * time.Second}
 	b.Cleanup(func() {
 		tr.CloseIdleConnections()
