@@ -1,8 +1,6 @@
 package cache
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -15,26 +13,7 @@ import (
 func TestResourceStragglerIsNotAChangeBack(t *testing.T) {
 	f := newEngineFixture(t, InvalidationConfig{})
 	f.ensure("/s1.html")
-	answered, release := make(chan struct{}), make(chan struct{})
-	slow := func(w http.ResponseWriter, r *http.Request) error {
-		rec := httptest.NewRecorder()
-		if err := f.pages.render(rec, r); err != nil { // with t1
-			return err
-		}
-		close(answered)
-		<-release
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, err := w.Write(rec.Body.Bytes())
-		return err
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = f.site.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/s2.html", nil), slow)
-	}()
+	answered, release, done := f.heldRender("/s2.html") // with t1
 	<-answered
 
 	// The deploy: the first render with t2 invalidates s1 (t1); s1 and
